@@ -1,0 +1,230 @@
+"""Depth frames and camera calibration from files: the camera stage when planning on saved data."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..geometry import is_rigid_transform, pose_from_quaternion
+from .frame import DepthError, DepthFrame
+from .intrinsics import CameraIntrinsics
+
+DEPTH_IMAGE_EXTENSIONS = (".npy", ".png", ".tif", ".tiff")
+
+# uint16 depth images (RealSense z16, Kinect, ROS 16UC1, TUM/YCB-style PNGs) store millimetres.
+MILLIMETRES = 0.001
+
+
+def load_depth_image(path: str | Path, depth_scale: float | None = None) -> np.ndarray:
+    """A depth image as float32 metres (0 = invalid).
+
+    ``depth_scale`` is metres per stored unit. Floating-point images already hold metres
+    (default scale 1). uint16 images are taken as millimetres unless told otherwise
+    (default 0.001); other integer types have no common convention and need ``depth_scale``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"depth image not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        raw = _read_npy(path)
+    elif suffix in DEPTH_IMAGE_EXTENSIONS:
+        raw = _read_image(path)
+    else:
+        raise DepthError(
+            f"{path}: unsupported depth image type {suffix or '(no extension)'!r}; "
+            f"supported: {', '.join(DEPTH_IMAGE_EXTENSIONS)}"
+        )
+    if raw.ndim == 3 and raw.shape[2] == 1:
+        raw = raw[:, :, 0]
+    if raw.ndim != 2:
+        raise DepthError(f"{path}: depth must be a single-channel HxW image, got shape {raw.shape}")
+    return _to_metres(raw, depth_scale, path)
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        raw = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DepthError(f"{path}: not a readable .npy array ({exc})") from exc
+    if not isinstance(raw, np.ndarray):  # an .npz renamed to .npy loads as a mapping
+        raise DepthError(f"{path}: expected a single array, got {type(raw).__name__}")
+    return raw
+
+
+def _read_image(path: Path) -> np.ndarray:
+    import cv2
+
+    # IMREAD_UNCHANGED keeps 16 bits and the channel count; the default would make 8-bit BGR.
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise DepthError(f"{path}: cannot decode the image (corrupt or not a {path.suffix} file)")
+    if raw.ndim == 3 and raw.shape[2] in (3, 4):
+        raise DepthError(
+            f"{path}: a {raw.shape[2]}-channel colour image is not depth; "
+            "expected a single-channel 16-bit (millimetres) or float (metres) image"
+        )
+    if raw.dtype == np.uint8:
+        raise DepthError(
+            f"{path}: an 8-bit image is not depth (a visualisation or colour image?); "
+            "expected a single-channel 16-bit (millimetres) or float (metres) image"
+        )
+    return raw
+
+
+def _to_metres(raw: np.ndarray, depth_scale: float | None, path: Path) -> np.ndarray:
+    if np.issubdtype(raw.dtype, np.floating):
+        scale = 1.0 if depth_scale is None else depth_scale
+    elif raw.dtype == np.uint16:
+        scale = MILLIMETRES if depth_scale is None else depth_scale
+    elif np.issubdtype(raw.dtype, np.integer) and raw.dtype.itemsize > 1:
+        if depth_scale is None:
+            raise DepthError(
+                f"{path}: {raw.dtype} depth has no standard unit; pass depth_scale (metres per unit)"
+            )
+        scale = depth_scale
+    else:
+        raise DepthError(f"{path}: {raw.dtype} is not a depth image type")
+    if not scale > 0:
+        raise DepthError(f"{path}: depth_scale must be positive, got {scale}")
+    depth = raw.astype(np.float32) * np.float32(scale)
+    depth[~np.isfinite(depth) | (depth < 0.0)] = 0.0
+    return depth
+
+
+def load_extrinsics(path: str | Path) -> np.ndarray:
+    """``T_workspace_camera`` (the optical frame's pose in the workspace frame) from JSON or YAML.
+
+    Accepts a bare 4x4 list, ``{T_workspace_camera: 4x4}``, ``{position: [x, y, z],
+    orientation: [x, y, z, w]}`` (geometry_msgs/Pose; ``{x, y, z(, w)}`` mappings also work),
+    or any of these under ``extrinsics:`` as in a calibration file.
+    """
+    path = Path(path)
+    return _extrinsics_from(_read_structured(path), str(path))
+
+
+def load_calibration(path: str | Path) -> tuple[CameraIntrinsics, np.ndarray]:
+    """Intrinsics and ``T_workspace_camera`` from one file with ``intrinsics:`` and
+    ``T_workspace_camera:`` (4x4) or ``extrinsics:`` (matrix or pose)."""
+    path = Path(path)
+    data = _read_structured(path)
+    if not isinstance(data, dict) or "intrinsics" not in data:
+        raise ValueError(f"{path}: a calibration file needs an 'intrinsics' mapping")
+    if not isinstance(data["intrinsics"], dict):
+        raise ValueError(f"{path}: 'intrinsics' must be a mapping, got {type(data['intrinsics']).__name__}")
+    try:
+        intrinsics = CameraIntrinsics.from_dict(data["intrinsics"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"{path}: bad intrinsics: {exc}") from exc
+    return intrinsics, _extrinsics_from(data, str(path))
+
+
+def _read_structured(path: Path):
+    if not path.is_file():
+        raise FileNotFoundError(f"calibration file not found: {path}")
+    text = path.read_text()
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: invalid JSON: {exc}") from exc
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: invalid YAML: {exc}") from exc
+
+
+def _extrinsics_from(data, source: str) -> np.ndarray:
+    if isinstance(data, dict):
+        if "T_workspace_camera" in data:
+            return _rigid(data["T_workspace_camera"], source)
+        if "position" in data and "orientation" in data:
+            return _rigid(_pose(data["position"], data["orientation"], source), source)
+        if "extrinsics" in data:
+            return _extrinsics_from(data["extrinsics"], source)
+        raise ValueError(
+            f"{source}: no camera pose found; expected 'T_workspace_camera' (4x4), "
+            f"'position' + 'orientation' (xyzw) or 'extrinsics', got keys {sorted(data)}"
+        )
+    if isinstance(data, list):
+        return _rigid(data, source)
+    raise ValueError(f"{source}: expected a 4x4 matrix or a pose mapping, got {type(data).__name__}")
+
+
+def _pose(position, orientation, source: str) -> np.ndarray:
+    position = _vector(position, "xyz", source, "position")
+    quaternion = _vector(orientation, "xyzw", source, "orientation")
+    norm = np.linalg.norm(quaternion)
+    # Rotation.from_quat would silently normalise; a far-from-unit quaternion is a typo or wxyz mix-up.
+    if not abs(norm - 1.0) < 1e-3:
+        raise ValueError(
+            f"{source}: orientation {quaternion.tolist()} is not a unit quaternion (norm {norm:.4g}); "
+            "expected [x, y, z, w]"
+        )
+    return pose_from_quaternion(position, quaternion)
+
+
+def _vector(value, axes: str, source: str, name: str) -> np.ndarray:
+    if isinstance(value, dict):
+        missing = [a for a in axes if a not in value]
+        if missing:
+            raise ValueError(f"{source}: {name} is missing {missing}")
+        value = [value[a] for a in axes]
+    try:
+        vector = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: {name} must be numbers, got {value!r}") from exc
+    if vector.shape != (len(axes),) or not np.all(np.isfinite(vector)):
+        raise ValueError(f"{source}: {name} must be {len(axes)} finite numbers [{', '.join(axes)}], got {value!r}")
+    return vector
+
+
+def _rigid(matrix, source: str) -> np.ndarray:
+    try:
+        T = np.asarray(matrix, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: T_workspace_camera must be a 4x4 matrix of numbers") from exc
+    if T.shape != (4, 4):
+        raise ValueError(f"{source}: T_workspace_camera must be 4x4, got shape {T.shape}")
+    if not is_rigid_transform(T):
+        raise ValueError(
+            f"{source}: T_workspace_camera is not a rigid transform (the rotation must be "
+            f"orthonormal with determinant +1 and the last row [0, 0, 0, 1]):\n{T}"
+        )
+    return T
+
+
+class FileDepthSource:
+    """Depth frames from saved images, one per path, all taken with the same camera.
+
+    ``stamp`` is each file's modification time, the closest thing to a capture time a file has.
+    """
+
+    def __init__(self, paths: Sequence[str | Path], intrinsics: CameraIntrinsics,
+                 frame_id: str = "camera_depth_optical_frame", depth_scale: float | None = None):
+        self.paths = [Path(p) for p in paths]
+        if not self.paths:
+            raise ValueError("FileDepthSource needs at least one depth image path")
+        # Fail before any planning starts rather than halfway through a run.
+        missing = [str(p) for p in self.paths if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"depth images not found: {', '.join(missing)}")
+        self.intrinsics = intrinsics
+        self.frame_id = frame_id
+        self.depth_scale = depth_scale
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __iter__(self) -> Iterator[DepthFrame]:
+        for path in self.paths:
+            depth = load_depth_image(path, self.depth_scale)
+            try:
+                frame = DepthFrame(depth, self.intrinsics, self.frame_id, path.stat().st_mtime)
+            except DepthError as exc:  # e.g. image size does not match the intrinsics
+                raise DepthError(f"{path}: {exc}") from exc
+            yield frame

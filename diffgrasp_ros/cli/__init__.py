@@ -1,0 +1,1 @@
+"""The ``diffgrasp`` command line."""

@@ -1,0 +1,32 @@
+"""Entry point of the ``diffgrasp`` command."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from . import demo, plan
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="diffgrasp", description="Grasp perception from depth images: simulate, plan and pick.")
+    parser.add_argument("--version", action="version", version=f"diffgrasp {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    demo.add_parser(subparsers)
+    plan.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError, NotImplementedError, RuntimeError) as error:
+        # Bad input or an unavailable feature: one clear line, not a traceback.
+        print(f"diffgrasp {args.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

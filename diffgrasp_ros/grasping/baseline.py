@@ -1,0 +1,232 @@
+"""Classical baseline: antipodal candidate sampling on the observed surface, geometric scoring and
+collision checks against the scene (in the spirit of GPD / the VGN data generator).
+
+Candidates come from surface points with outward normals in two families:
+- *normal approach*: approach against the normal at several yaws (reaches over tops and edges);
+- *normal closing*: close along the normal, approaching from directions perpendicular to it.
+Each candidate is rejected if the hand (palm + open fingers) hits an observed point, the table or the
+inside of the TSDF, or if too little surface lies between the fingers; it is then centred on what it
+holds, its width set from the held extent, and scored by antipodality, how deep the object sits
+between the fingers, and how close to top-down it approaches.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..robots.gripper import Box
+from ..scene.scene import Scene
+from .grasp import Grasp, PlanResult
+from .planner import GraspPlanner, register_planner
+
+
+@dataclass
+class BaselineConfig:
+    num_seeds: int = 256
+    yaws: int = 6  # normal-approach family: closing-axis angles in [0, pi)
+    standoffs_m: tuple[float, ...] = (0.015, 0.03)  # TCP distance back from the seed, along the normal
+    side_angles_deg: tuple[float, ...] = (0.0, -45.0, 45.0, -90.0, 90.0)  # normal-closing approaches
+    cloud_voxel_m: float = 0.004
+    min_points: int = 8  # surface points that must lie between the fingers
+    width_margin_m: float = 0.01
+    contact_band_m: float = 0.004
+    nms_distance_m: float = 0.01
+    nms_angle_deg: float = 30.0
+    max_grasps: int = 20
+    min_score: float = 0.2
+    seed: int = 0
+
+
+def _voxel_downsample(points: np.ndarray, normals: np.ndarray, voxel: float):
+    keys = np.floor(points / voxel).astype(np.int64)
+    _, first = np.unique(keys, axis=0, return_index=True)
+    first.sort()
+    return points[first], normals[first]
+
+
+def _frames_from_axes(approach: np.ndarray, closing: np.ndarray) -> np.ndarray:
+    """Rotation matrices (n, 3, 3) with columns x = y × z, y = closing, z = approach."""
+    z = approach / np.linalg.norm(approach, axis=-1, keepdims=True)
+    y = closing - np.sum(closing * z, axis=-1, keepdims=True) * z
+    y /= np.linalg.norm(y, axis=-1, keepdims=True)
+    return np.stack([np.cross(y, z), y, z], axis=-1)
+
+
+def _perpendicular_basis(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    helper = np.where(np.abs(n[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
+    e1 = np.cross(n, helper)
+    e1 /= np.linalg.norm(e1, axis=1, keepdims=True)
+    return e1, np.cross(n, e1)
+
+
+@register_planner("baseline")
+class AntipodalPlanner(GraspPlanner):
+    def __init__(self, robot, workspace, config: BaselineConfig | None = None, **overrides):
+        super().__init__(robot, workspace)
+        self.config = config or BaselineConfig(**overrides)
+        self.gripper = robot.gripper
+
+    # -- candidates -------------------------------------------------------------------------------
+    def _candidates(self, seeds: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.config
+        e1, e2 = _perpendicular_basis(normals)
+        rotations, positions = [], []
+        # Normal approach: z = -n, closing axis swept around n.
+        for k in range(cfg.yaws):
+            angle = np.pi * k / cfg.yaws
+            closing = np.cos(angle) * e1 + np.sin(angle) * e2
+            R = _frames_from_axes(-normals, closing)
+            for standoff in cfg.standoffs_m:
+                rotations.append(R)
+                positions.append(seeds + standoff * normals)
+        # Normal closing: y = n, approach perpendicular to n, starting from the most downward one.
+        down = np.array([0.0, 0.0, -1.0])
+        a0 = down - (normals @ down)[:, None] * normals
+        ok = np.linalg.norm(a0, axis=1) > 0.3  # near-horizontal surfaces are covered above
+        a0[~ok] = e1[~ok]
+        a0 /= np.linalg.norm(a0, axis=1, keepdims=True)
+        a1 = np.cross(normals, a0)
+        half_open = 0.5 * self.gripper.max_opening_m
+        for angle in np.deg2rad(self.config.side_angles_deg):
+            approach = np.cos(angle) * a0 + np.sin(angle) * a1
+            R = _frames_from_axes(approach, normals)
+            depth = 0.6 * self.gripper.finger_depth_m
+            # The seed sits near the +y finger; the object is assumed to extend along -n.
+            rotations.append(R[ok])
+            positions.append((seeds - (half_open - cfg.width_margin_m) * normals - depth * approach)[ok])
+        return np.concatenate(rotations), np.concatenate(positions)
+
+    # -- checks -----------------------------------------------------------------------------------
+    def _tsdf_collision(self, scene: Scene, R: np.ndarray, t: np.ndarray, opening: np.ndarray) -> np.ndarray:
+        """Hand sample points that fall inside observed solid (TSDF value below the surface level)."""
+        g = self.gripper
+        samples = []
+        for box in g.collision_boxes(g.max_opening_m):
+            lin = [np.linspace(-h, h, 3) for h in box.half_extents_m]
+            grid = np.stack(np.meshgrid(*lin, indexing="ij"), axis=-1).reshape(-1, 3)
+            samples.append(grid + np.asarray(box.centre_m))
+        local = np.concatenate(samples)  # (S, 3) at the maximum opening
+        world = np.einsum("cij,sj->csi", R, local) + t[:, None, :]
+        ws = self.workspace
+        idx = np.floor(world / ws.voxel_size_m).astype(int)
+        valid = np.all((idx >= 0) & (idx < ws.resolution), axis=-1)
+        idx = np.clip(idx, 0, ws.resolution - 1)
+        values = scene.tsdf_grid[idx[..., 0], idx[..., 1], idx[..., 2]]
+        return np.any(valid & (values > 0.0) & (values < 0.4), axis=1)
+
+    def _evaluate(self, R: np.ndarray, t: np.ndarray, cloud: np.ndarray,
+                  cloud_normals: np.ndarray) -> dict[str, np.ndarray]:
+        """Geometry of every candidate against the cloud, in chunks to bound memory."""
+        g, cfg = self.gripper, self.config
+        boxes = g.collision_boxes(g.max_opening_m)
+        region = g.closing_region(g.max_opening_m)
+        cloud = cloud.astype(np.float32)
+        out = {k: [] for k in ("collides", "count", "y_min", "y_max", "z_mean", "antipodal")}
+        for s in range(0, len(R), 512):
+            Rc, tc = R[s:s + 512].astype(np.float32), t[s:s + 512].astype(np.float32)
+            # Cloud in every candidate's grasp frame, one (C, N) array per axis: R^T (p - t).
+            x, y, z = (cloud @ Rc[:, :, i].T - np.sum(tc * Rc[:, :, i], axis=1) for i in range(3))
+            n_y = cloud_normals.astype(np.float32) @ Rc[:, :, 1].T
+
+            def inside(box: Box, shrink: float = 0.0) -> np.ndarray:
+                (cx, cy, cz), (hx, hy, hz) = box.centre_m, box.half_extents_m
+                return ((np.abs(x - cx) < hx - shrink) & (np.abs(y - cy) < hy - shrink)
+                        & (np.abs(z - cz) < hz - shrink))
+
+            collides = np.zeros(len(Rc), dtype=bool)
+            for box in boxes:
+                collides |= inside(box, shrink=0.001).any(axis=0)
+            held = inside(region)
+            count = held.sum(axis=0)
+            y_min = np.where(held, y, np.inf).min(axis=0)
+            y_max = np.where(held, y, -np.inf).max(axis=0)
+            z_mean = np.where(held, z, 0.0).sum(axis=0) / np.maximum(count, 1)
+            # Antipodality: outward normals at the two extremes should face the two fingers.
+            band = cfg.contact_band_m
+            near_lo = held & (y < y_min + band)
+            near_hi = held & (y > y_max - band)
+            lo = (near_lo * np.clip(-n_y, 0, 1)).sum(axis=0) / np.maximum(near_lo.sum(axis=0), 1)
+            hi = (near_hi * np.clip(n_y, 0, 1)).sum(axis=0) / np.maximum(near_hi.sum(axis=0), 1)
+            antipodal = 0.5 * (lo + hi)
+            for key, value in zip(out, (collides, count, y_min, y_max, z_mean, antipodal)):
+                out[key].append(value)
+        return {k: np.concatenate(v).astype(np.float64) if k != "collides" else np.concatenate(v)
+                for k, v in out.items()}
+
+    # -- planning ---------------------------------------------------------------------------------
+    def _plan(self, scene: Scene) -> PlanResult:
+        cfg, g, ws = self.config, self.gripper, self.workspace
+        rng = np.random.default_rng(cfg.seed)
+        above = scene.object_points_mask(clearance_m=0.003)
+        cloud, cloud_normals = _voxel_downsample(scene.points_m[above], scene.normals[above], cfg.cloud_voxel_m)
+        seedable = np.flatnonzero(np.linalg.norm(cloud_normals, axis=1) > 0.5)
+        if len(seedable) == 0:
+            return PlanResult([], self.name, message="no grasp found: the observed surface has no normals")
+        seeds = rng.choice(seedable, size=min(cfg.num_seeds, len(seedable)), replace=False)
+        R, t = self._candidates(cloud[seeds], cloud_normals[seeds])
+
+        # Pull candidates back along the approach until the hand clears the table (flat objects),
+        # then make the cheap rejections: workspace bounds, approach from below, table penetration.
+        corners = np.einsum("cij,sj->csi", R, g.corner_points(g.max_opening_m)) + t[:, None, :]
+        deficit = ws.table_height_m + 0.003 - corners[..., 2].min(axis=1)
+        descending = R[:, 2, 2] < -0.3
+        lift = np.where((deficit > 0) & descending, deficit / np.maximum(-R[:, 2, 2], 1e-6), 0.0)
+        t = t - R[:, :, 2] * lift[:, None]
+        corners -= (R[:, :, 2] * lift[:, None])[:, None, :]
+        keep = (ws.contains_grasp(t) & (R[:, 2, 2] < 0.2)
+                & (corners[..., 2].min(axis=1) > ws.table_height_m + 0.002))
+        R, t = R[keep], t[keep]
+        if len(R) == 0:
+            return PlanResult([], self.name, message="no grasp found: no candidate fits the workspace")
+
+        geo = self._evaluate(R, t, cloud, cloud_normals)
+        ok = ~geo["collides"] & (geo["count"] >= cfg.min_points)
+        width = geo["y_max"] - geo["y_min"] + 2.0 * cfg.width_margin_m
+        ok &= width <= g.max_opening_m
+        idx = np.flatnonzero(ok)
+        if len(idx) == 0:
+            return PlanResult([], self.name, message="no grasp found: every candidate collides or holds nothing")
+        idx = idx[~self._tsdf_collision(scene, R[idx], t[idx], width[idx])]
+        if len(idx) == 0:
+            return PlanResult([], self.name, message="no grasp found: every candidate penetrates the scene")
+
+        R, t, width = R[idx], t[idx], width[idx]
+        # Centre the fingers on what they hold, so closing does not push the object sideways.
+        centre_y = 0.5 * (geo["y_min"][idx] + geo["y_max"][idx])
+        t = t + R[:, :, 1] * centre_y[:, None]
+        depth = np.clip(geo["z_mean"][idx] / g.finger_depth_m, 0.0, 1.0)
+        top_down = np.clip(-R[:, 2, 2], 0.0, 1.0)
+        score = 0.5 * geo["antipodal"][idx] + 0.25 * depth + 0.25 * top_down
+        order = np.argsort(-score, kind="stable")
+        grasps = self._non_maximum_suppression(R[order], t[order], width[order], score[order])
+        grasps = [gr for gr in grasps if gr.score >= cfg.min_score][: cfg.max_grasps]
+        if not grasps:
+            return PlanResult([], self.name, message=f"no grasp found: no candidate scored above {cfg.min_score}")
+        return PlanResult(grasps, self.name, message=f"{len(grasps)} grasps from {len(order)} feasible candidates")
+
+    def _non_maximum_suppression(self, R, t, width, score) -> list[Grasp]:
+        cfg = self.config
+        kept: list[int] = []
+        cos_limit = np.cos(np.deg2rad(cfg.nms_angle_deg))
+        for i in range(len(R)):
+            duplicate = False
+            for j in kept:
+                if np.linalg.norm(t[i] - t[j]) < cfg.nms_distance_m:
+                    # Parallel-jaw symmetry: a grasp and its 180° flip about the approach are one grasp.
+                    same_approach = R[i][:, 2] @ R[j][:, 2] > cos_limit
+                    same_closing = abs(R[i][:, 1] @ R[j][:, 1]) > cos_limit
+                    if same_approach and same_closing:
+                        duplicate = True
+                        break
+            if not duplicate:
+                kept.append(i)
+            if len(kept) >= cfg.max_grasps * 3:
+                break
+        grasps = []
+        for i in kept:
+            T = np.eye(4)
+            T[:3, :3], T[:3, 3] = R[i], t[i]
+            grasps.append(Grasp(T, float(min(width[i], self.gripper.max_opening_m)), float(score[i]),
+                                self.name, self.workspace.frame_id))
+        return grasps

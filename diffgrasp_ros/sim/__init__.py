@@ -1,0 +1,1 @@
+"""Simulated world: PyBullet clutter scenes, camera and gripper."""

@@ -1,0 +1,179 @@
+"""A PyBullet world that generates clutter scenes by the VGN / GIGA / IGD clutter-removal protocol."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from ..scene.workspace import STANDARD_WORKSPACE, Workspace
+from .camera import SimCamera
+from .object_set import ObjectModel, load_object
+from .quiet import c_stdout_silenced
+
+SCENE_KINDS = ("pile", "packed")
+
+
+class ClutterWorld:
+    """Table, objects and physics; a new scene replaces the previous one.
+
+    The world frame is the workspace frame: origin at a corner of the workspace cube, z up, the table
+    top at z = ``workspace.table_height_m``.
+    """
+
+    dt = 1.0 / 240.0
+
+    def __init__(self, objects: Sequence[ObjectModel], workspace: Workspace = STANDARD_WORKSPACE,
+                 seed: int = 0):
+        if not objects:
+            raise ValueError("the simulated world needs at least one object model")
+        with c_stdout_silenced():
+            import pybullet
+            from pybullet_utils.bullet_client import BulletClient
+
+            self.p = BulletClient(connection_mode=pybullet.DIRECT)
+        self.objects = list(objects)
+        self.workspace = workspace
+        self.rng = np.random.default_rng(seed)
+        self.p.setTimeStep(self.dt)
+        self.p.setGravity(0.0, 0.0, -9.81)
+        self.sim_time = 0.0
+        self.object_ids: list[int] = []
+        self._table_id = self._add_table()
+        self.camera = SimCamera(self.p)
+
+    @property
+    def client_id(self) -> int:
+        return self.p._client
+
+    def close(self) -> None:
+        self.p.disconnect()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- bodies -----------------------------------------------------------------------------------
+    def _add_table(self) -> int:
+        half = (1.0, 1.0, 0.025)
+        c = self.workspace.size_m / 2.0
+        shape = self.p.createCollisionShape(self.p.GEOM_BOX, halfExtents=half)
+        visual = self.p.createVisualShape(self.p.GEOM_BOX, halfExtents=half,
+                                          rgbaColor=(0.72, 0.62, 0.50, 1.0))
+        table = self.p.createMultiBody(0.0, shape, visual,
+                                       basePosition=(c, c, self.workspace.table_height_m - half[2]))
+        self.p.changeDynamics(table, -1, lateralFriction=1.0)
+        return table
+
+    def _add_walls(self, scale: float) -> list[int]:
+        """An open box ``scale`` × the workspace wide around the workspace centre (to form piles)."""
+        c, inner = self.workspace.size_m / 2.0, scale * self.workspace.size_m
+        height, thickness = 0.3, 0.01
+        z = self.workspace.table_height_m + height / 2.0
+        walls = []
+        for axis in (0, 1):
+            for sign in (-1.0, 1.0):
+                half = [inner / 2.0 + thickness, inner / 2.0 + thickness, height / 2.0]
+                half[axis] = thickness / 2.0
+                pos = [c, c, z]
+                pos[axis] = c + sign * (inner / 2.0 + thickness / 2.0)
+                shape = self.p.createCollisionShape(self.p.GEOM_BOX, halfExtents=half)
+                walls.append(self.p.createMultiBody(0.0, shape, -1, basePosition=pos))
+        return walls
+
+    def add_object(self, model: ObjectModel, position, rotation: Rotation, scale: float) -> int:
+        body = load_object(self.client_id, model, position, rotation.as_quat(), scale)
+        self.object_ids.append(body)
+        return body
+
+    def remove_object(self, body: int) -> None:
+        self.p.removeBody(body)
+        self.object_ids.remove(body)
+
+    def clear(self) -> None:
+        for body in list(self.object_ids):
+            self.remove_object(body)
+
+    @property
+    def num_objects(self) -> int:
+        return len(self.object_ids)
+
+    # -- physics ----------------------------------------------------------------------------------
+    def step(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.p.stepSimulation()
+        self.sim_time += n * self.dt
+
+    def wait_for_objects_to_rest(self, timeout_s: float = 2.0, tolerance_mps: float = 0.01) -> None:
+        deadline = self.sim_time + timeout_s
+        while self.sim_time < deadline:
+            self.step(60)  # a quarter of a second
+            speeds = [np.linalg.norm(self.p.getBaseVelocity(b)[0]) for b in self.object_ids]
+            if not speeds or max(speeds) <= tolerance_mps:
+                return
+
+    def remove_objects_outside_workspace(self) -> bool:
+        removed = False
+        for body in list(self.object_ids):
+            position = np.asarray(self.p.getBasePositionAndOrientation(body)[0])
+            if not self.workspace.inside(position)[0]:
+                self.remove_object(body)
+                removed = True
+        return removed
+
+    def remove_and_wait(self) -> None:
+        """Let objects settle, removing any that left the workspace, until nothing more falls out."""
+        while True:
+            self.wait_for_objects_to_rest()
+            if not self.remove_objects_outside_workspace():
+                return
+
+    # -- scenes -----------------------------------------------------------------------------------
+    def generate(self, kind: str, object_count: int | None = None) -> int:
+        """Replace the scene with a new ``pile`` or ``packed`` one; returns the objects that remain."""
+        self.clear()
+        if kind == "pile":
+            self._generate_pile(object_count if object_count is not None else self.rng.poisson(4) + 1)
+        elif kind == "packed":
+            self._generate_packed(object_count if object_count is not None else 5)
+        else:
+            raise ValueError(f"unknown scene kind {kind!r}: choose one of {SCENE_KINDS}")
+        return self.num_objects
+
+    def _pick_models(self, count: int) -> list[ObjectModel]:
+        return [self.objects[i] for i in self.rng.integers(0, len(self.objects), size=count)]
+
+    def _generate_pile(self, count: int) -> None:
+        walls = self._add_walls(scale=1.3)
+        size, table = self.workspace.size_m, self.workspace.table_height_m
+        for model in self._pick_models(count):
+            rotation = Rotation.random(random_state=self.rng.integers(2**31))
+            xy = self.rng.uniform(size / 3.0, 2.0 * size / 3.0, 2)
+            scale = self.rng.uniform(0.8, 1.0)
+            self.add_object(model, (xy[0], xy[1], table + 0.2), rotation, scale)
+            self.wait_for_objects_to_rest(timeout_s=1.0)
+        for wall in walls:
+            self.p.removeBody(wall)
+        self.remove_and_wait()
+
+    def _generate_packed(self, count: int, max_attempts: int = 12) -> None:
+        table = self.workspace.table_height_m
+        for _ in range(max_attempts):
+            if self.num_objects >= count:
+                break
+            model = self._pick_models(1)[0]
+            x, y = self.rng.uniform(0.08, 0.22, 2)
+            rotation = Rotation.from_euler("z", self.rng.uniform(0.0, 2.0 * np.pi))
+            scale = self.rng.uniform(0.7, 0.9)
+            body = self.add_object(model, (x, y, 1.0), rotation, scale)
+            lower, upper = self.p.getAABB(body)
+            # Stand the object on the table by its bounding box; reject it if it touches anything.
+            z = table + 0.5 * (upper[2] - lower[2]) + 0.002 + (1.0 - 0.5 * (upper[2] + lower[2]))
+            self.p.resetBasePositionAndOrientation(body, (x, y, z), rotation.as_quat())
+            self.p.performCollisionDetection()
+            if self.p.getContactPoints(bodyA=body):
+                self.remove_object(body)
+            else:
+                self.remove_and_wait()

@@ -1,0 +1,31 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = "diffgrasp"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(include=["diffgrasp_ros", "diffgrasp_ros.*"]),
+    package_data={"diffgrasp_ros": ["robots/urdf/*.urdf", "sim/objects/**/*"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
+        (f"share/{package_name}", ["package.xml"]),
+        (f"share/{package_name}/launch", glob("launch/*.launch.py")),
+        (f"share/{package_name}/config", glob("config/*.yaml")),
+        (f"share/{package_name}/models", glob("models/*")),
+    ],
+    # Runtime dependencies are pinned in requirements.txt (torch must come from the CPU build).
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="diffgrasp maintainers",
+    maintainer_email="maintainers@diffgrasp.example.com",
+    description="Grasp perception from depth cameras to ranked, executable grasps.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "diffgrasp = diffgrasp_ros.cli.main:main",
+        ],
+    },
+)

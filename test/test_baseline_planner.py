@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+
+from diffgrasp_ros import make_planner, planner_names, robot_names
+from diffgrasp_ros.camera import SIM_CAMERA, DepthFrame
+from diffgrasp_ros.geometry import invert, transform_points
+from diffgrasp_ros.robots import FRANKA_HAND
+from diffgrasp_ros.scene import SceneBuilder
+from diffgrasp_ros.sim.camera import side_view
+from diffgrasp_ros.sim.hand import SimulatedHand
+
+
+def perceive(world, poses=None):
+    builder = SceneBuilder()
+    for T in poses or [side_view()]:
+        view = world.camera.render(T)
+        builder.integrate(view.depth, view.T_workspace_camera)
+    return builder.scene()
+
+
+def test_registry_names_the_available_methods_and_robots():
+    assert "baseline" in planner_names()
+    assert robot_names() == ["franka"]
+    with pytest.raises(ValueError, match="baseline"):
+        make_planner("vgn")
+    with pytest.raises(NotImplementedError, match="not available yet"):
+        make_planner("baseline", robot="xarm_leap")
+    with pytest.raises(ValueError, match="franka"):
+        make_planner("baseline", robot="kuka")
+
+
+def test_grasps_on_a_box_are_valid_ranked_and_collision_free(box_world):
+    scene = perceive(box_world)
+    result = make_planner("baseline").plan(scene)
+    assert result.found, result.message
+    scores = [g.score for g in result.grasps]
+    assert scores == sorted(scores, reverse=True)
+    assert len(result.grasps) <= 20
+    ws = box_world.workspace
+    for grasp in result.grasps:
+        R = grasp.T_frame_grasp[:3, :3]
+        np.testing.assert_allclose(R.T @ R, np.eye(3), atol=1e-6)
+        assert np.linalg.det(R) == pytest.approx(1.0, abs=1e-6)
+        assert ws.contains_grasp(grasp.position_m)[0]
+        assert 0.0 < grasp.width_m <= FRANKA_HAND.max_opening_m
+        assert 0.0 <= grasp.score <= 1.0 and grasp.method == "baseline"
+        # No observed surface point inside the open hand.
+        local = transform_points(invert(grasp.T_frame_grasp), scene.points_m)
+        for box in FRANKA_HAND.collision_boxes(grasp.width_m):
+            inside = np.all(np.abs(local - box.centre_m) < np.asarray(box.half_extents_m) - 0.002, axis=1)
+            assert not inside.any()
+        # And the hand stays above the table.
+        corners = transform_points(grasp.T_frame_grasp, FRANKA_HAND.corner_points())
+        assert corners[:, 2].min() > ws.table_height_m
+    # The box (4 x 5 x 6 cm at (0.15, 0.15)) is what is grasped.
+    best = result.best
+    assert np.linalg.norm(best.position_m[:2] - 0.15) < 0.04
+    assert 0.035 < best.width_m < 0.08
+
+
+def test_the_best_baseline_grasp_lifts_the_box_in_simulation(box_world):
+    result = make_planner("baseline").plan(perceive(box_world))
+    outcome = SimulatedHand(box_world).execute(result.best.T_frame_grasp)
+    assert outcome.success, outcome.reason
+
+
+def test_planning_is_deterministic_for_a_seed(box_world):
+    scene = perceive(box_world)
+    a = make_planner("baseline", seed=3).plan(scene)
+    b = make_planner("baseline", seed=3).plan(scene)
+    assert [g.to_dict() for g in a.grasps] == [g.to_dict() for g in b.grasps]
+
+
+def test_empty_workspace_gives_no_grasp_not_a_crash(empty_world):
+    result = make_planner("baseline").plan(perceive(empty_world))
+    assert not result.found and result.best is None
+    assert "no grasp found" in result.message and "nothing was observed" in result.message
+
+
+def test_plan_from_depth_and_from_tsdf_agree_on_where_the_object_is(box_world):
+    view = box_world.camera.render(side_view())
+    planner = make_planner("baseline")
+    from_depth = planner.plan_from_depth(view.depth, view.T_workspace_camera)
+    builder = SceneBuilder()
+    builder.integrate(view.depth, view.T_workspace_camera)
+    from_grid = planner.plan_from_tsdf(builder.scene().tsdf_grid)
+    assert from_depth.found and from_grid.found
+    assert {"fusion", "plan"} <= set(from_depth.timings_s)
+    assert np.linalg.norm(from_grid.best.position_m[:2] - from_depth.best.position_m[:2]) < 0.04
+
+
+def test_plan_from_depth_input_errors():
+    planner = make_planner("baseline")
+    frame = DepthFrame(np.full((480, 640), 0.6, np.float32), SIM_CAMERA)
+    with pytest.raises(ValueError, match="2 camera poses"):
+        planner.plan_from_depth([frame], [side_view(), side_view()])
+    with pytest.raises(ValueError, match="no depth frames"):
+        planner.plan_from_depth([], [])

@@ -120,7 +120,7 @@ def test_bad_input_is_one_clear_error(case, message, tmp_path, capsys):
 
 
 def test_demo_writes_grasps_and_a_picture(tmp_path, capsys):
-    code = main(["demo", "--scene", "packed", "--seed", "1", "--out", str(tmp_path)])
+    code = main(["demo", "--scene", "packed", "--seed", "1", "--picks", "1", "--out", str(tmp_path)])
     assert code == 0
     report = json.loads((tmp_path / "grasps.json").read_text())
     assert report["scene"] == "packed" and report["objects_placed"] >= 1

@@ -21,8 +21,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--views", choices=("side", "multi"), default="side",
                         help="single side view or 6 views around the table (default: side)")
     parser.add_argument("--seed", type=int, default=0, help="scene random seed (default: 0)")
-    parser.add_argument("--picks", type=int, default=1,
-                        help="pick attempts, re-perceiving after each (default: 1)")
+    parser.add_argument("--picks", type=int, default=3,
+                        help="pick attempts, re-perceiving after each; stops early when the table is "
+                             "clear (default: 3)")
     parser.add_argument("--out", type=Path, default=Path("demo_output"),
                         help="output folder for grasps.json and scene.png (default: ./demo_output)")
     add_planner_arguments(parser)
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                           "objects_left": world.num_objects})
             print(f"\npick {attempt + 1}: {format_timings(plan.timings_s)}")
             print(format_grasp_table(plan))
-            print(f"  -> {report.message}; {world.num_objects} objects left")
+            print(f"  -> {report.message}; objects left: {world.num_objects}")
 
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "grasps.json", {

@@ -122,7 +122,7 @@ class AntipodalPlanner(GraspPlanner):
         boxes = g.collision_boxes(g.max_opening_m)
         region = g.closing_region(g.max_opening_m)
         cloud = cloud.astype(np.float32)
-        out = {k: [] for k in ("collides", "count", "y_min", "y_max", "z_mean", "antipodal")}
+        out = {k: [] for k in ("collides", "count", "y_min", "y_max", "z_mean", "antipodal", "contact_z")}
         for s in range(0, len(R), 512):
             Rc, tc = R[s:s + 512].astype(np.float32), t[s:s + 512].astype(np.float32)
             # Cloud in every candidate's grasp frame, one (C, N) array per axis: R^T (p - t).
@@ -149,7 +149,10 @@ class AntipodalPlanner(GraspPlanner):
             lo = (near_lo * np.clip(-n_y, 0, 1)).sum(axis=0) / np.maximum(near_lo.sum(axis=0), 1)
             hi = (near_hi * np.clip(n_y, 0, 1)).sum(axis=0) / np.maximum(near_hi.sum(axis=0), 1)
             antipodal = 0.5 * (lo + hi)
-            for key, value in zip(out, (collides, count, y_min, y_max, z_mean, antipodal)):
+            # Where along the fingers the contacts are: at the tips, the object widens beyond them.
+            near = near_lo | near_hi
+            contact_z = np.where(near, z, 0.0).sum(axis=0) / np.maximum(near.sum(axis=0), 1)
+            for key, value in zip(out, (collides, count, y_min, y_max, z_mean, antipodal, contact_z)):
                 out[key].append(value)
         return {k: np.concatenate(v).astype(np.float64) if k != "collides" else np.concatenate(v)
                 for k, v in out.items()}
@@ -197,7 +200,10 @@ class AntipodalPlanner(GraspPlanner):
         t = t + R[:, :, 1] * centre_y[:, None]
         depth = np.clip(geo["z_mean"][idx] / g.finger_depth_m, 0.0, 1.0)
         top_down = np.clip(-R[:, 2, 2], 0.0, 1.0)
-        score = 0.5 * geo["antipodal"][idx] + 0.25 * depth + 0.25 * top_down
+        # Contacts within the last fifth of the fingers mean the widest part is out of reach.
+        tip_margin = 0.2 * g.finger_depth_m
+        clear_of_tips = np.clip((g.finger_depth_m - geo["contact_z"][idx]) / tip_margin, 0.0, 1.0)
+        score = 0.5 * geo["antipodal"][idx] * clear_of_tips + 0.25 * depth + 0.25 * top_down
         order = np.argsort(-score, kind="stable")
         grasps = self._non_maximum_suppression(R[order], t[order], width[order], score[order])
         grasps = [gr for gr in grasps if gr.score >= cfg.min_score][: cfg.max_grasps]

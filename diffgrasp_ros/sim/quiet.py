@@ -1,4 +1,4 @@
-"""Silence the banner lines PyBullet's C code prints straight to stdout."""
+"""Silence the banner lines PyBullet's C code prints on import and connect (to stdout and stderr)."""
 from __future__ import annotations
 
 import contextlib
@@ -8,19 +8,27 @@ import sys
 
 
 @contextlib.contextmanager
-def c_stdout_silenced():
-    sys.stdout.flush()
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # stdout replaced by an object without a descriptor
-        yield
-        return
-    saved = os.dup(fd)
+def c_output_silenced():
+    streams = [s for s in (sys.stdout, sys.stderr) if _has_fd(s)]
+    for stream in streams:
+        stream.flush()
+    saved = [(stream.fileno(), os.dup(stream.fileno())) for stream in streams]
     try:
         with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), fd)
+            for fd, _ in saved:
+                os.dup2(devnull.fileno(), fd)
             yield
     finally:
-        ctypes.CDLL(None).fflush(None)  # C-level buffered output must land in /dev/null, not later
-        os.dup2(saved, fd)
-        os.close(saved)
+        libc = ctypes.CDLL(None)
+        libc.fflush(ctypes.c_void_p.in_dll(libc, "stdout"))  # buffered C output lands in /dev/null
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
+def _has_fd(stream) -> bool:
+    try:
+        stream.fileno()
+        return True
+    except (AttributeError, OSError, ValueError):  # replaced by an object without a descriptor
+        return False

@@ -9,7 +9,7 @@ from scipy.spatial.transform import Rotation
 from ..scene.workspace import STANDARD_WORKSPACE, Workspace
 from .camera import SimCamera
 from .object_set import ObjectModel, load_object
-from .quiet import c_stdout_silenced
+from .quiet import c_output_silenced
 
 SCENE_KINDS = ("pile", "packed")
 
@@ -27,7 +27,7 @@ class ClutterWorld:
                  seed: int = 0):
         if not objects:
             raise ValueError("the simulated world needs at least one object model")
-        with c_stdout_silenced():
+        with c_output_silenced():
             import pybullet
             from pybullet_utils.bullet_client import BulletClient
 

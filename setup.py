@@ -13,7 +13,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/launch", glob("launch/*.launch.py")),
-        (f"share/{package_name}/config", glob("config/*.yaml")),
+        (f"share/{package_name}/config", glob("config/*.yaml") + glob("config/*.rviz")),
         (f"share/{package_name}/models", glob("models/*")),
     ],
     # Runtime dependencies are pinned in requirements.txt (torch must come from the CPU build).
@@ -26,6 +26,12 @@ setup(
     entry_points={
         "console_scripts": [
             "diffgrasp = diffgrasp_ros.cli.main:main",
+            # One executable per lifecycle node (ros2 run / launch find them in lib/diffgrasp).
+            "depth_capture = diffgrasp_ros.nodes.depth_capture:main",
+            "depth_processor = diffgrasp_ros.nodes.depth_processor:main",
+            "scene_builder = diffgrasp_ros.nodes.scene_builder:main",
+            "grasp_server = diffgrasp_ros.nodes.grasp_server:main",
+            "grasp_executor = diffgrasp_ros.nodes.grasp_executor:main",
         ],
     },
 )

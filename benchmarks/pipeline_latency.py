@@ -85,8 +85,8 @@ def main() -> int:
     ratio = statistics.median(full) / statistics.median(grid_only)
     print(f"diffgrasp pipeline latency — {runs} runs each, medians (min … max)")
     for name, f in figures.items():
-        print(f"  {name:<45} {f['median_ms']:8.1f} ms  ({f['min_ms']:.1f} … {f['max_ms']:.1f})")
-    print(f"  SceneBuilder / 40^3-only integration ratio:      {ratio:.2f}x")
+        print(f"  {name:<52} {f['median_ms']:8.1f} ms  ({f['min_ms']:.1f} … {f['max_ms']:.1f})")
+    print(f"  SceneBuilder / 40^3-only integration ratio:{'':>12}{ratio:.2f}x")
     print(f"  grasps returned per plan (median):              {statistics.median(counts):.0f}")
     if args.json:
         args.json.write_text(json.dumps({"runs": runs, "figures": figures, "scenebuilder_vs_grid_ratio": ratio,

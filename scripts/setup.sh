@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Sets up .venv/ at the repository root from nothing; safe to re-run (skips what is already done).
 #   scripts/setup.sh          runtime dependencies + the diffgrasp package (editable)
-#   scripts/setup.sh --test   the same plus the test tools
+#   scripts/setup.sh --test   the same plus the test tools and ROS 2 (below)
+#   scripts/setup.sh --ros    runtime dependencies plus ROS 2 from PyPI wheels and the interface packages
+#                             built from ros/interfaces (scripts/setup_ros.sh; for machines without ROS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 requirements=requirements.txt
 [ "${1:-}" = "--test" ] && requirements=requirements-test.txt
+with_ros=false
+case "${1:-}" in --test|--ros) with_ros=true ;; esac
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -33,3 +37,5 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --no-deps -e .
   touch "$stamp"
 fi
+
+if [ "$with_ros" = true ]; then bash scripts/setup_ros.sh; fi

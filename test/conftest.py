@@ -4,6 +4,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+try:
+    # pyrealsense2 bundles its own Fast DDS: imported before rclpy's, the process crashes at exit.
+    import rclpy  # noqa: F401
+except ImportError:  # the ROS wheels are optional for the library tests
+    pass
+
 # open3d's OpenMP threads slow down badly when the other core is busy (e.g. under CI).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -39,6 +45,18 @@ def box_objects(tmp_path_factory):
     write_box_urdf(folder, "box_a", (0.04, 0.05, 0.06))
     write_box_urdf(folder, "box_b", (0.03, 0.08, 0.04))
     return find_objects(folder)
+
+
+@pytest.fixture()
+def fake_shared(tmp_path, monkeypatch):
+    """A stand-in for ../shared (via $DIFFGRASP_SHARED) with 40 pile and 15 packed box objects."""
+    for kind, count in (("pile", 40), ("packed", 15)):
+        folder = tmp_path / "objects" / kind / "train"
+        folder.mkdir(parents=True)
+        for i in range(count):
+            write_box_urdf(folder, f"{kind}_object_{i:02d}", (0.04, 0.05 + 0.001 * i, 0.06))
+    monkeypatch.setenv("DIFFGRASP_SHARED", str(tmp_path))
+    return tmp_path
 
 
 @pytest.fixture()

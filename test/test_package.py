@@ -27,7 +27,8 @@ def test_setup_declares_the_console_script_and_ament_resources():
 def test_library_never_imports_ros():
     offenders = []
     for path in (ROOT / "diffgrasp_ros").rglob("*.py"):
-        if "nodes" in path.relative_to(ROOT / "diffgrasp_ros").parts:
+        relative = path.relative_to(ROOT / "diffgrasp_ros")
+        if "nodes" in relative.parts or relative == Path("cli/up.py"):  # the ROS layer itself
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             names = []

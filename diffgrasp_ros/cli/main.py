@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from .. import __version__
-from . import demo, plan
+from . import bench, datagen, demo, plan, up
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     demo.add_parser(subparsers)
     plan.add_parser(subparsers)
+    bench.add_parser(subparsers)
+    datagen.add_parser(subparsers)
+    up.add_parser(subparsers)
     return parser
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -12,6 +14,25 @@ from .object_set import ObjectModel, load_object
 from .quiet import c_output_silenced
 
 SCENE_KINDS = ("pile", "packed")
+
+
+@dataclass(frozen=True)
+class PlacedObject:
+    """One object of a scene: which model, at what scale, and where, enough to rebuild it exactly."""
+
+    model: str  # the object file, relative to the object set's root (POSIX separators)
+    scale: float
+    position_m: tuple[float, float, float]  # of the object's own frame (URDF base link / mesh origin)
+    quaternion_xyzw: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class SceneDescription:
+    """A generated scene as it came to rest: rebuild it with ``ClutterWorld.load_scene``."""
+
+    kind: str
+    seed: int
+    objects: tuple[PlacedObject, ...]
 
 
 class ClutterWorld:
@@ -39,7 +60,8 @@ class ClutterWorld:
         self.p.setGravity(0.0, 0.0, -9.81)
         self.sim_time = 0.0
         self.object_ids: list[int] = []
-        self._table_id = self._add_table()
+        self._placed: dict[int, tuple[ObjectModel, float]] = {}  # body -> (model, scale)
+        self.table_id = self._add_table()
         self.camera = SimCamera(self.p)
 
     @property
@@ -86,11 +108,43 @@ class ClutterWorld:
     def add_object(self, model: ObjectModel, position, rotation: Rotation, scale: float) -> int:
         body = load_object(self.client_id, model, position, rotation.as_quat(), scale)
         self.object_ids.append(body)
+        self._placed[body] = (model, scale)
         return body
 
     def remove_object(self, body: int) -> None:
         self.p.removeBody(body)
         self.object_ids.remove(body)
+        del self._placed[body]
+
+    def object_pose(self, body: int) -> tuple[np.ndarray, np.ndarray]:
+        """Position and quaternion (xyzw) of the object's own frame, the frame it was loaded at.
+
+        PyBullet reports the base's inertial frame; the object frame is that times the inverse of the
+        inertial offset (zero for most URDFs, the mesh centroid for bare meshes).
+        """
+        com_position, com_orientation = self.p.getBasePositionAndOrientation(body)
+        offset_position, offset_orientation = self.p.getDynamicsInfo(body, -1)[3:5]
+        inverse = self.p.invertTransform(offset_position, offset_orientation)
+        position, orientation = self.p.multiplyTransforms(com_position, com_orientation, *inverse)
+        return np.asarray(position), np.asarray(orientation)
+
+    def describe(self, kind: str, seed: int, root: Path) -> SceneDescription:
+        """The current objects as a ``SceneDescription``, model paths relative to ``root``."""
+        objects = []
+        for body in self.object_ids:
+            model, scale = self._placed[body]
+            position, orientation = self.object_pose(body)
+            objects.append(PlacedObject(Path(model.path).resolve().relative_to(Path(root).resolve()).as_posix(),
+                                        float(scale), tuple(position.tolist()), tuple(orientation.tolist())))
+        return SceneDescription(kind, int(seed), tuple(objects))
+
+    def load_scene(self, description: SceneDescription, root: Path) -> None:
+        """Replace the scene with ``description``'s objects at their recorded poses (no physics step)."""
+        self.clear()
+        for placed in description.objects:
+            path = Path(root) / placed.model
+            self.add_object(ObjectModel(path.stem, path), placed.position_m,
+                            Rotation.from_quat(placed.quaternion_xyzw), placed.scale)
 
     def clear(self) -> None:
         for body in list(self.object_ids):

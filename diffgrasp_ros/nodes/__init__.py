@@ -1,0 +1,1 @@
+"""The ROS 2 layer: thin lifecycle nodes over the library (the only code that imports rclpy)."""

@@ -1,0 +1,179 @@
+"""What every diffgrasp lifecycle node shares: declared parameters, activity, errors that never kill it."""
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any
+
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+
+
+class DiffgraspNode(LifecycleNode):
+    """A lifecycle node whose transitions are cheap to repeat and whose callbacks report, not raise.
+
+    Subclasses declare parameters in ``__init__``, build library objects and ROS entities in
+    ``configure`` and tear them down in ``cleanup``; ``activate``/``deactivate`` only start and stop
+    work, so configure → activate → deactivate → cleanup → configure again always works.
+    """
+
+    def __init__(self, name: str, **kwargs):
+        super().__init__(name, **kwargs)
+        self.callback_group = ReentrantCallbackGroup()
+        self._active = threading.Event()
+        self._entities: list = []
+        self.last_error = ""
+
+    # -- parameters --------------------------------------------------------------------------------
+    def declare(self, name: str, default: Any, description: str, read_only: bool = False) -> None:
+        self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=read_only))
+
+    def param(self, name: str) -> Any:
+        return self.get_parameter(name).value
+
+    # -- state --------------------------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return self._active.is_set()
+
+    def report(self, message: str, level: str = "error") -> str:
+        """Log a problem and remember it in ``last_error``; the node carries on.
+
+        Logs are throttled so a bad stream cannot flood them (rclpy throttles per call site, hence
+        one call site per severity); ``last_error`` always holds the newest problem.
+        """
+        self.last_error = message
+        if level == "error":
+            self.get_logger().error(message, throttle_duration_sec=2.0)
+        else:
+            self.get_logger().warning(message, throttle_duration_sec=2.0)
+        return message
+
+    # -- transitions: subclasses implement configure / cleanup / activate_work / deactivate_work ----
+    def configure(self) -> None:
+        """Create library objects and ROS entities; raise with a clear message on failure."""
+
+    def cleanup(self) -> None:
+        """Release the library objects ``configure`` created (ROS entities are destroyed for you)."""
+
+    def activate_work(self) -> None:
+        """Start timers and the like."""
+
+    def deactivate_work(self) -> None:
+        """Stop them."""
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.configure()
+        except Exception as error:  # a configure that fails leaves the node unconfigured, not dead
+            self.report(f"configure failed: {error}")
+            self._safe_cleanup()
+            return TransitionCallbackReturn.FAILURE
+        self.last_error = ""
+        self.get_logger().info("configured")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.activate_work()
+        except Exception as error:
+            self.report(f"activate failed: {error}")
+            return TransitionCallbackReturn.FAILURE
+        self._active.set()
+        self.get_logger().info("active")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active.clear()
+        self.deactivate_work()
+        self.get_logger().info("inactive")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._safe_cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active.clear()
+        self.deactivate_work()
+        self._safe_cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active.clear()
+        self._safe_cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _safe_cleanup(self) -> None:
+        try:
+            self.cleanup()
+        except Exception as error:
+            self.report(f"cleanup failed: {error}")
+        self.destroy_entities()
+
+    # -- entities created in configure and destroyed in cleanup ------------------------------------
+    def publisher(self, msg_type, topic: str, depth: int = 1):
+        """A lifecycle publisher: it publishes only while the node is active."""
+        entity = self.create_lifecycle_publisher(msg_type, topic, depth)
+        self._entities.append((self.destroy_lifecycle_publisher, entity))
+        return entity
+
+    def subscription(self, msg_type, topic: str, callback, depth: int = 2):
+        entity = self.create_subscription(msg_type, topic, callback, depth, callback_group=self.callback_group)
+        self._entities.append((self.destroy_subscription, entity))
+        return entity
+
+    def service(self, srv_type, name: str, callback):
+        entity = self.create_service(srv_type, name, callback, callback_group=self.callback_group)
+        self._entities.append((self.destroy_service, entity))
+        return entity
+
+    def client(self, srv_type, name: str):
+        entity = self.create_client(srv_type, name, callback_group=self.callback_group)
+        self._entities.append((self.destroy_client, entity))
+        return entity
+
+    def destroy_entities(self) -> None:
+        while self._entities:
+            destroy, entity = self._entities.pop()
+            destroy(entity)
+
+
+# Service callbacks that wait on other services hold a thread each: keep spare threads beyond the cores.
+EXECUTOR_THREADS = 8
+
+
+def guarded(method):
+    """Run a subscription/timer callback so that bad data is reported and never kills the node."""
+
+    @functools.wraps(method)
+    def wrapper(self: DiffgraspNode, *args, **kwargs):
+        if not self.active:
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as error:
+            self.report(f"{method.__name__}: {error}")
+            return None
+
+    return wrapper
+
+
+def run(node_class, args=None) -> None:
+    """Entry point of one node executable: spin on a multi-threaded executor until shut down."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    rclpy.init(args=args)
+    node = node_class()
+    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()

@@ -1,0 +1,209 @@
+"""Library types <-> ROS 2 messages. The only module that knows both sides.
+
+Depth images follow REP 118 (32FC1 metres, 16UC1 millimetres); clouds are little-endian float32
+PointCloud2; grasps travel as PoseArray (rank order), MarkerArray (RViz) and moveit_msgs/Grasp.
+"""
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Point, Pose, PoseArray, PoseStamped, Vector3, Vector3Stamped
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from std_msgs.msg import ColorRGBA, Header
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from visualization_msgs.msg import Marker, MarkerArray
+
+from ..camera.frame import DepthError, DepthFrame
+from ..camera.ros_image import (camera_info_fields, depth_from_image_fields, depth_to_image_fields,
+                                intrinsics_from_camera_info)
+from ..geometry import pose_from_quaternion, quaternion_xyzw
+from ..grasping.draw import score_colour_bgr
+from ..grasping.grasp import Grasp
+from ..robots.registry import Embodiment
+from ..scene.scene import Scene
+from ..scene.workspace import Workspace
+
+
+# -- time and headers ---------------------------------------------------------------------------
+def to_time(seconds: float) -> Time:
+    sec = int(np.floor(seconds))
+    return Time(sec=sec, nanosec=min(int(round((seconds - sec) * 1e9)), 999_999_999))
+
+
+def from_time(stamp: Time) -> float:
+    return stamp.sec + 1e-9 * stamp.nanosec
+
+
+def header(frame_id: str, stamp: float) -> Header:
+    return Header(frame_id=frame_id, stamp=to_time(stamp))
+
+
+# -- depth ----------------------------------------------------------------------------------------
+def depth_frame_to_msgs(frame: DepthFrame, encoding: str = "32FC1") -> tuple[Image, CameraInfo]:
+    image = Image(header=header(frame.frame_id, frame.stamp), **depth_to_image_fields(frame, encoding))
+    info = CameraInfo(header=header(frame.frame_id, frame.stamp), **camera_info_fields(frame.intrinsics))
+    return image, info
+
+
+def msgs_to_depth_frame(image: Image, info: CameraInfo) -> DepthFrame:
+    if image.header.frame_id != info.header.frame_id:
+        raise DepthError(f"depth image is in frame {image.header.frame_id!r} but its camera info is in "
+                         f"{info.header.frame_id!r}")
+    intrinsics = intrinsics_from_camera_info(info.width, info.height, info.k)
+    return depth_from_image_fields(image.encoding, image.height, image.width, image.step, image.is_bigendian,
+                                   image.data, intrinsics, image.header.frame_id, from_time(image.header.stamp))
+
+
+# -- point clouds ---------------------------------------------------------------------------------
+def array_to_cloud(values: np.ndarray, names: tuple[str, ...], frame_id: str, stamp: float) -> PointCloud2:
+    """An unordered float32 cloud with one field per column of ``values`` (N, len(names))."""
+    values = np.ascontiguousarray(values, dtype="<f4")
+    if values.ndim != 2 or values.shape[1] != len(names):
+        raise ValueError(f"cloud values must be (N, {len(names)}), got {values.shape}")
+    fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate(names)]
+    return PointCloud2(header=header(frame_id, stamp), height=1, width=len(values), fields=fields,
+                       is_bigendian=False, point_step=4 * len(names), row_step=4 * len(names) * len(values),
+                       data=values.tobytes(), is_dense=True)
+
+
+def cloud_to_array(cloud: PointCloud2, names: tuple[str, ...]) -> np.ndarray:
+    """The named float32 fields of a cloud as (N, len(names)) float64."""
+    offsets = {f.name: (f.offset, f.datatype, f.count) for f in cloud.fields}
+    missing = [n for n in names if n not in offsets]
+    if missing:
+        raise ValueError(f"point cloud lacks fields {missing} (has {sorted(offsets)})")
+    for n in names:
+        if offsets[n][1:] != (PointField.FLOAT32, 1):
+            raise ValueError(f"point cloud field {n!r} must be a single FLOAT32")
+    count = cloud.width * cloud.height
+    data = np.frombuffer(cloud.data, dtype=np.uint8)
+    if data.size != cloud.row_step * cloud.height or cloud.row_step < cloud.width * cloud.point_step:
+        raise ValueError("point cloud data size does not match its width, height and steps")
+    rows = data.reshape(cloud.height, cloud.row_step)[:, : cloud.width * cloud.point_step]
+    points = rows.reshape(count, cloud.point_step)
+    order = ">f4" if cloud.is_bigendian else "<f4"
+    return np.stack([points[:, offsets[n][0]:offsets[n][0] + 4].copy().view(order)[:, 0] for n in names],
+                    axis=1).astype(np.float64)
+
+
+SURFACE_FIELDS = ("x", "y", "z", "normal_x", "normal_y", "normal_z")
+TSDF_FIELDS = ("x", "y", "z", "tsdf")
+
+
+def scene_to_clouds(scene: Scene, stamp: float) -> tuple[PointCloud2, PointCloud2]:
+    """The surface (points + normals) and the observed TSDF voxels (centre + grid value), same stamp."""
+    frame_id = scene.workspace.frame_id
+    surface = array_to_cloud(np.hstack([scene.points_m, scene.normals]), SURFACE_FIELDS, frame_id, stamp)
+    observed = np.argwhere(scene.tsdf_grid > 0.0)
+    centres = (observed + 0.5) * scene.workspace.voxel_size_m
+    values = scene.tsdf_grid[tuple(observed.T)]
+    tsdf = array_to_cloud(np.column_stack([centres, values]), TSDF_FIELDS, frame_id, stamp)
+    return surface, tsdf
+
+
+def clouds_to_scene(surface: PointCloud2, tsdf: PointCloud2, workspace: Workspace) -> Scene:
+    for cloud in (surface, tsdf):
+        if cloud.header.frame_id != workspace.frame_id:
+            raise ValueError(f"scene clouds must be in the {workspace.frame_id!r} frame, got "
+                             f"{cloud.header.frame_id!r}")
+    values = cloud_to_array(surface, SURFACE_FIELDS)
+    voxels = cloud_to_array(tsdf, TSDF_FIELDS)
+    R = workspace.resolution
+    grid = np.zeros((R, R, R), np.float32)
+    index = np.floor(voxels[:, :3] / workspace.voxel_size_m).astype(int)
+    inside = np.all((index >= 0) & (index < R), axis=1)
+    grid[tuple(index[inside].T)] = voxels[inside, 3]
+    return Scene(grid, values[:, :3], values[:, 3:], workspace)
+
+
+# -- grasps -----------------------------------------------------------------------------------------
+def pose_msg(T: np.ndarray) -> Pose:
+    x, y, z, w = quaternion_xyzw(T)
+    pose = Pose()
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in T[:3, 3])
+    pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in (x, y, z, w))
+    return pose
+
+
+def pose_to_matrix(pose: Pose) -> np.ndarray:
+    q = pose.orientation
+    return pose_from_quaternion((pose.position.x, pose.position.y, pose.position.z), (q.x, q.y, q.z, q.w))
+
+
+def grasps_to_pose_array(grasps: list[Grasp], frame_id: str, stamp: float) -> PoseArray:
+    return PoseArray(header=header(frame_id, stamp), poses=[pose_msg(g.T_frame_grasp) for g in grasps])
+
+
+def _glyph_points(width_m: float, finger_depth_m: float) -> list[Point]:
+    h, d = 0.5 * width_m, finger_depth_m
+    segments = [((0, 0, -0.04), (0, 0, 0)), ((0, -h, 0), (0, h, 0)), ((0, -h, 0), (0, -h, d)), ((0, h, 0), (0, h, d))]
+    return [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for segment in segments for p in segment]
+
+
+def grasps_to_markers(grasps: list[Grasp], embodiment: Embodiment, frame_id: str, stamp: float,
+                      namespace: str = "grasps") -> MarkerArray:
+    """Gripper outlines coloured by score (red 0 → green 1) with rank labels; clears the last set."""
+    h = header(frame_id, stamp)
+    markers = [Marker(header=h, ns=namespace, action=Marker.DELETEALL)]
+    for rank, grasp in enumerate(grasps):
+        b, g, r = score_colour_bgr(grasp.score)
+        colour = ColorRGBA(r=r / 255.0, g=g / 255.0, b=b / 255.0, a=1.0)
+        pose = pose_msg(grasp.T_frame_grasp)
+        markers.append(Marker(header=h, ns=namespace, id=2 * rank, type=Marker.LINE_LIST, action=Marker.ADD,
+                              pose=pose, scale=Vector3(x=0.006 if rank == 0 else 0.003), color=colour,
+                              points=_glyph_points(max(grasp.width_m, 0.01), embodiment.gripper.finger_depth_m)))
+        label_pose = pose_msg(grasp.T_frame_grasp @ _translation(0.0, 0.0, -0.05))
+        markers.append(Marker(header=h, ns=namespace, id=2 * rank + 1, type=Marker.TEXT_VIEW_FACING,
+                              action=Marker.ADD, pose=label_pose, scale=Vector3(z=0.015), color=colour,
+                              text=f"{rank + 1}: {grasp.score:.2f}"))
+    return MarkerArray(markers=markers)
+
+
+def _translation(x: float, y: float, z: float) -> np.ndarray:
+    T = np.eye(4)
+    T[:3, 3] = (x, y, z)
+    return T
+
+
+def _posture(joint_names, positions, time_s: float) -> JointTrajectory:
+    point = JointTrajectoryPoint(positions=[float(p) for p in positions])
+    point.time_from_start.sec = int(time_s)
+    point.time_from_start.nanosec = int((time_s % 1) * 1e9)
+    return JointTrajectory(joint_names=list(joint_names), points=[point])
+
+
+def grasp_to_moveit(grasp: Grasp, rank: int, embodiment: Embodiment, stamp: float,
+                    pregrasp_distance_m: float = 0.05, lift_distance_m: float = 0.10):
+    """A ranked ``moveit_msgs/Grasp``: pose, quality, open/closed hand postures, approach and retreat.
+
+    Approach: along the grasp's +z (the approach axis) for the protocol's pre-grasp distance;
+    retreat: straight up in the grasp's frame id. Postures use the embodiment's hand joint names.
+    """
+    from moveit_msgs.msg import Grasp as GraspMsg
+    from moveit_msgs.msg import GripperTranslation
+
+    h = header(grasp.frame_id, stamp)
+    approach = grasp.approach_axis
+    return GraspMsg(
+        id=f"{grasp.method}_{rank}",
+        pre_grasp_posture=_posture(embodiment.hand_joint_names, embodiment.hand_posture(grasp.width_m), 0.5),
+        grasp_posture=_posture(embodiment.hand_joint_names, embodiment.hand_posture(0.0), 1.0),
+        grasp_pose=PoseStamped(header=h, pose=pose_msg(grasp.T_frame_grasp)),
+        grasp_quality=float(grasp.score),
+        pre_grasp_approach=GripperTranslation(
+            direction=Vector3Stamped(header=h, vector=Vector3(x=float(approach[0]), y=float(approach[1]),
+                                                               z=float(approach[2]))),
+            desired_distance=float(pregrasp_distance_m), min_distance=float(0.5 * pregrasp_distance_m)),
+        post_grasp_retreat=GripperTranslation(
+            direction=Vector3Stamped(header=h, vector=Vector3(z=1.0)),
+            desired_distance=float(lift_distance_m), min_distance=float(0.5 * lift_distance_m)),
+        max_contact_force=0.0,
+    )
+
+
+def moveit_to_grasp(msg, embodiment: Embodiment, method: str) -> Grasp:
+    """Back to a library ``Grasp``; the width is read from the pre-grasp (open) posture."""
+    positions = msg.pre_grasp_posture.points[0].positions if msg.pre_grasp_posture.points else []
+    width = float(sum(positions)) if len(positions) else embodiment.gripper.max_opening_m
+    return Grasp(pose_to_matrix(msg.grasp_pose.pose), width, float(msg.grasp_quality), method,
+                 msg.grasp_pose.header.frame_id, {"id": msg.id})

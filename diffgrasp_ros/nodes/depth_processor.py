@@ -1,0 +1,51 @@
+"""``depth_processor``: depth in, processed depth out (passthrough today; restore / graft later)."""
+from __future__ import annotations
+
+from sensor_msgs.msg import CameraInfo, Image
+
+from ..depth import DEPTH_MODES, DepthProcessor
+from .base import DiffgraspNode, guarded, run
+from .conversions import depth_frame_to_msgs, msgs_to_depth_frame
+
+
+class DepthProcessorNode(DiffgraspNode):
+    def __init__(self, **kwargs):
+        super().__init__("depth_processor", **kwargs)
+        self.declare("mode", "passthrough", f"processing mode: {', '.join(DEPTH_MODES)} "
+                     "(learned restore / graft are not available yet)")
+        self.declare("min_depth_m", 0.1, "nearest valid depth in metres")
+        self.declare("max_depth_m", 2.0, "farthest valid depth in metres")
+        self.declare("encoding", "32FC1", "output Image encoding: 32FC1 or 16UC1")
+        self.processor: DepthProcessor | None = None
+        self._infos: dict[str, CameraInfo] = {}  # latest calibration per camera frame
+
+    def configure(self) -> None:
+        # The one place a depth model would be loaded: once, here, never per frame.
+        self.processor = DepthProcessor(self.param("mode"), self.param("min_depth_m"), self.param("max_depth_m"))
+        self.image_pub = self.publisher(Image, "depth/processed/image")
+        self.info_pub = self.publisher(CameraInfo, "depth/processed/camera_info")
+        self.subscription(CameraInfo, "depth/camera_info", self._on_info)
+        self.subscription(Image, "depth/image_raw", self._on_image)
+
+    def cleanup(self) -> None:
+        self.processor = None
+        self._infos.clear()
+
+    def _on_info(self, info: CameraInfo) -> None:
+        self._infos[info.header.frame_id] = info
+
+    @guarded
+    def _on_image(self, image: Image) -> None:
+        info = self._infos.get(image.header.frame_id)
+        if info is None:
+            self.report(f"no camera info for frame {image.header.frame_id!r} yet: image dropped", level="warning")
+            return
+        frame = self.processor.process(msgs_to_depth_frame(image, info))
+        out_image, out_info = depth_frame_to_msgs(frame, self.param("encoding"))
+        out_info.header = out_image.header = image.header  # same stamp and frame downstream
+        self.image_pub.publish(out_image)
+        self.info_pub.publish(out_info)
+
+
+def main(args=None) -> None:
+    run(DepthProcessorNode, args)

@@ -1,0 +1,125 @@
+"""``grasp_server``: the latest scene -> ranked grasps (service), PoseArray and RViz markers."""
+from __future__ import annotations
+
+import threading
+import time
+
+from geometry_msgs.msg import PoseArray
+from moveit_msgs.msg import MoveItErrorCodes
+from moveit_msgs.srv import GraspPlanning
+from sensor_msgs.msg import PointCloud2
+from visualization_msgs.msg import MarkerArray
+
+from ..grasping import PlanResult, make_planner, planner_names
+from ..scene import Workspace
+from .base import DiffgraspNode, guarded, run
+from .conversions import (clouds_to_scene, from_time, grasp_to_moveit, grasps_to_markers,
+                          grasps_to_pose_array)
+
+
+class GraspServerNode(DiffgraspNode):
+    def __init__(self, **kwargs):
+        super().__init__("grasp_server", **kwargs)
+        self.declare("method", "baseline", f"grasp planning method: {', '.join(planner_names())}")
+        self.declare("robot", "franka", "embodiment the grasps are for")
+        self.declare("planning_group", "panda_arm", "MoveIt planning group; requests naming another are refused")
+        self.declare("max_grasps", 20, "ranked grasps returned at most")
+        self.declare("seed", 0, "planner random seed (repeatable answers for the same scene)")
+        self.declare("workspace_frame", "workspace", "frame of the workspace cube")
+        self.declare("workspace_size_m", 0.30, "edge of the workspace cube")
+        self.declare("table_height_m", 0.05, "table top height in the workspace frame")
+        self.declare("max_scene_age_s", 10.0, "a scene older than this is stale: requests are refused")
+        self.declare("plan_on_new_scene", True, "plan and publish grasps whenever a new scene arrives")
+        self.planner = None
+        self._plan_lock = threading.Lock()
+        self._scene_lock = threading.Lock()
+
+    def configure(self) -> None:
+        workspace = Workspace(size_m=self.param("workspace_size_m"), table_height_m=self.param("table_height_m"),
+                              frame_id=self.param("workspace_frame"))
+        self.planner = make_planner(self.param("method"), self.param("robot"), workspace,
+                                    max_grasps=self.param("max_grasps"), seed=self.param("seed"))
+        self._surface = self._tsdf = self._scene = None
+        self._scene_stamp = 0.0
+        self.poses_pub = self.publisher(PoseArray, "grasps/poses")
+        self.markers_pub = self.publisher(MarkerArray, "grasps/markers")
+        self.subscription(PointCloud2, "scene/surface", self._on_surface)
+        self.subscription(PointCloud2, "scene/tsdf", self._on_tsdf)
+        self.service(GraspPlanning, "~/generate_grasps", self._on_generate)
+
+    def cleanup(self) -> None:
+        self.planner = None
+        self._scene = None
+
+    # -- scene assembly: the two clouds of one scene share a stamp ------------------------------------
+    def _on_surface(self, cloud: PointCloud2) -> None:
+        self._surface = cloud
+        self._assemble()
+
+    def _on_tsdf(self, cloud: PointCloud2) -> None:
+        self._tsdf = cloud
+        self._assemble()
+
+    @guarded
+    def _assemble(self) -> None:
+        with self._scene_lock:
+            surface, tsdf = self._surface, self._tsdf
+            if surface is None or tsdf is None or surface.header.stamp != tsdf.header.stamp:
+                return
+            self._scene = clouds_to_scene(surface, tsdf, self.planner.workspace)
+            self._scene_stamp = from_time(surface.header.stamp)
+        if self.param("plan_on_new_scene"):
+            self._publish(self.plan())
+
+    # -- planning ---------------------------------------------------------------------------------------
+    def plan(self) -> PlanResult:
+        with self._scene_lock:
+            scene, stamp = self._scene, self._scene_stamp
+        with self._plan_lock:  # one plan at a time: the CPU is the limit, not the callers
+            result = self.planner.plan(scene)
+        result.timings_s["scene_stamp"] = stamp
+        return result
+
+    def _publish(self, result: PlanResult) -> None:
+        frame, stamp = self.planner.workspace.frame_id, time.time()
+        self.poses_pub.publish(grasps_to_pose_array(result.grasps, frame, stamp))
+        self.markers_pub.publish(grasps_to_markers(result.grasps, self.planner.robot, frame, stamp))
+
+    def _on_generate(self, request: GraspPlanning.Request, response: GraspPlanning.Response):
+        codes = MoveItErrorCodes
+        response.error_code.val = codes.FAILURE
+        if not self.active:
+            self.report("generate_grasps called while the node is not active")
+            return response
+        if request.group_name and request.group_name != self.param("planning_group"):
+            response.error_code.val = codes.INVALID_GROUP_NAME
+            self.report(f"unknown planning group {request.group_name!r} (this server plans for "
+                        f"{self.param('planning_group')!r})")
+            return response
+        if self._scene is None:
+            response.error_code.val = codes.UNABLE_TO_AQUIRE_SENSOR_DATA
+            self.report("no scene received yet (is the camera running and the scene builder active?)")
+            return response
+        age = time.time() - self._scene_stamp
+        if age > self.param("max_scene_age_s"):
+            response.error_code.val = codes.SENSOR_INFO_STALE
+            self.report(f"the latest scene is {age:.1f} s old (max_scene_age_s = {self.param('max_scene_age_s')})")
+            return response
+        try:
+            result = self.plan()
+        except Exception as error:
+            self.report(f"planning failed: {error}")
+            return response
+        self._publish(result)
+        if not result.found:
+            response.error_code.val = codes.PLANNING_FAILED
+            self.report(result.message, level="warning")
+            return response
+        stamp = time.time()
+        response.grasps = [grasp_to_moveit(g, rank, self.planner.robot, stamp) for rank, g in enumerate(result.grasps)]
+        response.error_code.val = codes.SUCCESS
+        return response
+
+
+def main(args=None) -> None:
+    run(GraspServerNode, args)

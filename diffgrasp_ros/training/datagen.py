@@ -1,0 +1,288 @@
+"""Labelled grasps for training TSDF / point-cloud grasp models, generated in simulation at scale.
+
+Per scene (pile or packed, training objects only): generate the scene, render the 6 standard views
+and fuse them, then take grasp candidates the way the VGN data generator does (a surface point of the
+fused cloud whose normal does not point down; approach along -normal, the TCP ``depth`` back from
+the surface with depth ~ U[-0.1, 1.1] x finger depth, at several yaws and depths) plus the baseline
+planner's ranked grasps, and label each one in simulation (``SimLabeller``), analytically
+(``AnalyticLabeller``) or both.
+
+Work is split into chunks of ``scenes_per_chunk`` scenes, one file each (see ``dataset``). Chunk i
+draws everything from ``SeedSequence([seed, i])`` and builds every scene in a fresh PyBullet world,
+so a chunk's content does not depend on which worker made it or what that worker did before.
+Chunks already on disk are skipped (resume), and files are written atomically.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..geometry import quaternion_xyzw
+from ..grasping import make_planner
+from ..robots.gripper import FRANKA_HAND
+from ..scene.tsdf import SceneBuilder
+from ..sim.camera import multi_views
+from ..sim.object_splits import ObjectSet
+from ..sim.world import SCENE_KINDS, ClutterWorld, SceneDescription
+from .dataset import (FORMAT_VERSION, MANIFEST, SOURCE_BASELINE, SOURCE_SURFACE, DatasetChunk, GraspRecords,
+                      chunk_path, iter_chunks, write_chunk)
+from .labels import AnalyticLabeller, LabelAgreement, SimLabeller
+
+LABEL_MODES = ("sim", "analytic", "both")
+
+
+@dataclass(frozen=True)
+class DatagenConfig:
+    labels: str = "sim"  # one of LABEL_MODES
+    scenes_per_chunk: int = 4
+    seed: int = 0
+    kinds: tuple[str, ...] = ("pile", "packed")  # scene g of the dataset is kinds[g % len(kinds)]
+    points_per_scene: int = 12  # surface points sampled per scene ...
+    yaws: int = 4  # ... each tried at this many closing-axis angles ...
+    depths: int = 2  # ... and this many depths
+    baseline_grasps: int = 16  # plus up to this many of the baseline planner's grasps
+
+    def __post_init__(self):
+        if self.labels not in LABEL_MODES:
+            raise ValueError(f"unknown labelling mode {self.labels!r}: choose one of {list(LABEL_MODES)}")
+        if not self.kinds or any(k not in SCENE_KINDS for k in self.kinds):
+            raise ValueError(f"scene kinds must be among {SCENE_KINDS}, got {self.kinds}")
+        for name in ("scenes_per_chunk", "points_per_scene", "yaws", "depths"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.baseline_grasps < 0:
+            raise ValueError(f"baseline_grasps must not be negative, got {self.baseline_grasps}")
+
+
+@dataclass(frozen=True)
+class ChunkStats:
+    index: int
+    scenes: int
+    grasps: int
+    positives: int
+
+
+@dataclass
+class DatagenReport:
+    chunks_written: int
+    chunks_skipped: int
+    scenes: int  # in the chunks written
+    grasps: int
+    positives: int
+    seconds: float
+    agreement: LabelAgreement | None = None  # over the whole dataset, when it holds both labels
+    written: list[int] = field(default_factory=list)
+
+    @property
+    def grasps_per_second(self) -> float:
+        return self.grasps / self.seconds if self.seconds > 0 else 0.0
+
+
+# -- candidates -----------------------------------------------------------------------------------
+def surface_grasps(points: np.ndarray, normals: np.ndarray, rng: np.random.Generator, config: DatagenConfig,
+                   finger_depth_m: float) -> np.ndarray:
+    """(N, 4, 4) TCP poses approaching sampled surface points against their normals (VGN's sampler)."""
+    usable = np.flatnonzero(normals[:, 2] > -0.1)  # approach from above or the side, never from below
+    if len(usable) == 0:
+        return np.zeros((0, 4, 4))
+    chosen = rng.choice(usable, size=min(config.points_per_scene, len(usable)), replace=False)
+    poses = []
+    for point, normal in zip(points[chosen], normals[chosen]):
+        helper = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+        e1 = np.cross(normal, helper)
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(normal, e1)
+        offset = rng.uniform(0.0, np.pi / config.yaws)
+        for depth in rng.uniform(-0.1 * finger_depth_m, 1.1 * finger_depth_m, config.depths):
+            for k in range(config.yaws):
+                yaw = offset + np.pi * k / config.yaws
+                closing = np.cos(yaw) * e1 + np.sin(yaw) * e2
+                T = np.eye(4)
+                T[:3, :3] = np.column_stack([np.cross(closing, -normal), closing, -normal])
+                T[:3, 3] = point + depth * normal
+                poses.append(T)
+    return np.array(poses)
+
+
+# -- one scene, one chunk ------------------------------------------------------------------------
+def _label(world: ClutterWorld, poses: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(labels, widths, analytic labels in "both" mode) for TCP poses in the world's current scene."""
+    analytic = sim = None
+    if mode in ("analytic", "both"):
+        labeller = AnalyticLabeller(world)
+        analytic = [labeller.label(T) for T in poses]  # first: simulation moves things, analytic does not
+    if mode in ("sim", "both"):
+        labeller = SimLabeller(world)
+        sim = [labeller.label(T) for T in poses]
+        labeller.close()
+    primary = sim if sim is not None else analytic
+    labels = np.array([ok for ok, _ in primary], dtype=np.int8)
+    widths = np.array([w for _, w in primary], dtype=np.float32)
+    both = np.array([ok for ok, _ in analytic], dtype=np.int8) if mode == "both" else None
+    return labels, widths, both
+
+
+@dataclass
+class LabelledScene:
+    description: SceneDescription
+    poses: np.ndarray  # (N, 4, 4) TCP poses in the workspace frame
+    widths: np.ndarray  # (N,) float32
+    labels: np.ndarray  # (N,) int8
+    sources: np.ndarray  # (N,) uint8
+    labels_analytic: np.ndarray | None  # (N,) int8 in "both" mode
+
+
+def generate_scene(kind: str, seed: int, objects: ObjectSet, config: DatagenConfig,
+                   rng: np.random.Generator) -> LabelledScene | None:
+    """One labelled scene, or None when nothing stayed in the workspace."""
+    gripper = FRANKA_HAND
+    with ClutterWorld(objects.objects, seed=seed) as world:
+        if world.generate(kind) == 0:
+            return None
+        description = world.describe(kind, seed, objects.root)
+        builder = SceneBuilder(world.workspace)
+        for T in multi_views():
+            builder.integrate(world.camera.render(T).depth, T)
+        scene = builder.scene()
+        above = scene.object_points_mask()
+        poses = surface_grasps(scene.points_m[above], scene.normals[above], rng, config, gripper.finger_depth_m)
+        sources = np.full(len(poses), SOURCE_SURFACE, np.uint8)
+        if config.baseline_grasps:
+            plan = make_planner("baseline", max_grasps=config.baseline_grasps).plan(scene)
+            baseline = np.array([g.T_frame_grasp for g in plan.grasps]).reshape(-1, 4, 4)
+            poses = np.concatenate([poses, baseline])
+            sources = np.concatenate([sources, np.full(len(baseline), SOURCE_BASELINE, np.uint8)])
+        labels, widths, analytic = _label(world, poses, config.labels)
+    return LabelledScene(description, poses, widths, labels, sources, analytic)
+
+
+def _records(scenes: list[LabelledScene], both: bool) -> GraspRecords:
+    def cat(name: str, empty: np.ndarray) -> np.ndarray:
+        return np.concatenate([getattr(s, name) for s in scenes] + [empty])
+
+    poses = cat("poses", np.zeros((0, 4, 4)))
+    return GraspRecords(
+        np.concatenate([np.full(len(s.poses), i, np.int32) for i, s in enumerate(scenes)] + [np.zeros(0, np.int32)]),
+        poses[:, :3, 3], np.array([quaternion_xyzw(T) for T in poses]).reshape(-1, 4),
+        cat("widths", np.zeros(0, np.float32)), cat("labels", np.zeros(0, np.int8)),
+        cat("sources", np.zeros(0, np.uint8)), cat("labels_analytic", np.zeros(0, np.int8)) if both else None)
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    index: int
+    config: DatagenConfig
+    object_sets: Mapping[str, ObjectSet]  # by scene kind
+    folder: Path
+
+
+def generate_chunk(task: ChunkTask) -> ChunkStats:
+    config = task.config
+    scenes = []
+    for j, child in enumerate(np.random.SeedSequence([config.seed, task.index]).spawn(config.scenes_per_chunk)):
+        kind = config.kinds[(task.index * config.scenes_per_chunk + j) % len(config.kinds)]
+        scene = generate_scene(kind, int(child.generate_state(1)[0]), task.object_sets[kind], config,
+                               np.random.default_rng(child))
+        if scene is not None:
+            scenes.append(scene)
+    grasps = _records(scenes, config.labels == "both")
+    root_tag = next(iter(task.object_sets.values())).root_tag
+    write_chunk(chunk_path(task.folder, task.index),
+                DatasetChunk(task.index, config.labels, root_tag, [s.description for s in scenes], grasps))
+    return ChunkStats(task.index, len(scenes), len(grasps), int(grasps.label.sum()))
+
+
+# -- a dataset ------------------------------------------------------------------------------------
+def _manifest(config: DatagenConfig, object_sets: Mapping[str, ObjectSet]) -> dict:
+    return {"format_version": FORMAT_VERSION, "config": asdict(config),
+            "objects": {kind: {"name": s.name, "root": s.root_tag, "count": len(s.objects)}
+                        for kind, s in sorted(object_sets.items())}}
+
+
+def _worker_init() -> None:
+    # One core per worker: open3d's OpenMP threads would otherwise fight the other worker for the CPU.
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def dataset_agreement(folder: Path) -> LabelAgreement | None:
+    """Analytic vs simulated labels over every chunk of ``folder`` that holds both."""
+    sim, analytic = [], []
+    for chunk in iter_chunks(folder):
+        if chunk.grasps.label_analytic is not None:
+            sim.append(chunk.grasps.label)
+            analytic.append(chunk.grasps.label_analytic)
+    return LabelAgreement.of(np.concatenate(sim), np.concatenate(analytic)) if sim else None
+
+
+def generate_dataset(folder: Path, config: DatagenConfig, chunks: int, object_sets: Mapping[str, ObjectSet],
+                     workers: int = 2, progress: bool = True) -> DatagenReport:
+    """Write chunks 0 .. chunks-1 of a dataset into ``folder``, skipping those already there."""
+    if chunks < 1:
+        raise ValueError(f"chunks must be at least 1, got {chunks}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    missing = [k for k in config.kinds if k not in object_sets]
+    if missing:
+        raise ValueError(f"no object set for scene kind(s) {missing}")
+    if len({s.root_tag for s in object_sets.values()}) != 1:
+        raise ValueError("all scene kinds' object sets must share one object root")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = json.loads(json.dumps(_manifest(config, {k: object_sets[k] for k in config.kinds})))
+    manifest_path = folder / MANIFEST
+    if manifest_path.exists():
+        existing = json.loads(manifest_path.read_text())
+        if existing != manifest:
+            differ = sorted(k for k in {**existing.get("config", {}), **manifest["config"]}
+                            if existing.get("config", {}).get(k) != manifest["config"].get(k))
+            raise ValueError(f"{folder} holds a dataset generated with other settings "
+                             f"({', '.join(differ) or 'objects'} differ, see {manifest_path}); resume it with "
+                             "the same settings or write to another folder")
+    else:
+        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    for stale in folder.glob("chunk_*.npz.tmp*"):  # left by an interrupted run
+        stale.unlink()
+
+    todo = [i for i in range(chunks) if not chunk_path(folder, i).exists()]
+    tasks = [ChunkTask(i, config, dict(object_sets), folder) for i in todo]
+    report = DatagenReport(0, chunks - len(todo), 0, 0, 0, 0.0)
+    start = time.perf_counter()
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), unit="chunk", disable=not progress, dynamic_ncols=True)
+    pool = None
+    try:
+        if workers == 1 or len(tasks) <= 1:
+            results = map(generate_chunk, tasks)
+        else:
+            # spawn: a forked child would inherit the parent's OpenMP and PyBullet state.
+            pool = multiprocessing.get_context("spawn").Pool(min(workers, len(tasks)), initializer=_worker_init)
+            results = pool.imap_unordered(generate_chunk, tasks)
+        for stats in results:
+            report.chunks_written += 1
+            report.scenes += stats.scenes
+            report.grasps += stats.grasps
+            report.positives += stats.positives
+            report.written.append(stats.index)
+            elapsed = time.perf_counter() - start
+            bar.set_postfix_str(f"{report.grasps / elapsed:.1f} grasps/s")
+            bar.update()
+        if pool is not None:
+            pool.close()
+            pool.join()
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+    report.seconds = time.perf_counter() - start
+    report.written.sort()
+    if config.labels == "both":
+        report.agreement = dataset_agreement(folder)
+    return report

@@ -1,0 +1,43 @@
+"""Shared set-up for the tests that run real rclpy nodes."""
+import os
+import threading
+import time
+
+# Keep DDS on this machine and away from other test runs.
+os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+def wait_for(predicate, timeout_s: float = 10.0, period_s: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(period_s)
+    return predicate()
+
+
+class Spinner:
+    """A multi-threaded executor spinning in a background thread; joined before shutdown."""
+
+    def __init__(self, executor):
+        self.executor = executor
+        self.thread = threading.Thread(target=executor.spin, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.executor.shutdown()
+        self.thread.join(timeout=10.0)
+
+
+def call(client, request, timeout_s: float = 15.0):
+    """Call a service from a thread that is not spinning; returns the response (or raises)."""
+    if not client.wait_for_service(timeout_sec=timeout_s):
+        raise TimeoutError(f"service {client.srv_name} not available")
+    future = client.call_async(request)
+    if not wait_for(future.done, timeout_s):
+        raise TimeoutError(f"no answer from {client.srv_name}")
+    return future.result()

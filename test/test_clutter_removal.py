@@ -1,0 +1,154 @@
+import json
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from conftest import top_down_grasp, write_box_urdf
+from diffgrasp_ros.cli.main import main
+from diffgrasp_ros.evaluation import BenchmarkSettings, MethodSummary, RoundResult, clear_table, run_benchmark
+from diffgrasp_ros.evaluation.clutter_removal import END_CLEAR, END_FAILURES, END_NO_GRASP
+from diffgrasp_ros.grasping import Grasp, GraspPlanner, PlanResult, make_planner
+from diffgrasp_ros.robots import get_robot
+from diffgrasp_ros.sim.object_set import default_objects
+from diffgrasp_ros.sim.world import ClutterWorld
+
+
+class ScriptedPlanner(GraspPlanner):
+    """Plays a script: "pick" grasps the first object from the ground truth, "air" grasps nothing,
+    "none" finds no grasp."""
+
+    name = "scripted"
+
+    def __init__(self, world: ClutterWorld, script: list[str]):
+        super().__init__(get_robot("franka"))
+        self.world, self.script = world, list(script)
+
+    def _plan(self, scene) -> PlanResult:
+        action = self.script.pop(0)
+        if action == "none":
+            return PlanResult([], self.name, message="no grasp found: scripted")
+        if action == "pick":
+            x, y, _ = self.world.p.getBasePositionAndOrientation(self.world.object_ids[0])[0]
+            T = top_down_grasp(x, y, 0.11 + 0.015)  # 6 cm boxes: fingertips 3.5 cm below the top
+        else:
+            T = top_down_grasp(0.05, 0.26, 0.15)
+        return PlanResult([Grasp(T, 0.08, 1.0, self.name)], self.name)
+
+
+@pytest.fixture()
+def three_boxes(box_objects):
+    world = ClutterWorld(box_objects, seed=0)
+    for x, y in ((0.08, 0.08), (0.15, 0.22), (0.22, 0.10)):
+        world.add_object(box_objects[0], (x, y, 0.05 + 0.031), Rotation.identity(), 1.0)
+    world.wait_for_objects_to_rest()
+    yield world
+    world.close()
+
+
+@pytest.mark.parametrize("script, attempts, successes, end", [
+    (["pick", "pick", "pick"], 3, 3, END_CLEAR),
+    (["pick", "air", "pick", "air", "air"], 5, 2, END_FAILURES),
+    (["air", "pick", "none"], 2, 1, END_NO_GRASP),
+])
+def test_a_round_ends_as_the_protocol_says(three_boxes, script, attempts, successes, end):
+    settings = BenchmarkSettings("packed", rounds=1)
+    planner = ScriptedPlanner(three_boxes, script)
+    result = clear_table(three_boxes, planner, settings, np.random.default_rng(0))
+    assert (result.attempts, result.successes, result.end) == (attempts, successes, end)
+    assert len(result.planning_s) == len(script)  # one planning call per perception
+    assert three_boxes.num_objects == 3 - successes
+
+
+def round_result(index, placed, attempts, successes, planning_s, end=END_FAILURES) -> RoundResult:
+    return RoundResult(index, index, placed, attempts, successes, end, tuple(planning_s), 1.0 + index)
+
+
+def test_metrics_are_pooled_over_rounds():
+    rounds = [round_result(0, 3, 3, 3, [0.1, 0.2, 0.3], END_CLEAR),
+              round_result(1, 4, 5, 2, [0.4, 0.5, 0.6, 0.7, 0.8]),
+              round_result(2, 2, 0, 0, [0.9], END_NO_GRASP)]
+    s = MethodSummary.from_rounds("m", rounds)
+    assert (s.attempts, s.successes, s.objects_placed, s.objects_removed) == (8, 5, 9, 5)
+    assert s.gsr == pytest.approx(5 / 8)  # not the mean of per-round rates (1, 0.4, n/a)
+    assert s.dr == pytest.approx(5 / 9)
+    assert s.latency_p50_s == pytest.approx(0.5)
+    assert s.latency_p95_s == pytest.approx(0.86)  # linear between the 8th (0.8) and 9th (0.9) of 9
+    assert s.seconds_per_round == pytest.approx(2.0)
+    empty = MethodSummary.from_rounds("m", [round_result(0, 0, 0, 0, [])])
+    assert empty.gsr is None and empty.dr is None and empty.latency_p50_s is None
+
+
+def outcomes(result):
+    return {m: [(r.scene_seed, r.objects_placed, r.attempts, r.successes, r.end) for r in rs]
+            for m, rs in result.rounds.items()}
+
+
+def test_benchmark_is_deterministic_and_methods_see_identical_scenes():
+    planners = {"baseline": make_planner("baseline"), "sparse": make_planner("baseline", num_seeds=32)}
+    settings = BenchmarkSettings("pile", rounds=2, seed=3)
+    objects = default_objects("val")
+    first = run_benchmark(planners, objects, settings)
+    second = run_benchmark(planners, objects, settings)
+    assert outcomes(first) == outcomes(second)
+    a, b = (outcomes(first)[m] for m in planners)
+    assert [r[:2] for r in a] == [r[:2] for r in b]  # same scene seeds, same objects placed
+    assert sum(r.attempts for r in first.rounds["baseline"]) >= 2
+    assert first.summaries["baseline"].gsr == second.summaries["baseline"].gsr
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValueError, match="at least one round"):
+        BenchmarkSettings("pile", rounds=0)
+    with pytest.raises(ValueError, match="noise"):
+        BenchmarkSettings("pile", rounds=1, noise="kinect")
+    with pytest.raises(ValueError, match="scene kind"):
+        BenchmarkSettings("heap", rounds=1)
+    with pytest.raises(ValueError, match="view mode"):
+        BenchmarkSettings("pile", rounds=1, views="top")
+
+
+@pytest.fixture(scope="module")
+def box_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bench_boxes")
+    write_box_urdf(folder, "box_a", (0.04, 0.05, 0.06))
+    write_box_urdf(folder, "box_b", (0.03, 0.06, 0.05))
+    return folder
+
+
+def test_bench_command_writes_json_and_markdown(box_folder, tmp_path, capsys):
+    code = main(["bench", "--scene", "packed", "--rounds", "2", "--objects", str(box_folder), "--noise", "dex",
+                 "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")])
+    assert code == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["command"].startswith("diffgrasp bench --scene packed --rounds 2")
+    assert report["date"] and report["machine"]
+    (result,) = report["results"]
+    assert result["settings"]["noise"] == "dex" and len(result["rounds"]["baseline"]) == 2
+    summary = result["summary"]["baseline"]
+    assert summary["objects_placed"] == sum(r["objects_placed"] for r in result["rounds"]["baseline"])
+    markdown = (tmp_path / "r.md").read_text()
+    assert "| baseline |" in markdown and report["command"] in markdown
+    out = capsys.readouterr().out
+    assert "round 1/2" in out and "round 2/2" in out
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing_dir", "does not exist"),
+    ("empty_dir", "no objects in"),
+    ("unknown_method", "unknown grasp planning method 'vgn'"),
+    ("zero_rounds", "at least one round"),
+])
+def test_bench_rejects_bad_input_with_one_line(case, message, box_folder, tmp_path, capsys):
+    argv = ["bench", "--rounds", "1", "--objects", str(box_folder)]
+    if case == "missing_dir":
+        argv[-1] = str(tmp_path / "nope")
+    elif case == "empty_dir":
+        (tmp_path / "empty").mkdir()
+        argv[-1] = str(tmp_path / "empty")
+    elif case == "unknown_method":
+        argv += ["--method", "baseline", "vgn"]
+    else:
+        argv[2] = "0"
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("diffgrasp bench: error:") and message in err, err

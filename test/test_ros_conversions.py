@@ -1,0 +1,142 @@
+"""Message conversions against real ROS 2 types (rclpy) and an independent CDR implementation (rosbags)."""
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="the ROS 2 wheels are installed by scripts/setup.sh --test")
+from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
+from rosbags.typesys import Stores, get_typestore  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+
+from diffgrasp_ros.camera import SIM_CAMERA, DepthError, DepthFrame  # noqa: E402
+from diffgrasp_ros.grasping import Grasp  # noqa: E402
+from diffgrasp_ros.nodes import conversions as conv  # noqa: E402
+from diffgrasp_ros.robots import get_robot  # noqa: E402
+from diffgrasp_ros.scene import Scene  # noqa: E402
+
+from conftest import top_down_grasp  # noqa: E402
+
+STORE = get_typestore(Stores.ROS2_KILTED)
+
+
+def via_rosbags(msg, msgtype: str):
+    """Serialize with rclpy, deserialize with rosbags: an independent CDR reader."""
+    return STORE.deserialize_cdr(bytes(serialize_message(msg)), msgtype)
+
+
+def depth_frame() -> DepthFrame:
+    v, u = np.mgrid[0:480, 0:640]
+    depth = (0.5 + 0.0005 * v + 0.0001 * u).astype(np.float32)
+    depth[100:120, 200:260] = 0.0  # a hole
+    depth[5, 5] = np.nan
+    return DepthFrame(depth, SIM_CAMERA, frame_id="cam_optical", stamp=1700000000.25)
+
+
+@pytest.mark.parametrize("encoding, tolerance", [("32FC1", 0.0), ("16UC1", 0.0005 + 1e-6)])
+def test_depth_round_trip_through_cdr(encoding, tolerance):
+    frame = depth_frame()
+    image, info = conv.depth_frame_to_msgs(frame, encoding)
+    assert (image.encoding, image.width, image.height, image.step) == (
+        encoding, 640, 480, 640 * (4 if encoding == "32FC1" else 2))
+    independent = via_rosbags(image, "sensor_msgs/msg/Image")
+    assert independent.encoding == encoding and independent.header.frame_id == "cam_optical"
+    assert (independent.header.stamp.sec, independent.header.stamp.nanosec) == (1700000000, 250000000)
+    k = via_rosbags(info, "sensor_msgs/msg/CameraInfo").k
+    np.testing.assert_allclose(k, [540, 0, 320, 0, 540, 240, 0, 0, 1])
+    back = conv.msgs_to_depth_frame(deserialize_message(serialize_message(image), Image),
+                                    deserialize_message(serialize_message(info), CameraInfo))
+    assert back.intrinsics == frame.intrinsics and back.frame_id == frame.frame_id
+    assert back.stamp == pytest.approx(frame.stamp)
+    np.testing.assert_allclose(back.depth_m, frame.depth_m, atol=tolerance)
+    np.testing.assert_array_equal(back.valid_mask, frame.valid_mask)
+
+
+def test_an_image_written_by_rosbags_reads_back_in_rclpy_and_the_library():
+    depth = np.full((480, 640), 725, dtype="<u2")
+    Header, Time = STORE.types["std_msgs/msg/Header"], STORE.types["builtin_interfaces/msg/Time"]
+    msg = STORE.types["sensor_msgs/msg/Image"](
+        header=Header(stamp=Time(sec=3, nanosec=5), frame_id="cam"), height=480, width=640,
+        encoding="16UC1", is_bigendian=0, step=1280, data=depth.view(np.uint8).reshape(-1))
+    image = deserialize_message(bytes(STORE.serialize_cdr(msg, "sensor_msgs/msg/Image")), Image)
+    info = CameraInfo(width=640, height=480, k=[540.0, 0, 320, 0, 540, 240, 0, 0, 1])
+    info.header.frame_id = "cam"
+    frame = conv.msgs_to_depth_frame(image, info)
+    np.testing.assert_allclose(frame.depth_m, 0.725, atol=1e-6)
+
+
+def test_big_endian_depth_is_read_correctly():
+    image = Image(height=480, width=640, encoding="32FC1", is_bigendian=1, step=2560,
+                  data=np.full((480, 640), 0.8, dtype=">f4").tobytes())
+    info = CameraInfo(width=640, height=480, k=[540.0, 0, 320, 0, 540, 240, 0, 0, 1])
+    np.testing.assert_allclose(conv.msgs_to_depth_frame(image, info).depth_m, 0.8)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(encoding="rgb8"), "unsupported depth encoding"),
+    (dict(width=320, step=1280), "camera info says"),
+    (dict(step=100), "step"),
+    (dict(data=b"\x00" * 10), "bytes"),
+])
+def test_malformed_depth_images_are_clear_errors(change, message):
+    image, info = conv.depth_frame_to_msgs(depth_frame())
+    for field, value in change.items():
+        setattr(image, field, value)
+    with pytest.raises(DepthError, match=message):
+        conv.msgs_to_depth_frame(image, info)
+
+
+def test_image_and_info_from_different_frames_are_refused():
+    image, info = conv.depth_frame_to_msgs(depth_frame())
+    info.header.frame_id = "other"
+    with pytest.raises(DepthError, match="frame"):
+        conv.msgs_to_depth_frame(image, info)
+
+
+def test_camera_info_without_intrinsics_is_refused():
+    image, info = conv.depth_frame_to_msgs(depth_frame())
+    info.k = [0.0] * 9
+    with pytest.raises(DepthError, match="K matrix"):
+        conv.msgs_to_depth_frame(image, info)
+
+
+def test_point_cloud_round_trip_and_independent_decoding():
+    rng = np.random.default_rng(0)
+    values = rng.uniform(-1, 1, size=(500, 6))
+    cloud = conv.array_to_cloud(values, conv.SURFACE_FIELDS, "workspace", 12.5)
+    independent = via_rosbags(cloud, "sensor_msgs/msg/PointCloud2")
+    assert [f.name for f in independent.fields] == list(conv.SURFACE_FIELDS)
+    raw = np.frombuffer(independent.data.tobytes(), dtype="<f4").reshape(500, 6)
+    np.testing.assert_allclose(raw, values, atol=1e-6)
+    back = conv.cloud_to_array(deserialize_message(serialize_message(cloud), PointCloud2), ("normal_z", "x"))
+    np.testing.assert_allclose(back, values[:, [5, 0]], atol=1e-6)
+    with pytest.raises(ValueError, match="lacks fields"):
+        conv.cloud_to_array(cloud, ("rgb",))
+
+
+def test_scene_survives_the_two_cloud_encoding_exactly():
+    grid = np.zeros((40, 40, 40), np.float32)
+    grid[10:20, 5:8, 3] = np.linspace(0.1, 0.9, 30, dtype=np.float32).reshape(10, 3)
+    points = np.random.default_rng(1).uniform(0, 0.3, (200, 3))
+    normals = np.tile([0.0, 0.0, 1.0], (200, 1))
+    surface, tsdf = conv.scene_to_clouds(Scene(grid, points, normals), stamp=7.0)
+    assert surface.header.stamp == tsdf.header.stamp
+    scene = conv.clouds_to_scene(deserialize_message(serialize_message(surface), PointCloud2),
+                                 deserialize_message(serialize_message(tsdf), PointCloud2), Scene(grid, points, normals).workspace)
+    np.testing.assert_array_equal(scene.tsdf_grid, grid)
+    np.testing.assert_allclose(scene.points_m, points, atol=1e-6)
+
+
+def test_grasps_as_pose_array_and_markers():
+    grasps = [Grasp(top_down_grasp(0.1, 0.1, 0.12), 0.05, 0.9, "baseline"),
+              Grasp(top_down_grasp(0.2, 0.1, 0.12, yaw=1.0), 0.04, 0.2, "baseline")]
+    poses = via_rosbags(conv.grasps_to_pose_array(grasps, "workspace", 1.0), "geometry_msgs/msg/PoseArray")
+    assert [p.position.x for p in poses.poses] == pytest.approx([0.1, 0.2])
+    back = conv.pose_to_matrix(conv.pose_msg(grasps[1].T_frame_grasp))
+    np.testing.assert_allclose(back, grasps[1].T_frame_grasp, atol=1e-9)
+    markers = conv.grasps_to_markers(grasps, get_robot("franka"), "workspace", 1.0).markers
+    assert markers[0].action == markers[0].DELETEALL  # each update clears the previous set
+    assert len(markers) == 1 + 2 * len(grasps)
+    lines, label = markers[1], markers[2]
+    assert lines.type == lines.LINE_LIST and len(lines.points) == 8 and label.text.startswith("1:")
+    assert lines.color.g > lines.color.r and markers[3].color.r > markers[3].color.g  # score colours
+    via_rosbags(conv.grasps_to_markers(grasps, get_robot("franka"), "workspace", 1.0),
+                "visualization_msgs/msg/MarkerArray")

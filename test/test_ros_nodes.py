@@ -1,0 +1,333 @@
+"""The five lifecycle nodes with real rclpy: transitions, bad input, the graph end to end, replay."""
+import concurrent.futures
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="the ROS 2 wheels are installed by scripts/setup.sh --test")
+pytest.importorskip("moveit_msgs", reason="built by scripts/setup.sh --test")
+
+import ros_helpers  # noqa: E402,F401  (domain id and localhost discovery before rclpy.init)
+from moveit_msgs.msg import MoveItErrorCodes  # noqa: E402
+from moveit_msgs.srv import GraspPlanning  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+
+from diffgrasp_ros.camera import SIM_CAMERA, DepthFrame  # noqa: E402
+from diffgrasp_ros.cli.up import bring_up, tear_down  # noqa: E402
+from diffgrasp_ros.nodes import conversions as conv  # noqa: E402
+from diffgrasp_ros.nodes.depth_capture import DepthCaptureNode  # noqa: E402
+from diffgrasp_ros.nodes.depth_processor import DepthProcessorNode  # noqa: E402
+from diffgrasp_ros.nodes.grasp_executor import GraspExecutorNode  # noqa: E402
+from diffgrasp_ros.nodes.grasp_server import GraspServerNode  # noqa: E402
+from diffgrasp_ros.nodes.scene_builder import SceneBuilderNode  # noqa: E402
+from diffgrasp_ros.scene import STANDARD_WORKSPACE  # noqa: E402
+from diffgrasp_ros.sim.camera import side_view  # noqa: E402
+from ros_helpers import Spinner, call, wait_for  # noqa: E402
+
+OK = TransitionCallbackReturn.SUCCESS
+SIDE_VIEW = [float(v) for v in side_view().reshape(-1)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ros():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+def make(node_class, **parameters):
+    overrides = [Parameter(name, value=value) for name, value in parameters.items()]
+    return node_class(parameter_overrides=overrides)
+
+
+NODE_CASES = [
+    (DepthCaptureNode, {"source": "sim", "rate_hz": 20.0}),
+    (DepthProcessorNode, {}),
+    (SceneBuilderNode, {"T_workspace_camera": SIDE_VIEW}),
+    (GraspServerNode, {}),
+    (GraspExecutorNode, {}),
+]
+
+
+@pytest.mark.parametrize("node_class, parameters", NODE_CASES, ids=lambda c: getattr(c, "__name__", ""))
+def test_lifecycle_transitions_repeat(node_class, parameters):
+    node = make(node_class, **parameters)
+    try:
+        for _ in range(2):  # configure → activate → deactivate → cleanup, then all over again
+            assert node.trigger_configure() == OK, node.last_error
+            assert node.trigger_activate() == OK, node.last_error
+            assert node.active
+            assert node.trigger_deactivate() == OK
+            assert not node.active
+            assert node.trigger_cleanup() == OK
+    finally:
+        node.destroy_node()
+
+
+def test_a_failed_configure_leaves_the_node_usable():
+    node = make(DepthCaptureNode, source="replay", **{"replay.path": "/nonexistent/recording.mcap"})
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "not found" in node.last_error
+        node.set_parameters([Parameter("source", value="sim")])
+        assert node.trigger_configure() == OK, node.last_error
+    finally:
+        node.destroy_node()
+
+
+def test_scene_builder_refuses_an_uncalibrated_extrinsic():
+    node = make(SceneBuilderNode)  # the default T_workspace_camera is all zeros
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "rigid transform" in node.last_error
+    finally:
+        node.destroy_node()
+
+
+@pytest.fixture()
+def graph():
+    """The whole graph on the simulated camera, plus a separate client node."""
+    executor, nodes = bring_up(robot="franka", camera="sim", depth_mode="passthrough")
+    client_node = rclpy.create_node("test_client")
+    executor.add_node(client_node)
+    with Spinner(executor):
+        yield {n.get_name(): n for n in nodes}, client_node
+    tear_down(executor, nodes)
+    client_node.destroy_node()
+
+
+def wait_for_scene(nodes, timeout_s=20.0):
+    assert wait_for(lambda: nodes["grasp_server"]._scene is not None, timeout_s), "no scene reached the grasp server"
+
+
+def test_plan_grasp_end_to_end_on_the_simulated_camera(graph):
+    nodes, client_node = graph
+    wait_for_scene(nodes)
+    client = client_node.create_client(GraspPlanning, "/plan_grasp")
+    response = call(client, GraspPlanning.Request())
+    assert response.error_code.val == MoveItErrorCodes.SUCCESS, nodes["grasp_executor"].last_error
+    grasps = response.grasps
+    assert 1 <= len(grasps) <= 10
+    qualities = [g.grasp_quality for g in grasps]
+    assert qualities == sorted(qualities, reverse=True)
+    for g in grasps:
+        assert g.grasp_pose.header.frame_id == "workspace"
+        p = g.grasp_pose.pose.position
+        assert STANDARD_WORKSPACE.contains_grasp(np.array([p.x, p.y, p.z]))[0]
+        assert list(g.pre_grasp_posture.joint_names) == ["panda_finger_joint1", "panda_finger_joint2"]
+        assert 0.0 < sum(g.pre_grasp_posture.points[0].positions) <= 0.08
+        assert g.pre_grasp_approach.desired_distance == pytest.approx(0.05)
+
+
+def test_concurrent_calls_all_get_answers(graph):
+    nodes, client_node = graph
+    wait_for_scene(nodes)
+    clients = [client_node.create_client(GraspPlanning, "/plan_grasp") for _ in range(4)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(lambda c: call(c, GraspPlanning.Request(), 30.0), clients))
+    assert all(r.error_code.val == MoveItErrorCodes.SUCCESS and r.grasps for r in responses)
+
+
+def test_wrong_planning_group_is_refused_with_a_code(graph):
+    nodes, client_node = graph
+    wait_for_scene(nodes)
+    request = GraspPlanning.Request(group_name="left_arm")
+    response = call(client_node.create_client(GraspPlanning, "/plan_grasp"), request)
+    assert response.error_code.val == MoveItErrorCodes.INVALID_GROUP_NAME and not response.grasps
+
+
+def test_bad_depth_never_kills_the_pipeline(graph):
+    nodes, client_node = graph
+    wait_for_scene(nodes)
+    processor, builder = nodes["depth_processor"], nodes["scene_builder"]
+    # Stop the camera so only the test's messages reach the processor.
+    assert nodes["depth_capture"].trigger_deactivate() == OK
+    image_pub = client_node.create_publisher(Image, "depth/image_raw", 2)
+    info_pub = client_node.create_publisher(CameraInfo, "depth/camera_info", 2)
+    good = DepthFrame(np.full((480, 640), 0.6, np.float32), SIM_CAMERA, frame_id="camera_depth_optical_frame")
+    image, info = conv.depth_frame_to_msgs(good)
+    cases = {
+        "unsupported depth encoding": dict(encoding="bgr8"),
+        "camera info says": dict(width=320, step=1280),
+        "no valid pixels": dict(data=np.zeros((480, 640), np.float32).tobytes()),
+    }
+    info_pub.publish(info)
+    assert wait_for(lambda: "camera_depth_optical_frame" in processor._infos, 5.0)
+    for expected, change in cases.items():
+        bad, _ = conv.depth_frame_to_msgs(good)
+        for field, value in change.items():
+            setattr(bad, field, value)
+        processor.last_error = ""
+        image_pub.publish(bad)
+        assert wait_for(lambda: expected in processor.last_error, 5.0), processor.last_error
+        assert processor.active
+    nan_frame = np.full((480, 640), np.nan, np.float32)
+    bad, _ = conv.depth_frame_to_msgs(DepthFrame(nan_frame, SIM_CAMERA, frame_id="camera_depth_optical_frame"))
+    processor.last_error = ""
+    image_pub.publish(bad)
+    assert wait_for(lambda: "no valid pixels" in processor.last_error, 5.0)
+    # A frame from a camera the scene builder has no pose for: reported, not integrated.
+    unknown, unknown_info = conv.depth_frame_to_msgs(
+        DepthFrame(np.full((480, 640), 0.6, np.float32), SIM_CAMERA, frame_id="other_camera"))
+    builder.last_error = ""
+    info_pub.publish(unknown_info)
+    assert wait_for(lambda: "other_camera" in processor._infos, 5.0)
+    image_pub.publish(unknown)
+    assert wait_for(lambda: "no calibrated pose" in builder.last_error, 5.0), builder.last_error
+    # And the graph still works afterwards.
+    assert nodes["depth_capture"].trigger_activate() == OK
+    stamp_before = nodes["grasp_server"]._scene_stamp
+    assert wait_for(lambda: nodes["grasp_server"]._scene_stamp > stamp_before, 10.0)
+    response = call(client_node.create_client(GraspPlanning, "/plan_grasp"), GraspPlanning.Request())
+    assert response.error_code.val == MoveItErrorCodes.SUCCESS
+
+
+def test_calls_before_activation_and_without_a_scene_get_error_codes():
+    server = make(GraspServerNode)
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(server)
+    client_node = rclpy.create_node("early_client")
+    executor.add_node(client_node)
+    try:
+        with Spinner(executor):
+            assert server.trigger_configure() == OK
+            client = client_node.create_client(GraspPlanning, "grasp_server/generate_grasps")
+            response = call(client, GraspPlanning.Request())
+            assert response.error_code.val == MoveItErrorCodes.FAILURE and "not active" in server.last_error
+            assert server.trigger_activate() == OK
+            response = call(client, GraspPlanning.Request())
+            assert response.error_code.val == MoveItErrorCodes.UNABLE_TO_AQUIRE_SENSOR_DATA
+    finally:
+        server.destroy_node()
+        client_node.destroy_node()
+
+
+def test_executor_reports_a_missing_grasp_server():
+    executor_node = make(GraspExecutorNode, service_timeout_s=0.5, grasp_service="nobody/generate_grasps")
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(executor_node)
+    client_node = rclpy.create_node("lonely_client")
+    executor.add_node(client_node)
+    try:
+        with Spinner(executor):
+            assert executor_node.trigger_configure() == OK and executor_node.trigger_activate() == OK
+            response = call(client_node.create_client(GraspPlanning, "/plan_grasp"), GraspPlanning.Request())
+            assert response.error_code.val == MoveItErrorCodes.COMMUNICATION_FAILURE
+            assert "not available" in executor_node.last_error
+    finally:
+        executor_node.destroy_node()
+        client_node.destroy_node()
+
+
+def test_replay_of_a_rosbag2_recording(tmp_path):
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+    from rclpy.serialization import serialize_message
+
+    store = get_typestore(Stores.ROS2_KILTED)
+    frames = [DepthFrame(np.full((480, 640), 0.5 + 0.1 * i, np.float32), SIM_CAMERA, frame_id="bag_cam",
+                         stamp=100.0 + i) for i in range(3)]
+    path = tmp_path / "recording"
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        image_conn = writer.add_connection("/camera/depth", "sensor_msgs/msg/Image", typestore=store)
+        info_conn = writer.add_connection("/camera/info", "sensor_msgs/msg/CameraInfo", typestore=store)
+        for frame in frames:
+            image, info = conv.depth_frame_to_msgs(frame)
+            t = int(frame.stamp * 1e9)
+            writer.write(info_conn, t, bytes(serialize_message(info)))
+            writer.write(image_conn, t, bytes(serialize_message(image)))
+
+    capture = make(DepthCaptureNode, source="replay", rate_hz=30.0, **{"replay.path": str(path), "replay.loop": False})
+    listener = rclpy.create_node("replay_listener")
+    received = []
+    listener.create_subscription(Image, "depth/image_raw", received.append, 10)
+    executor = MultiThreadedExecutor(num_threads=4)
+    for node in (capture, listener):
+        executor.add_node(node)
+    try:
+        with Spinner(executor):
+            assert capture.trigger_configure() == OK and capture.trigger_activate() == OK
+            assert wait_for(lambda: len(received) >= 3, 10.0)
+            assert wait_for(lambda: "end of recording" in capture.last_error, 5.0)
+    finally:
+        capture.destroy_node()
+        listener.destroy_node()
+    info = conv.depth_frame_to_msgs(frames[0])[1]
+    info.header.frame_id = "bag_cam"
+    depths = [float(conv.msgs_to_depth_frame(m, info).depth_m[240, 320]) for m in received[:3]]
+    assert depths == pytest.approx([0.5, 0.6, 0.7], abs=1e-6)
+    assert [m.header.frame_id for m in received[:3]] == ["bag_cam"] * 3
+    assert [m.header.stamp.sec for m in received[:3]] == [100, 101, 102]
+
+
+def _flatten(tree, prefix=""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+def test_every_configured_parameter_is_declared_by_its_node():
+    import yaml
+
+    from diffgrasp_ros.nodes.graph import GRAPH, default_config_dir, parameter_files
+
+    classes = {c.__name__: c for c, _ in NODE_CASES}
+    for spec in GRAPH:
+        node = classes[spec.class_name]()
+        try:
+            declared = set(node._parameters)
+            for path in parameter_files(spec, default_config_dir(), "franka"):
+                for section in yaml.safe_load(path.read_text()).values():
+                    missing = set(_flatten(section["ros__parameters"])) - declared
+                    assert not missing, f"{path.name}: {spec.name} does not declare {sorted(missing)}"
+        finally:
+            node.destroy_node()
+
+
+def test_unavailable_robot_fails_to_configure_with_a_reason():
+    node = make(GraspServerNode, robot="xarm_leap")
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "not available yet" in node.last_error
+    finally:
+        node.destroy_node()
+
+
+def test_diffgrasp_up_in_its_own_process_serves_plan_grasp(tmp_path):
+    """The graph as a user starts it (`diffgrasp up`), called from this separate process."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    log = open(tmp_path / "up.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "diffgrasp_ros.cli.main", "up", "--camera", "sim",
+                                "--duration", "120"], stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    client_node = rclpy.create_node("external_client")
+    try:
+        client = client_node.create_client(GraspPlanning, "/plan_grasp")
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(client_node)
+        with Spinner(executor):
+            deadline = time.monotonic() + 60
+            response = None
+            while time.monotonic() < deadline:
+                response = call(client, GraspPlanning.Request(), 60.0)
+                if response.error_code.val == MoveItErrorCodes.SUCCESS:
+                    break
+                time.sleep(0.5)  # the first scene may still be on its way
+        assert response is not None and response.error_code.val == MoveItErrorCodes.SUCCESS, \
+            (tmp_path / "up.log").read_text()
+        assert response.grasps[0].grasp_quality >= response.grasps[-1].grasp_quality
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=30)
+        client_node.destroy_node()
+        log.close()
+    assert code == 0, (tmp_path / "up.log").read_text()

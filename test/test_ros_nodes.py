@@ -331,3 +331,14 @@ def test_diffgrasp_up_in_its_own_process_serves_plan_grasp(tmp_path):
         client_node.destroy_node()
         log.close()
     assert code == 0, (tmp_path / "up.log").read_text()
+
+
+def test_a_stale_scene_is_refused_with_a_code(graph):
+    nodes, client_node = graph
+    wait_for_scene(nodes)
+    assert nodes["depth_capture"].trigger_deactivate() == OK  # no fresh scenes any more
+    nodes["grasp_server"].set_parameters([Parameter("max_scene_age_s", value=0.2)])
+    time.sleep(0.5)
+    response = call(client_node.create_client(GraspPlanning, "/plan_grasp"), GraspPlanning.Request())
+    assert response.error_code.val == MoveItErrorCodes.SENSOR_INFO_STALE and not response.grasps
+    assert "old" in nodes["grasp_server"].last_error

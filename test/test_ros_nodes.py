@@ -1,5 +1,6 @@
 """The five lifecycle nodes with real rclpy: transitions, bad input, the graph end to end, replay."""
 import concurrent.futures
+import contextlib
 import time
 
 import numpy as np
@@ -186,41 +187,40 @@ def test_bad_depth_never_kills_the_pipeline(graph):
     assert response.error_code.val == MoveItErrorCodes.SUCCESS
 
 
-def test_calls_before_activation_and_without_a_scene_get_error_codes():
-    server = make(GraspServerNode)
+@contextlib.contextmanager
+def running(node):
+    """``node`` and a client node spinning together; both destroyed afterwards."""
     executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(server)
-    client_node = rclpy.create_node("early_client")
-    executor.add_node(client_node)
+    client_node = rclpy.create_node(f"client_of_{node.get_name()}")
+    for n in (node, client_node):
+        executor.add_node(n)
     try:
         with Spinner(executor):
-            assert server.trigger_configure() == OK
-            client = client_node.create_client(GraspPlanning, "grasp_server/generate_grasps")
-            response = call(client, GraspPlanning.Request())
-            assert response.error_code.val == MoveItErrorCodes.FAILURE and "not active" in server.last_error
-            assert server.trigger_activate() == OK
-            response = call(client, GraspPlanning.Request())
-            assert response.error_code.val == MoveItErrorCodes.UNABLE_TO_AQUIRE_SENSOR_DATA
+            yield client_node
     finally:
-        server.destroy_node()
+        node.destroy_node()
         client_node.destroy_node()
+
+
+def test_calls_before_activation_and_without_a_scene_get_error_codes():
+    server = make(GraspServerNode)
+    with running(server) as client_node:
+        assert server.trigger_configure() == OK
+        client = client_node.create_client(GraspPlanning, "grasp_server/generate_grasps")
+        response = call(client, GraspPlanning.Request())
+        assert response.error_code.val == MoveItErrorCodes.FAILURE and "not active" in server.last_error
+        assert server.trigger_activate() == OK
+        response = call(client, GraspPlanning.Request())
+        assert response.error_code.val == MoveItErrorCodes.UNABLE_TO_AQUIRE_SENSOR_DATA
 
 
 def test_executor_reports_a_missing_grasp_server():
     executor_node = make(GraspExecutorNode, service_timeout_s=0.5, grasp_service="nobody/generate_grasps")
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(executor_node)
-    client_node = rclpy.create_node("lonely_client")
-    executor.add_node(client_node)
-    try:
-        with Spinner(executor):
-            assert executor_node.trigger_configure() == OK and executor_node.trigger_activate() == OK
-            response = call(client_node.create_client(GraspPlanning, "/plan_grasp"), GraspPlanning.Request())
-            assert response.error_code.val == MoveItErrorCodes.COMMUNICATION_FAILURE
-            assert "not available" in executor_node.last_error
-    finally:
-        executor_node.destroy_node()
-        client_node.destroy_node()
+    with running(executor_node) as client_node:
+        assert executor_node.trigger_configure() == OK and executor_node.trigger_activate() == OK
+        response = call(client_node.create_client(GraspPlanning, "/plan_grasp"), GraspPlanning.Request())
+        assert response.error_code.val == MoveItErrorCodes.COMMUNICATION_FAILURE
+        assert "not available" in executor_node.last_error
 
 
 def test_replay_of_a_rosbag2_recording(tmp_path):

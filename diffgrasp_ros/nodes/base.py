@@ -160,6 +160,30 @@ def guarded(method):
     return wrapper
 
 
+def grasp_planning_service(method):
+    """A GraspPlanning callback: answers FAILURE while the node is inactive or when planning raises.
+
+    The wrapped method fills ``response`` and sets ``response.error_code.val`` itself otherwise.
+    """
+    from moveit_msgs.msg import MoveItErrorCodes
+
+    @functools.wraps(method)
+    def wrapper(self: DiffgraspNode, request, response):
+        response.error_code.val = MoveItErrorCodes.FAILURE
+        if not self.active:
+            self.report(f"{method.__name__.lstrip('_')}: called while the node is not active")
+            return response
+        try:
+            return method(self, request, response)
+        except Exception as error:
+            self.report(f"{method.__name__.lstrip('_')}: {error}")
+            response.grasps = []
+            response.error_code.val = MoveItErrorCodes.FAILURE
+            return response
+
+    return wrapper
+
+
 def run(node_class, args=None) -> None:
     """Entry point of one node executable: spin on a multi-threaded executor until shut down."""
     import rclpy

@@ -10,7 +10,7 @@ import threading
 from moveit_msgs.msg import MoveItErrorCodes
 from moveit_msgs.srv import GraspPlanning
 
-from .base import DiffgraspNode, run
+from .base import DiffgraspNode, grasp_planning_service, run
 
 
 class GraspExecutorNode(DiffgraspNode):
@@ -41,12 +41,9 @@ class GraspExecutorNode(DiffgraspNode):
             return None, f"grasp server did not answer within {self.param('service_timeout_s')} s"
         return future.result(), ""
 
+    @grasp_planning_service
     def _on_plan_grasp(self, request: GraspPlanning.Request, response: GraspPlanning.Response):
         codes = MoveItErrorCodes
-        response.error_code.val = codes.FAILURE
-        if not self.active:
-            self.report("/plan_grasp called while the executor is not active")
-            return response
         if not request.group_name:
             request.group_name = self.param("planning_group")
         answer, problem = self._call_grasp_server(request)

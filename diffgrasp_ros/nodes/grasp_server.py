@@ -12,7 +12,7 @@ from visualization_msgs.msg import MarkerArray
 
 from ..grasping import PlanResult, make_planner, planner_names
 from ..scene import Workspace
-from .base import DiffgraspNode, guarded, run
+from .base import DiffgraspNode, grasp_planning_service, guarded, run
 from .conversions import (clouds_to_scene, from_time, grasp_to_moveit, grasps_to_markers,
                           grasps_to_pose_array)
 
@@ -85,12 +85,9 @@ class GraspServerNode(DiffgraspNode):
         self.poses_pub.publish(grasps_to_pose_array(result.grasps, frame, stamp))
         self.markers_pub.publish(grasps_to_markers(result.grasps, self.planner.robot, frame, stamp))
 
+    @grasp_planning_service
     def _on_generate(self, request: GraspPlanning.Request, response: GraspPlanning.Response):
         codes = MoveItErrorCodes
-        response.error_code.val = codes.FAILURE
-        if not self.active:
-            self.report("generate_grasps called while the node is not active")
-            return response
         if request.group_name and request.group_name != self.param("planning_group"):
             response.error_code.val = codes.INVALID_GROUP_NAME
             self.report(f"unknown planning group {request.group_name!r} (this server plans for "
@@ -105,11 +102,7 @@ class GraspServerNode(DiffgraspNode):
             response.error_code.val = codes.SENSOR_INFO_STALE
             self.report(f"the latest scene is {age:.1f} s old (max_scene_age_s = {self.param('max_scene_age_s')})")
             return response
-        try:
-            result = self.plan()
-        except Exception as error:
-            self.report(f"planning failed: {error}")
-            return response
+        result = self.plan()
         self._publish(result)
         if not result.found:
             response.error_code.val = codes.PLANNING_FAILED

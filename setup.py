@@ -14,7 +14,8 @@ setup(
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/launch", glob("launch/*.launch.py")),
         (f"share/{package_name}/config", glob("config/*.yaml") + glob("config/*.rviz")),
-        (f"share/{package_name}/models", glob("models/*")),
+        (f"share/{package_name}/models", glob("models/*.md")),
+        (f"share/{package_name}/models/igd", glob("models/igd/*")),
     ],
     # Runtime dependencies are pinned in requirements.txt (torch must come from the CPU build).
     install_requires=["setuptools"],

@@ -6,6 +6,7 @@ import sys
 
 from .. import __version__
 from . import bench, datagen, demo, plan, up
+from . import train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(subparsers)
     datagen.add_parser(subparsers)
     up.add_parser(subparsers)
+    train.add_parser(subparsers)
     return parser
 
 

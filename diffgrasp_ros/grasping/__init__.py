@@ -1,5 +1,6 @@
 """Grasp generation: the planner API and its methods."""
 from . import baseline  # noqa: F401  (registers the "baseline" method)
+from . import igd  # noqa: F401  (registers the "igd" method)
 from .grasp import Grasp, PlanResult
 from .planner import GraspPlanner, make_planner, planner_names, register_planner
 

@@ -1,0 +1,166 @@
+"""The ``igd`` method: Implicit Grasp Diffusion over the 40³ TSDF (see ``model``).
+
+Inference: candidate centres near the observed objects -> affordance a(p), top-k -> ``rounds``
+orientations per centre by DDIM (``denoising_steps``) -> hand collision / table / workspace checks ->
+classifier v(g) -> best orientation per centre by q = a·v -> rank, suppress near-duplicates, threshold.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...robots.registry import Embodiment, get_robot
+from ...scene.scene import Scene
+from ...scene.workspace import STANDARD_WORKSPACE, Workspace
+from ..grasp import Grasp, PlanResult
+from ..planner import GraspPlanner, register_planner
+from .candidates import candidate_mask
+from .pretrained import DEFAULT_WEIGHTS, load_pretrained
+
+
+@register_planner("igd")
+class IGDPlanner(GraspPlanner):
+    def __init__(self, robot: Embodiment, workspace: Workspace = STANDARD_WORKSPACE, weights: str | Path | None = None,
+                 rounds: int | None = None, denoising_steps: int | None = None, top_k: int | None = None,
+                 min_affordance: float | None = None, min_quality: float | None = None,
+                 max_grasps: int | None = None, seed: int = 0):
+        super().__init__(robot, workspace)
+        from .scheduler import DDIMScheduler
+
+        self.model = load_pretrained(Path(weights) if weights else DEFAULT_WEIGHTS)
+        cfg = self.model.config
+        if (workspace.size_m, workspace.resolution) != (cfg.workspace_size_m, cfg.resolution):
+            raise ValueError(f"this IGD model was trained for a {cfg.resolution}³ grid over {cfg.workspace_size_m} m, "
+                             f"not {workspace.resolution}³ over {workspace.size_m} m")
+        self.rounds = cfg.rounds if rounds is None else rounds
+        self.denoising_steps = cfg.sampling_steps if denoising_steps is None else denoising_steps
+        self.top_k = cfg.top_k if top_k is None else top_k
+        self.min_affordance = cfg.min_affordance if min_affordance is None else min_affordance
+        self.min_quality = cfg.min_quality if min_quality is None else min_quality
+        self.max_grasps = cfg.max_grasps if max_grasps is None else max_grasps
+        for name in ("rounds", "denoising_steps", "top_k", "max_grasps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        self.scheduler = DDIMScheduler(cfg.train_steps)
+        self.scheduler.set_timesteps(self.denoising_steps)
+        self.seed = seed
+        self.gripper = robot.gripper
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, robot: str | Embodiment = "franka",
+                        workspace: Workspace = STANDARD_WORKSPACE, **options) -> "IGDPlanner":
+        """A planner with the weights saved in ``path`` (``pretrained.save_pretrained`` / ``diffgrasp train``)."""
+        return cls(get_robot(robot) if isinstance(robot, str) else robot, workspace, weights=path, **options)
+
+    # -- feasibility --------------------------------------------------------------------------------
+    def _feasible(self, scene: Scene, R: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Grasps (R (n, 3, 3), t (n, 3)) whose open hand stays in bounds, above the table and out of the scene."""
+        g, ws = self.gripper, self.workspace
+        corners = np.einsum("nij,sj->nsi", R, g.corner_points(g.max_opening_m)) + t[:, None]
+        ok = ws.contains_grasp(t) & (corners[..., 2].min(1) > ws.table_height_m + 0.002)
+        boxes = g.collision_boxes(g.max_opening_m)
+        # Observed solid: hand sample points in voxels just behind a surface (as the baseline checks).
+        samples = np.concatenate([np.stack(np.meshgrid(*[np.linspace(-h, h, 3) for h in b.half_extents_m],
+                                                       indexing="ij"), -1).reshape(-1, 3) + b.centre_m for b in boxes])
+        world = np.einsum("nij,sj->nsi", R, samples) + t[:, None]
+        idx = np.floor(world / ws.voxel_size_m).astype(int)
+        inside = np.all((idx >= 0) & (idx < ws.resolution), -1)
+        idx = np.clip(idx, 0, ws.resolution - 1)
+        values = scene.tsdf_grid[idx[..., 0], idx[..., 1], idx[..., 2]]
+        ok &= ~np.any(inside & (values > 0.0) & (values < 0.4), 1)
+        # Observed surface points inside the palm or a finger (in chunks: grasps x points x 3 floats).
+        cloud = scene.points_m[scene.object_points_mask(clearance_m=0.003)]
+        for s in range(0, len(R) if len(cloud) else 0, 128):
+            Rc, tc = R[s:s + 128], t[s:s + 128]
+            local = np.einsum("nji,pj->npi", Rc, cloud) - np.einsum("nji,nj->ni", Rc, tc)[:, None]
+            for b in boxes:
+                within = np.all(np.abs(local - b.centre_m) < np.asarray(b.half_extents_m) - 0.001, -1)
+                ok[s:s + 128] &= ~within.any(1)
+        return ok
+
+    def _suppress(self, R: np.ndarray, t: np.ndarray) -> list[int]:
+        """Indices of ranked grasps left after dropping each one within 1 cm of a better one with the same
+        approach and closing axis (up to the flip), at most ``max_grasps``."""
+        kept: list[int] = []
+        limit = np.cos(np.deg2rad(30.0))
+        for i in range(len(R)):
+            if not any(np.linalg.norm(t[i] - t[j]) < 0.01 and R[i][:, 2] @ R[j][:, 2] > limit
+                       and abs(R[i][:, 1] @ R[j][:, 1]) > limit for j in kept):
+                kept.append(i)
+            if len(kept) == self.max_grasps:
+                break
+        return kept
+
+    # -- planning -----------------------------------------------------------------------------------
+    def _plan(self, scene: Scene) -> PlanResult:
+        import torch
+
+        timings: dict[str, float] = {}
+        model, ws = self.model, self.workspace
+        clock = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[name] = now - clock
+            clock = now
+
+        with torch.inference_mode():
+            planes = model.encode(torch.from_numpy(np.ascontiguousarray(scene.tsdf_grid, np.float32))[None])
+            lap("encoder")
+            mask = candidate_mask(scene.tsdf_grid, ws, stride=model.config.centre_stride)
+            centres = ws.voxel_centres()[mask].astype(np.float32)
+            if len(centres) == 0:
+                return PlanResult([], self.name, timings, "no grasp found: no free space within reach of the objects")
+            p = torch.from_numpy(centres)[None]
+            features = model.centre_features(planes, p)[0]
+            affordance = torch.sigmoid(model.affordance_logits(features)).numpy()
+            top = np.argsort(-affordance, kind="stable")[: self.top_k]
+            top = top[affordance[top] >= self.min_affordance]
+            lap("affordance")
+            if len(top) == 0:
+                return PlanResult([], self.name, timings, (
+                    f"no grasp found: no centre's affordance reaches {self.min_affordance} "
+                    f"(best {affordance.max():.2f} of {len(centres)} centres)"))
+            generator = torch.Generator().manual_seed(self.seed)
+            R = model.sample_rotations(features[top], self.scheduler, self.rounds, generator).numpy()  # (k, N, 3, 3)
+            lap("diffusion")
+            k, n = R.shape[:2]
+            R = R.reshape(-1, 3, 3).astype(np.float64)
+            t = np.repeat(centres[top], n, axis=0).astype(np.float64)
+            feasible = np.flatnonzero(self._feasible(scene, R, t))
+            if len(feasible) == 0:
+                lap("evaluation")
+                return PlanResult([], self.name, timings, (
+                    f"no grasp found: all {k * n} sampled grasps at {k} centres collide or leave the workspace"))
+            logits, width = model.evaluate(planes, torch.from_numpy(t[feasible]).float()[None],
+                                           torch.from_numpy(R[feasible]).float()[None])
+            v = torch.sigmoid(logits[0]).numpy()
+            a = np.repeat(affordance[top], n)[feasible]
+            quality = a * v
+            # Best orientation per centre.
+            centre_of = feasible // n
+            best: dict[int, int] = {}
+            for i in np.argsort(-quality, kind="stable"):
+                best.setdefault(int(centre_of[i]), int(i))
+            chosen = np.array(sorted(best.values(), key=lambda i: -quality[i]))
+            chosen = chosen[quality[chosen] >= self.min_quality]
+            lap("evaluation")
+        if len(chosen) == 0:
+            return PlanResult([], self.name, timings, (
+                f"no grasp found: no grasp's quality a·v reaches {self.min_quality} (best {quality.max():.2f})"))
+        Rc, tc = R[feasible][chosen], t[feasible][chosen]
+        held = np.clip(width[0].numpy()[chosen], 0.0, 1.0) * model.config.max_opening_m
+        widths = np.minimum(held + model.config.width_margin_m, self.gripper.max_opening_m)
+        grasps = []
+        for i in self._suppress(Rc, tc):
+            T = np.eye(4)
+            T[:3, :3], T[:3, 3] = Rc[i], tc[i]
+            j = chosen[i]
+            grasps.append(Grasp(T, float(widths[i]), float(quality[j]), self.name, ws.frame_id,
+                                {"affordance": float(a[j]), "classifier": float(v[j])}))
+        return PlanResult(grasps, self.name, timings, (
+            f"{len(grasps)} grasps from {len(chosen)} centres ({k} after the affordance filter, "
+            f"{self.rounds} rounds, {self.denoising_steps} denoising steps)"))

@@ -1,0 +1,337 @@
+"""Training Implicit Grasp Diffusion (``grasping.igd``) on the labelled-grasp datasets of ``datagen``.
+
+Chunks store scene descriptions, not images, so every scene is re-rendered once and its grids are
+cached (``GridCache``): the model's inputs (single side view, clean and with the benchmark's dex
+noise) and the 6-view fusion that supervises the occupancy head (GIGA's geometry signal, here the
+fused band around the surface: inside = occupied, in front = free). Training then samples, per
+scene, labelled grasps plus generated negatives for the evaluator heads. Batches are drawn from
+``(seed, step)`` alone, so a resumed run continues exactly as an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..grasping.igd.candidates import candidate_mask
+from ..grasping.igd.config import TINY, IGDConfig
+from ..scene.tsdf import TSDFVolume
+from ..scene.workspace import STANDARD_WORKSPACE
+from ..sim.camera import side_view, view_poses
+from ..sim.noise import apply_depth_noise
+from .dataset import DatasetChunk, iter_chunks, rebuild_world
+
+INPUT_VARIANTS = ("side", "side_dex")
+
+
+# -- scene grids ----------------------------------------------------------------------------------
+def _fuse(frames, poses) -> np.ndarray:
+    volume = TSDFVolume(STANDARD_WORKSPACE, STANDARD_WORKSPACE.resolution)
+    for frame, T in zip(frames, poses):
+        volume.integrate(frame, T)
+    return volume.grid()
+
+
+def render_scene_grids(chunk: DatasetChunk, scene_index: int) -> dict[str, np.ndarray]:
+    """The 40³ input grids (clean and dex-noise side view) and the 6-view grid of one stored scene."""
+    description = chunk.scenes[scene_index]
+    with rebuild_world(description, chunk.object_root) as world:
+        side = world.camera.render(side_view())
+        multi = [world.camera.render(T) for T in view_poses("multi")]
+    rng = np.random.default_rng([description.seed, 7])
+    noisy = apply_depth_noise(side.depth, "dex", rng)
+    T = side.T_workspace_camera
+    return {"side": _fuse([side.depth], [T]), "side_dex": _fuse([noisy], [T]),
+            "multi": _fuse([v.depth for v in multi], [v.T_workspace_camera for v in multi])}
+
+
+@dataclass
+class TrainingScene:
+    grids: dict[str, np.ndarray]  # INPUT_VARIANTS + "multi", (40, 40, 40) float32 each
+    position_m: np.ndarray  # (G, 3) grasp TCP positions
+    rotation: np.ndarray  # (G, 3, 3)
+    width_m: np.ndarray  # (G,)
+    label: np.ndarray  # (G,) 0/1
+    candidates_m: np.ndarray  # (C, 3) the voxel centres inference considers (``candidate_mask``)
+
+
+class GridCache:
+    """Rendered grids of stored scenes, one ``.npz`` per scene under ``folder``."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, chunk: DatasetChunk, scene_index: int) -> Path:
+        seed = chunk.scenes[scene_index].seed
+        return self.folder / f"chunk{chunk.index:06d}_scene{scene_index:02d}_{seed}.npz"
+
+    def grids(self, chunk: DatasetChunk, scene_index: int) -> dict[str, np.ndarray]:
+        path = self.path(chunk, scene_index)
+        if path.exists():
+            with np.load(path) as data:
+                return {k: data[k] for k in data.files}
+        grids = render_scene_grids(chunk, scene_index)
+        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")  # another process may fill the cache too
+        np.savez_compressed(tmp, **grids)
+        tmp.replace(path)
+        return grids
+
+
+def load_scenes(data: Path, cache: GridCache, log: Callable[[str], None] = print,
+                max_scenes: int | None = None) -> list[TrainingScene]:
+    """Every scene of the dataset at ``data`` with its grids (rendered into the cache when missing)."""
+    from scipy.spatial.transform import Rotation
+
+    scenes: list[TrainingScene] = []
+    start, rendered = time.perf_counter(), 0
+    for chunk in iter_chunks(data):
+        g = chunk.grasps
+        for s in range(len(chunk.scenes)):
+            if max_scenes is not None and len(scenes) >= max_scenes:
+                return scenes
+            mine = g.scene == s
+            if not mine.any():
+                continue
+            fresh = not cache.path(chunk, s).exists()
+            grids = cache.grids(chunk, s)
+            candidates = STANDARD_WORKSPACE.voxel_centres()[candidate_mask(grids["side"], STANDARD_WORKSPACE)]
+            scenes.append(TrainingScene(
+                grids, g.position_m[mine].astype(np.float32),
+                Rotation.from_quat(g.quaternion_xyzw[mine]).as_matrix().astype(np.float32),
+                g.width_m[mine].astype(np.float32), g.label[mine].astype(np.float32), candidates.astype(np.float32)))
+            rendered += fresh
+            if fresh and rendered % 50 == 0:
+                log(f"  rendered {rendered} scene(s) into the cache ({time.perf_counter() - start:.0f} s)")
+    if not scenes:
+        raise ValueError(f"{data} holds no labelled scenes: generate some with `diffgrasp datagen --out {data}`")
+    return scenes
+
+
+# -- batches --------------------------------------------------------------------------------------
+FLIP = np.diag([-1.0, -1.0, 1.0]).astype(np.float32)  # a parallel-jaw grasp turned 180° about its approach
+
+
+@dataclass(frozen=True)
+class BatchSizes:
+    scenes: int = 4
+    grasps: int = 64  # evaluator samples per scene: 3/4 labelled (balanced), 1/4 random orientations
+    centres: int = 64  # affordance samples: half labelled grasp centres, half inference candidates
+    diffusion: int = 32  # positive grasps the denoiser learns per scene
+    occupancy: int = 256
+
+
+def _rotation_angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle between rotations a (..., 3, 3) and b, the gripper's 180° symmetry included."""
+    def angle(r: np.ndarray) -> np.ndarray:
+        return np.arccos(np.clip((np.trace(r, axis1=-2, axis2=-1) - 1) / 2, -1, 1))
+
+    rel = np.swapaxes(a, -1, -2) @ b
+    return np.minimum(angle(rel), angle(rel @ FLIP))
+
+
+def _random_rotations(n: int, rng: np.random.Generator) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.random(n, random_state=rng).as_matrix().astype(np.float32)
+
+
+def sample_scene(scene: TrainingScene, rng: np.random.Generator, sizes: BatchSizes) -> dict[str, np.ndarray]:
+    voxel = STANDARD_WORKSPACE.voxel_size_m
+    positives = np.flatnonzero(scene.label > 0)
+    negatives = np.flatnonzero(scene.label == 0)
+
+    # Evaluator: labelled grasps, positives and negatives equally often when both exist ...
+    n_labelled = sizes.grasps * 3 // 4
+    want_positive = rng.random(n_labelled) < 0.5
+    pool_pos = positives if len(positives) else negatives
+    pool_neg = negatives if len(negatives) else positives
+    idx = np.where(want_positive, rng.choice(pool_pos, n_labelled), rng.choice(pool_neg, n_labelled))
+    p, R, label = scene.position_m[idx], scene.rotation[idx], scene.label[idx]
+    # ... plus random orientations at labelled centres: negatives unless near a known success there.
+    n_random = sizes.grasps - n_labelled
+    at = rng.choice(len(scene.label), n_random)
+    R_random = _random_rotations(n_random, rng)
+    random_label = np.zeros(n_random, np.float32)
+    if len(positives):
+        close = np.linalg.norm(scene.position_m[at, None] - scene.position_m[None, positives], axis=-1) < 0.005
+        similar = _rotation_angle(R_random[:, None], scene.rotation[None, positives]) < np.deg2rad(20)
+        random_label = (close & similar).any(1).astype(np.float32)
+    grasp_p = np.concatenate([p, scene.position_m[at]])
+    grasp_R = np.concatenate([R, R_random])
+    grasp_label = np.concatenate([label, random_label])
+    grasp_width = np.concatenate([scene.width_m[idx], np.zeros(n_random, np.float32)])
+    flip = rng.random(len(grasp_R)) < 0.5
+    grasp_R[flip] = grasp_R[flip] @ FLIP
+
+    # Denoiser: positive orientations (either of a grasp's two symmetric forms).
+    if len(positives):
+        d = rng.choice(positives, sizes.diffusion)
+        diff_p, diff_R = scene.position_m[d], scene.rotation[d].copy()
+        flip = rng.random(len(d)) < 0.5
+        diff_R[flip] = diff_R[flip] @ FLIP
+        diff_mask = np.ones(len(d), np.float32)
+    else:
+        diff_p = np.zeros((sizes.diffusion, 3), np.float32) + 0.15
+        diff_R = np.broadcast_to(np.eye(3, dtype=np.float32), (sizes.diffusion, 3, 3)).copy()
+        diff_mask = np.zeros(sizes.diffusion, np.float32)
+
+    # Affordance: a centre is good when a successful grasp was found there (within a voxel).
+    half = sizes.centres // 2
+    pool = scene.candidates_m if len(scene.candidates_m) else scene.position_m
+    jitter = rng.uniform(-0.5 * voxel, 0.5 * voxel, (sizes.centres - half, 3))
+    centre_p = np.concatenate([scene.position_m[rng.choice(len(scene.label), half)],
+                               pool[rng.choice(len(pool), sizes.centres - half)] + jitter]).astype(np.float32)
+    centre_label = np.zeros(len(centre_p), np.float32)
+    if len(positives):
+        distance = np.linalg.norm(centre_p[:, None] - scene.position_m[None, positives], axis=-1).min(1)
+        centre_label = (distance < voxel).astype(np.float32)
+
+    # Occupancy: voxels of the 6-view band, half inside a surface and half in front of one.
+    multi = scene.grids["multi"]
+    inside, outside = np.argwhere((multi > 0) & (multi < 0.5)), np.argwhere(multi >= 0.5)
+    n_in = sizes.occupancy // 2
+    cells = np.concatenate([inside[rng.choice(len(inside), n_in)],
+                            outside[rng.choice(len(outside), sizes.occupancy - n_in)]])
+    occ_p = ((cells + rng.uniform(0.25, 0.75, cells.shape)) * voxel).astype(np.float32)
+    occ_label = np.repeat(np.array([1.0, 0.0], np.float32), [n_in, sizes.occupancy - n_in])
+
+    return {"tsdf": scene.grids[INPUT_VARIANTS[rng.integers(len(INPUT_VARIANTS))]],
+            "grasp_p": grasp_p, "grasp_R": grasp_R, "grasp_label": grasp_label, "grasp_width": grasp_width,
+            "diff_p": diff_p, "diff_R": diff_R, "diff_mask": diff_mask,
+            "centre_p": centre_p, "centre_label": centre_label, "occ_p": occ_p, "occ_label": occ_label}
+
+
+def sample_batch(scenes: list[TrainingScene], rng: np.random.Generator, sizes: BatchSizes):
+    """A dict of float32 tensors, one row per scene, for ``IGDModel.losses``."""
+    import torch
+
+    picked = [sample_scene(scenes[i], rng, sizes) for i in rng.choice(len(scenes), sizes.scenes)]
+    return {k: torch.from_numpy(np.stack([s[k] for s in picked]).astype(np.float32)) for k in picked[0]}
+
+
+# -- the training loop ----------------------------------------------------------------------------
+CHECKPOINT = "checkpoint.pt"
+LOG = "train_log.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    data: Path
+    out: Path
+    cache: Path | None = None  # default: <data>/igd_grid_cache
+    max_steps: int = 1_000_000
+    max_minutes: float | None = None
+    batch: BatchSizes = BatchSizes()
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    checkpoint_every: int = 200
+    log_every: int = 20
+    seed: int = 0
+    threads: int | None = None  # torch intra-op threads (default: torch's choice)
+    tiny: bool = False
+    resume: bool = False
+    max_scenes: int | None = None
+
+
+@dataclass
+class TrainReport:
+    steps: int  # total, over every resumed run
+    steps_this_run: int
+    seconds_this_run: float
+    seconds_total: float  # training time over every run, not counting data loading
+    scenes: int
+    grasps: int
+    losses: dict[str, float]  # means over the last logging window
+
+
+def _save_checkpoint(path: Path, model, optimizer, step: int, seconds: float) -> None:
+    import torch
+
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                "seconds": seconds, "config": json.dumps(asdict(model.config))}, tmp)
+    tmp.replace(path)
+
+
+def train(options: TrainOptions, log: Callable[[str], None] = print) -> TrainReport:
+    """Train (or resume) an IGD model; writes checkpoints, a JSON-lines loss log and ``save_pretrained`` weights
+    into ``options.out``."""
+    import torch
+
+    from ..grasping.igd.model import IGDModel
+    from ..grasping.igd.pretrained import save_pretrained
+    from ..grasping.igd.scheduler import DDIMScheduler
+
+    start = time.perf_counter()
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / CHECKPOINT
+    if checkpoint.exists() and not options.resume:
+        raise ValueError(f"{checkpoint} exists: pass --resume to continue that run, or choose another --out")
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    torch.manual_seed(options.seed)
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True) if checkpoint.exists() else None
+    config = IGDConfig(**json.loads(state["config"])) if state else IGDConfig(**(TINY if options.tiny else {}))
+    model = IGDModel(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=1e-4)
+    step, seconds_before = 0, 0.0
+    if state:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, seconds_before = int(state["step"]), float(state["seconds"])
+        log(f"resuming {checkpoint} at step {step}")
+    parameters = sum(p.numel() for p in model.parameters())
+    log(f"IGD model: {parameters / 1e6:.2f} M parameters, config {asdict(config)}")
+
+    cache = GridCache(options.cache or Path(options.data) / "igd_grid_cache")
+    scenes = load_scenes(Path(options.data), cache, log, options.max_scenes)
+    grasps = sum(len(s.label) for s in scenes)
+    log(f"{len(scenes)} scenes, {grasps} labelled grasps ({int(sum(s.label.sum() for s in scenes))} positive); "
+        f"data ready in {time.perf_counter() - start:.0f} s")
+
+    scheduler = DDIMScheduler(config.train_steps)
+    deadline = None if options.max_minutes is None else time.perf_counter() + 60.0 * options.max_minutes
+    model.train()
+    first_step, loop_start = step, time.perf_counter()
+    window: dict[str, list[float]] = {}
+    means: dict[str, float] = {}
+    with open(out / LOG, "a") as log_file:
+        while step < options.max_steps and (deadline is None or time.perf_counter() < deadline):
+            rng = np.random.default_rng([options.seed, step])
+            generator = torch.Generator().manual_seed(options.seed * 1_000_003 + step)
+            losses = model.losses(sample_batch(scenes, rng, options.batch), scheduler, generator)
+            for group in optimizer.param_groups:
+                group["lr"] = options.lr * min(1.0, (step + 1) / options.warmup_steps)
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            for name, value in losses.items():
+                window.setdefault(name, []).append(value.detach().item())
+            elapsed = seconds_before + time.perf_counter() - loop_start
+            if step % options.log_every == 0 or step == options.max_steps:
+                means = {k: float(np.mean(v)) for k, v in window.items()}
+                window.clear()
+                log_file.write(json.dumps({"step": step, "seconds": round(elapsed, 1), **means}) + "\n")
+                log_file.flush()
+                log(f"step {step:6d}  {elapsed / 60:6.1f} min  " + "  ".join(f"{k} {v:.4f}" for k, v in means.items()))
+            if step % options.checkpoint_every == 0:
+                _save_checkpoint(checkpoint, model, optimizer, step, elapsed)
+                save_pretrained(model, out)
+    if window:
+        means = {k: float(np.mean(v)) for k, v in window.items()}
+    seconds_total = seconds_before + time.perf_counter() - loop_start
+    _save_checkpoint(checkpoint, model, optimizer, step, seconds_total)
+    save_pretrained(model, out)
+    log(f"saved step {step} to {out} ({step - first_step} steps in {time.perf_counter() - loop_start:.0f} s)")
+    return TrainReport(step, step - first_step, time.perf_counter() - loop_start, seconds_total, len(scenes), grasps,
+                       means)

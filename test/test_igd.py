@@ -1,0 +1,202 @@
+"""Implicit Grasp Diffusion: scheduler, networks, training loop, weights on disk and the planner."""
+import numpy as np
+import pytest
+import torch
+
+from diffgrasp_ros import make_planner
+from diffgrasp_ros.grasping import PlanResult
+from diffgrasp_ros.grasping.igd import IGDConfig, IGDPlanner, load_pretrained, save_pretrained
+from diffgrasp_ros.grasping.igd.config import TINY
+from diffgrasp_ros.grasping.igd.model import IGDModel
+from diffgrasp_ros.grasping.igd.scheduler import DDIMScheduler, project_to_so3
+from diffgrasp_ros.scene import SceneBuilder
+from diffgrasp_ros.sim.camera import side_view
+
+TINY_CONFIG = IGDConfig(**TINY)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Two labelled box scenes (analytic labels: fast) and their grid cache."""
+    from conftest import write_box_urdf
+
+    from diffgrasp_ros.sim.object_splits import folder_objects
+    from diffgrasp_ros.training.datagen import DatagenConfig, generate_dataset
+
+    objects_dir = tmp_path_factory.mktemp("igd_boxes")
+    write_box_urdf(objects_dir, "box_a", (0.04, 0.05, 0.06))
+    write_box_urdf(objects_dir, "box_b", (0.03, 0.06, 0.05))
+    objects = folder_objects(objects_dir)
+    folder = tmp_path_factory.mktemp("igd_data")
+    config = DatagenConfig("analytic", scenes_per_chunk=1, seed=3, points_per_scene=8, yaws=4, depths=1,
+                           baseline_grasps=8)
+    generate_dataset(folder, config, 2, {"pile": objects, "packed": objects}, workers=1, progress=False)
+    return folder
+
+
+def random_rotations(n, seed=0):
+    from scipy.spatial.transform import Rotation
+
+    return torch.from_numpy(Rotation.random(n, random_state=seed).as_matrix()).float()
+
+
+# -- scheduler -------------------------------------------------------------------------------------
+def test_add_noise_keeps_shapes_and_the_cosine_schedule_runs_from_clean_to_noise():
+    s = DDIMScheduler(100)
+    x0, noise = torch.rand(7, 9), torch.randn(7, 9)
+    assert s.add_noise(x0, noise, torch.randint(0, 100, (7,))).shape == (7, 9)
+    assert s.alphas_cumprod[0] > 0.999 and s.alphas_cumprod[-1] < 1e-3
+    assert torch.all(s.alphas_cumprod[1:] < s.alphas_cumprod[:-1])
+
+
+@pytest.mark.parametrize("steps", [1, 5, 100])
+def test_ddim_with_the_true_noise_recovers_x0(steps):
+    s = DDIMScheduler(100)
+    s.set_timesteps(steps)
+    assert s.timesteps[0] == 99 and len(s.timesteps) == steps and (steps == 1 or s.timesteps[-1] == 0)
+    x0 = random_rotations(16).reshape(16, 9)
+    a = s.alphas_cumprod
+    x = s.add_noise(x0, torch.randn(16, 9, generator=torch.Generator().manual_seed(0)), torch.full((16,), 99))
+    for t in s.timesteps:
+        eps = (x - a[t].sqrt() * x0) / (1 - a[t]).sqrt()
+        x = s.step(eps, int(t), x)
+        assert x.shape == (16, 9)
+    torch.testing.assert_close(x, x0, atol=1e-3, rtol=0)  # ᾱ_99 is tiny: 1/√ᾱ magnifies float error
+    with pytest.raises(ValueError, match="denoising steps"):
+        s.set_timesteps(0)
+
+
+def test_svd_projection_gives_rotations_and_keeps_rotations():
+    m = torch.randn(50, 9, generator=torch.Generator().manual_seed(1))
+    R = project_to_so3(m)
+    torch.testing.assert_close(R @ R.transpose(-1, -2), torch.eye(3).expand(50, 3, 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.det(R), torch.ones(50), atol=1e-5, rtol=0)
+    rotations = random_rotations(5)
+    torch.testing.assert_close(project_to_so3(rotations), rotations, atol=1e-5, rtol=0)
+
+
+# -- networks --------------------------------------------------------------------------------------
+def test_forward_shapes():
+    torch.manual_seed(0)
+    model, cfg = IGDModel(TINY_CONFIG), TINY_CONFIG
+    planes = model.encode(torch.rand(2, 40, 40, 40))
+    assert [p.shape for p in planes] == [(2, cfg.plane_channels, 40, 40)] * 3
+    p = torch.rand(2, 5, 3) * 0.3
+    assert model.encoder.sample(planes, p).shape == (2, 5, 3 * cfg.plane_channels)
+    centre = model.centre_features(planes, p)
+    assert centre.shape == (2, 5, cfg.hidden) and model.affordance_logits(centre).shape == (2, 5)
+    logits, width = model.evaluate(planes, p, random_rotations(10).reshape(2, 5, 3, 3))
+    assert logits.shape == width.shape == (2, 5)
+    assert model.occupancy_logits(planes, p).shape == (2, 5)
+    assert model.denoiser(torch.randn(2, 5, 9), torch.randint(0, cfg.train_steps, (2, 5)), centre).shape == (2, 5, 9)
+    scheduler = DDIMScheduler(cfg.train_steps)
+    scheduler.set_timesteps(3)
+    R = model.sample_rotations(centre[0], scheduler, rounds=4)
+    assert R.shape == (5, 4, 3, 3)
+    torch.testing.assert_close(torch.det(R), torch.ones(5, 4), atol=1e-4, rtol=0)
+
+
+def test_dam_offsets_start_on_a_cube_around_the_centre():
+    model = IGDModel(TINY_CONFIG)
+    offsets = model.centre_attention.offsets(torch.randn(3, 3 * TINY_CONFIG.plane_channels)).reshape(3, 8, 3)
+    cube = [[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
+    expected = TINY_CONFIG.dam_cube_half_m * torch.tensor(cube, dtype=torch.float32)
+    torch.testing.assert_close(offsets, expected.expand(3, 8, 3))
+
+
+# -- training --------------------------------------------------------------------------------------
+def test_every_head_gets_finite_gradients_from_a_real_batch(dataset, tmp_path):
+    from diffgrasp_ros.training.igd_train import BatchSizes, GridCache, load_scenes, sample_batch
+
+    scenes = load_scenes(dataset, GridCache(tmp_path / "cache"), log=lambda _: None)
+    assert len(scenes) == 2 and any(s.label.sum() > 0 for s in scenes)
+    assert sorted(scenes[0].grids) == ["multi", "side", "side_dex"]
+    batch = sample_batch(scenes, np.random.default_rng(0), BatchSizes(scenes=2, grasps=16, centres=16,
+                                                                      diffusion=8, occupancy=32))
+    batch["diff_mask"][:] = 1.0  # the rows of a scene without positives are masked out; count all here
+    torch.manual_seed(0)
+    model = IGDModel(TINY_CONFIG)
+    losses = model.losses(batch, DDIMScheduler(TINY_CONFIG.train_steps), torch.Generator().manual_seed(0))
+    assert set(losses) == {"total", "diffusion", "affordance", "classifier", "width", "occupancy"}
+    assert all(torch.isfinite(v) for v in losses.values())
+    losses["total"].backward()
+    for name in ("encoder", "centre_attention", "grasp_attention", "denoiser", "affordance_head",
+                 "classifier_head", "width_head", "occupancy_head"):
+        grads = [p.grad for p in getattr(model, name).parameters() if p.grad is not None]
+        assert grads and all(torch.isfinite(g).all() for g in grads), name
+        assert any(g.abs().sum() > 0 for g in grads), name
+
+
+def test_training_runs_checkpoints_resumes_and_lowers_the_loss(dataset, tmp_path):
+    import json
+
+    from diffgrasp_ros.cli.main import main
+
+    out = tmp_path / "run"
+    base = ["train", "--data", str(dataset), "--cache", str(tmp_path / "cache"), "--out", str(out), "--tiny",
+            "--log-every", "5", "--checkpoint-every", "10", "--threads", "1", "--lr", "3e-3"]
+    assert main(base + ["--steps", "20"]) == 0
+    assert {"checkpoint.pt", "config.json", "weights.pt", "train_log.jsonl"} <= {p.name for p in out.iterdir()}
+    with pytest.raises(ValueError, match="--resume"):
+        from diffgrasp_ros.training.igd_train import TrainOptions, train
+
+        train(TrainOptions(dataset, out, tmp_path / "cache", tiny=True), log=lambda _: None)
+    assert main(base + ["--steps", "40", "--resume"]) == 0
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert all(np.isfinite(r["total"]) for r in log)
+    assert np.mean([r["total"] for r in log[-2:]]) < np.mean([r["total"] for r in log[:2]])
+    assert IGDPlanner.from_pretrained(out).model.config == TINY_CONFIG
+
+
+# -- weights on disk -------------------------------------------------------------------------------
+def test_from_pretrained_round_trip(tmp_path):
+    torch.manual_seed(3)
+    model = IGDModel(TINY_CONFIG)
+    save_pretrained(model, tmp_path / "w")
+    loaded = load_pretrained(tmp_path / "w")
+    assert loaded.config == TINY_CONFIG and not loaded.training
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    planner = IGDPlanner.from_pretrained(tmp_path / "w", rounds=3, denoising_steps=2)
+    assert (planner.rounds, planner.denoising_steps, len(planner.scheduler.timesteps)) == (3, 2, 2)
+    assert make_planner("igd", weights=tmp_path / "w").name == "igd"
+
+
+def test_missing_or_corrupt_weights_raise_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"(?s)nowhere.*diffgrasp train"):
+        IGDPlanner.from_pretrained(tmp_path / "nowhere")
+    save_pretrained(IGDModel(TINY_CONFIG), tmp_path / "w")
+    (tmp_path / "w" / "weights.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"(?s)w are unreadable.*diffgrasp train"):
+        make_planner("igd", weights=tmp_path / "w")
+    save_pretrained(IGDModel(TINY_CONFIG), tmp_path / "w")
+    TINY_CONFIG.replace(hidden=16).to_json(tmp_path / "w" / "config.json")  # weights of another size
+    with pytest.raises(ValueError, match="do not match"):
+        load_pretrained(tmp_path / "w")
+
+
+# -- planning --------------------------------------------------------------------------------------
+def test_planner_on_a_box_returns_a_valid_result(box_world, tmp_path):
+    torch.manual_seed(0)
+    save_pretrained(IGDModel(TINY_CONFIG), tmp_path / "w")
+    builder = SceneBuilder()
+    view = box_world.camera.render(side_view())
+    builder.integrate(view.depth, view.T_workspace_camera)
+    planner = make_planner("igd", weights=tmp_path / "w", min_affordance=0.0, min_quality=0.0, rounds=8,
+                           denoising_steps=4)
+    result = planner.plan(builder.scene())
+    assert isinstance(result, PlanResult) and result.method == "igd" and result.message
+    assert {"encoder", "affordance", "plan"} <= set(result.timings_s)
+    if not result.found:
+        assert result.message.startswith("no grasp found: ")
+    ws = box_world.workspace
+    for grasp in result.grasps:
+        T = grasp.T_frame_grasp
+        np.testing.assert_allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-5)
+        assert ws.contains_grasp(grasp.position_m)[0] and 0.0 <= grasp.score <= 1.0
+        assert 0.0 < grasp.width_m <= 0.08
+    scores = [g.score for g in result.grasps]
+    assert scores == sorted(scores, reverse=True)
+    again = planner.plan(builder.scene())
+    assert [g.to_dict() for g in again.grasps] == [g.to_dict() for g in result.grasps]

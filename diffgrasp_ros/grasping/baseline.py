@@ -17,6 +17,7 @@ import numpy as np
 
 from ..robots.gripper import Box
 from ..scene.scene import Scene
+from .filters import penetrates_tsdf, suppress_duplicates
 from .grasp import Grasp, PlanResult
 from .planner import GraspPlanner, register_planner
 
@@ -98,23 +99,6 @@ class AntipodalPlanner(GraspPlanner):
         return np.concatenate(rotations), np.concatenate(positions)
 
     # -- checks -----------------------------------------------------------------------------------
-    def _tsdf_collision(self, scene: Scene, R: np.ndarray, t: np.ndarray, opening: np.ndarray) -> np.ndarray:
-        """Hand sample points that fall inside observed solid (TSDF value below the surface level)."""
-        g = self.gripper
-        samples = []
-        for box in g.collision_boxes(g.max_opening_m):
-            lin = [np.linspace(-h, h, 3) for h in box.half_extents_m]
-            grid = np.stack(np.meshgrid(*lin, indexing="ij"), axis=-1).reshape(-1, 3)
-            samples.append(grid + np.asarray(box.centre_m))
-        local = np.concatenate(samples)  # (S, 3) at the maximum opening
-        world = np.einsum("cij,sj->csi", R, local) + t[:, None, :]
-        ws = self.workspace
-        idx = np.floor(world / ws.voxel_size_m).astype(int)
-        valid = np.all((idx >= 0) & (idx < ws.resolution), axis=-1)
-        idx = np.clip(idx, 0, ws.resolution - 1)
-        values = scene.tsdf_grid[idx[..., 0], idx[..., 1], idx[..., 2]]
-        return np.any(valid & (values > 0.0) & (values < 0.4), axis=1)
-
     def _evaluate(self, R: np.ndarray, t: np.ndarray, cloud: np.ndarray,
                   cloud_normals: np.ndarray) -> dict[str, np.ndarray]:
         """Geometry of every candidate against the cloud, in chunks to bound memory."""
@@ -190,7 +174,7 @@ class AntipodalPlanner(GraspPlanner):
         idx = np.flatnonzero(ok)
         if len(idx) == 0:
             return PlanResult([], self.name, message="no grasp found: every candidate collides or holds nothing")
-        idx = idx[~self._tsdf_collision(scene, R[idx], t[idx], width[idx])]
+        idx = idx[~penetrates_tsdf(scene, R[idx], t[idx], g)]
         if len(idx) == 0:
             return PlanResult([], self.name, message="no grasp found: every candidate penetrates the scene")
 
@@ -213,22 +197,7 @@ class AntipodalPlanner(GraspPlanner):
 
     def _non_maximum_suppression(self, R, t, width, score) -> list[Grasp]:
         cfg = self.config
-        kept: list[int] = []
-        cos_limit = np.cos(np.deg2rad(cfg.nms_angle_deg))
-        for i in range(len(R)):
-            duplicate = False
-            for j in kept:
-                if np.linalg.norm(t[i] - t[j]) < cfg.nms_distance_m:
-                    # Parallel-jaw symmetry: a grasp and its 180° flip about the approach are one grasp.
-                    same_approach = R[i][:, 2] @ R[j][:, 2] > cos_limit
-                    same_closing = abs(R[i][:, 1] @ R[j][:, 1]) > cos_limit
-                    if same_approach and same_closing:
-                        duplicate = True
-                        break
-            if not duplicate:
-                kept.append(i)
-            if len(kept) >= cfg.max_grasps * 3:
-                break
+        kept = suppress_duplicates(R, t, cfg.max_grasps * 3, cfg.nms_distance_m, cfg.nms_angle_deg)
         grasps = []
         for i in kept:
             T = np.eye(4)

@@ -14,6 +14,7 @@ import numpy as np
 from ...robots.registry import Embodiment, get_robot
 from ...scene.scene import Scene
 from ...scene.workspace import STANDARD_WORKSPACE, Workspace
+from ..filters import penetrates_tsdf, suppress_duplicates
 from ..grasp import Grasp, PlanResult
 from ..planner import GraspPlanner, register_planner
 from .candidates import candidate_mask
@@ -60,16 +61,8 @@ class IGDPlanner(GraspPlanner):
         g, ws = self.gripper, self.workspace
         corners = np.einsum("nij,sj->nsi", R, g.corner_points(g.max_opening_m)) + t[:, None]
         ok = ws.contains_grasp(t) & (corners[..., 2].min(1) > ws.table_height_m + 0.002)
+        ok &= ~penetrates_tsdf(scene, R, t, g)
         boxes = g.collision_boxes(g.max_opening_m)
-        # Observed solid: hand sample points in voxels just behind a surface (as the baseline checks).
-        samples = np.concatenate([np.stack(np.meshgrid(*[np.linspace(-h, h, 3) for h in b.half_extents_m],
-                                                       indexing="ij"), -1).reshape(-1, 3) + b.centre_m for b in boxes])
-        world = np.einsum("nij,sj->nsi", R, samples) + t[:, None]
-        idx = np.floor(world / ws.voxel_size_m).astype(int)
-        inside = np.all((idx >= 0) & (idx < ws.resolution), -1)
-        idx = np.clip(idx, 0, ws.resolution - 1)
-        values = scene.tsdf_grid[idx[..., 0], idx[..., 1], idx[..., 2]]
-        ok &= ~np.any(inside & (values > 0.0) & (values < 0.4), 1)
         # Observed surface points inside the palm or a finger (in chunks: grasps x points x 3 floats).
         cloud = scene.points_m[scene.object_points_mask(clearance_m=0.003)]
         for s in range(0, len(R) if len(cloud) else 0, 128):
@@ -79,19 +72,6 @@ class IGDPlanner(GraspPlanner):
                 within = np.all(np.abs(local - b.centre_m) < np.asarray(b.half_extents_m) - 0.001, -1)
                 ok[s:s + 128] &= ~within.any(1)
         return ok
-
-    def _suppress(self, R: np.ndarray, t: np.ndarray) -> list[int]:
-        """Indices of ranked grasps left after dropping each one within 1 cm of a better one with the same
-        approach and closing axis (up to the flip), at most ``max_grasps``."""
-        kept: list[int] = []
-        limit = np.cos(np.deg2rad(30.0))
-        for i in range(len(R)):
-            if not any(np.linalg.norm(t[i] - t[j]) < 0.01 and R[i][:, 2] @ R[j][:, 2] > limit
-                       and abs(R[i][:, 1] @ R[j][:, 1]) > limit for j in kept):
-                kept.append(i)
-            if len(kept) == self.max_grasps:
-                break
-        return kept
 
     # -- planning -----------------------------------------------------------------------------------
     def _plan(self, scene: Scene) -> PlanResult:
@@ -155,7 +135,7 @@ class IGDPlanner(GraspPlanner):
         held = np.clip(width[0].numpy()[chosen], 0.0, 1.0) * model.config.max_opening_m
         widths = np.minimum(held + model.config.width_margin_m, self.gripper.max_opening_m)
         grasps = []
-        for i in self._suppress(Rc, tc):
+        for i in suppress_duplicates(Rc, tc, self.max_grasps):
             T = np.eye(4)
             T[:3, :3], T[:3, 3] = Rc[i], tc[i]
             j = chosen[i]

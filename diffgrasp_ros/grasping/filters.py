@@ -1,0 +1,41 @@
+"""Checks every grasp method applies to its candidates (poses as rotations R (n, 3, 3), TCPs t (n, 3))."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..robots.gripper import ParallelGripper
+from ..scene.scene import Scene
+
+
+def penetrates_tsdf(scene: Scene, R: np.ndarray, t: np.ndarray, gripper: ParallelGripper) -> np.ndarray:
+    """Grasps whose open hand has sample points inside observed solid (TSDF value below the surface)."""
+    samples = []
+    for box in gripper.collision_boxes(gripper.max_opening_m):
+        lin = [np.linspace(-h, h, 3) for h in box.half_extents_m]
+        grid = np.stack(np.meshgrid(*lin, indexing="ij"), axis=-1).reshape(-1, 3)
+        samples.append(grid + np.asarray(box.centre_m))
+    world = np.einsum("cij,sj->csi", R, np.concatenate(samples)) + t[:, None, :]
+    ws = scene.workspace
+    idx = np.floor(world / ws.voxel_size_m).astype(int)
+    valid = np.all((idx >= 0) & (idx < ws.resolution), axis=-1)
+    idx = np.clip(idx, 0, ws.resolution - 1)
+    values = scene.tsdf_grid[idx[..., 0], idx[..., 1], idx[..., 2]]
+    return np.any(valid & (values > 0.0) & (values < 0.4), axis=1)
+
+
+def suppress_duplicates(R: np.ndarray, t: np.ndarray, limit: int, distance_m: float = 0.01,
+                        angle_deg: float = 30.0) -> list[int]:
+    """Indices of ranked grasps (best first) left after dropping each one within ``distance_m`` of a
+    better one with the same approach and closing axis, at most ``limit``.
+
+    Parallel-jaw symmetry: a grasp and its 180° flip about the approach axis are the same grasp.
+    """
+    kept: list[int] = []
+    cos_limit = np.cos(np.deg2rad(angle_deg))
+    for i in range(len(R)):
+        if not any(np.linalg.norm(t[i] - t[j]) < distance_m and R[i][:, 2] @ R[j][:, 2] > cos_limit
+                   and abs(R[i][:, 1] @ R[j][:, 1]) > cos_limit for j in kept):
+            kept.append(i)
+        if len(kept) >= limit:
+            break
+    return kept

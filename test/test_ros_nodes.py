@@ -130,7 +130,8 @@ def test_concurrent_calls_all_get_answers(graph):
     clients = [client_node.create_client(GraspPlanning, "/plan_grasp") for _ in range(4)]
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         responses = list(pool.map(lambda c: call(c, GraspPlanning.Request(), 30.0), clients))
-    assert all(r.error_code.val == MoveItErrorCodes.SUCCESS and r.grasps for r in responses)
+    assert all(r.error_code.val == MoveItErrorCodes.SUCCESS and r.grasps for r in responses), \
+        [(r.error_code.val, len(r.grasps)) for r in responses]
 
 
 def test_wrong_planning_group_is_refused_with_a_code(graph):

@@ -32,6 +32,18 @@ class DiffgraspNode(LifecycleNode):
     def param(self, name: str) -> Any:
         return self.get_parameter(name).value
 
+    def declare_workspace(self) -> None:
+        """The workspace parameters shared by the nodes that work in the workspace frame."""
+        self.declare("workspace_frame", "workspace", "frame of the workspace cube (origin at a corner, z up)")
+        self.declare("workspace_size_m", 0.30, "edge of the workspace cube")
+        self.declare("table_height_m", 0.05, "table top height in the workspace frame")
+
+    def workspace_from_params(self):
+        from ..scene import Workspace
+
+        return Workspace(size_m=self.param("workspace_size_m"), table_height_m=self.param("table_height_m"),
+                         frame_id=self.param("workspace_frame"))
+
     # -- state --------------------------------------------------------------------------------------
     @property
     def active(self) -> bool:

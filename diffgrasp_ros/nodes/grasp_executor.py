@@ -5,7 +5,7 @@ It asks the grasp server for ranked grasps, keeps those that pass its filters, b
 """
 from __future__ import annotations
 
-import threading
+import time
 
 from moveit_msgs.msg import MoveItErrorCodes
 from moveit_msgs.srv import GraspPlanning
@@ -19,7 +19,8 @@ class GraspExecutorNode(DiffgraspNode):
         self.declare("robot", "franka", "embodiment executing the grasps")
         self.declare("planning_group", "panda_arm", "MoveIt planning group used when a request names none")
         self.declare("grasp_service", "grasp_server/generate_grasps", "the grasp server's GraspPlanning service")
-        self.declare("service_timeout_s", 5.0, "how long to wait for the grasp server")
+        self.declare("service_timeout_s", 15.0, "how long to wait for the grasp server (it plans one request "
+                     "at a time, so concurrent requests queue; 2-core machines need seconds under load)")
         self.declare("min_quality", 0.0, "grasps below this quality are dropped")
         self.declare("max_grasps", 10, "ranked grasps returned at most")
 
@@ -33,12 +34,15 @@ class GraspExecutorNode(DiffgraspNode):
     def _call_grasp_server(self, request: GraspPlanning.Request):
         if not self.grasp_client.wait_for_service(timeout_sec=self.param("service_timeout_s")):
             return None, f"grasp server {self.param('grasp_service')!r} is not available"
-        done = threading.Event()
         future = self.grasp_client.call_async(request)
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(self.param("service_timeout_s")):
-            future.cancel()
-            return None, f"grasp server did not answer within {self.param('service_timeout_s')} s"
+        # Poll rather than add_done_callback: rclpy runs done-callbacks as executor tasks, which can
+        # starve while every executor thread is busy in a service callback like this one.
+        deadline = time.monotonic() + self.param("service_timeout_s")
+        while not future.done():
+            if time.monotonic() > deadline:
+                future.cancel()
+                return None, f"grasp server did not answer within {self.param('service_timeout_s')} s"
+            time.sleep(0.01)
         return future.result(), ""
 
     @grasp_planning_service

@@ -11,7 +11,6 @@ from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
 
 from ..grasping import PlanResult, make_planner, planner_names
-from ..scene import Workspace
 from .base import DiffgraspNode, grasp_planning_service, guarded, run
 from .conversions import (clouds_to_scene, from_time, grasp_to_moveit, grasps_to_markers,
                           grasps_to_pose_array)
@@ -25,9 +24,7 @@ class GraspServerNode(DiffgraspNode):
         self.declare("planning_group", "panda_arm", "MoveIt planning group; requests naming another are refused")
         self.declare("max_grasps", 20, "ranked grasps returned at most")
         self.declare("seed", 0, "planner random seed (repeatable answers for the same scene)")
-        self.declare("workspace_frame", "workspace", "frame of the workspace cube")
-        self.declare("workspace_size_m", 0.30, "edge of the workspace cube")
-        self.declare("table_height_m", 0.05, "table top height in the workspace frame")
+        self.declare_workspace()
         self.declare("max_scene_age_s", 10.0, "a scene older than this is stale: requests are refused")
         self.declare("plan_on_new_scene", True, "plan and publish grasps whenever a new scene arrives")
         self.planner = None
@@ -35,8 +32,7 @@ class GraspServerNode(DiffgraspNode):
         self._scene_lock = threading.Lock()
 
     def configure(self) -> None:
-        workspace = Workspace(size_m=self.param("workspace_size_m"), table_height_m=self.param("table_height_m"),
-                              frame_id=self.param("workspace_frame"))
+        workspace = self.workspace_from_params()
         self.planner = make_planner(self.param("method"), self.param("robot"), workspace,
                                     max_grasps=self.param("max_grasps"), seed=self.param("seed"))
         self._surface = self._tsdf = self._scene = None

@@ -8,7 +8,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 
 from ..geometry import is_rigid_transform
-from ..scene import SceneBuilder, Workspace
+from ..scene import SceneBuilder
 from .base import DiffgraspNode, guarded, run
 from .conversions import msgs_to_depth_frame, scene_to_clouds
 
@@ -20,9 +20,7 @@ class CameraPoseError(RuntimeError):
 class SceneBuilderNode(DiffgraspNode):
     def __init__(self, **kwargs):
         super().__init__("scene_builder", **kwargs)
-        self.declare("workspace_frame", "workspace", "frame of the workspace cube (origin at a corner, z up)")
-        self.declare("workspace_size_m", 0.30, "edge of the workspace cube")
-        self.declare("table_height_m", 0.05, "table top height in the workspace frame")
+        self.declare_workspace()
         self.declare("frames_per_scene", 1, "depth frames fused into each published scene")
         self.declare("cloud_resolution", 80, "voxels per edge of the fine volume behind the surface cloud")
         self.declare("camera_pose_source", "config",
@@ -37,8 +35,7 @@ class SceneBuilderNode(DiffgraspNode):
         self._tf_buffer = None
 
     def configure(self) -> None:
-        self.workspace = Workspace(size_m=self.param("workspace_size_m"), table_height_m=self.param("table_height_m"),
-                                   frame_id=self.param("workspace_frame"))
+        self.workspace = self.workspace_from_params()
         if self.param("frames_per_scene") < 1:
             raise ValueError("frames_per_scene must be at least 1")
         source = self.param("camera_pose_source")

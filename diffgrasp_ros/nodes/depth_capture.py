@@ -18,7 +18,7 @@ class DepthCaptureNode(DiffgraspNode):
     def __init__(self, **kwargs):
         super().__init__("depth_capture", **kwargs)
         self.declare("source", "sim", f"camera source: one of {', '.join(SOURCES)}")
-        self.declare("rate_hz", 5.0, "frames published per second")
+        self.declare("rate_hz", 2.0, "frames published per second (each becomes a scene and a plan downstream)")
         self.declare("encoding", "32FC1", "depth Image encoding: 32FC1 (metres) or 16UC1 (millimetres)")
         self.declare("frame_id", "camera_depth_optical_frame", "optical frame of the published images "
                      "(the simulated camera's calibration in config/ uses the same name)")

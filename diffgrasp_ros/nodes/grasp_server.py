@@ -64,15 +64,24 @@ class GraspServerNode(DiffgraspNode):
                 return
             self._scene = clouds_to_scene(surface, tsdf, self.planner.workspace)
             self._scene_stamp = from_time(surface.header.stamp)
-        if self.param("plan_on_new_scene"):
-            self._publish(self.plan())
+        # Visualise the new scene's grasps unless a plan is already running: on a 2-core machine the
+        # camera outpaces planning, and queueing plans here would starve the service.
+        if self.param("plan_on_new_scene") and self._plan_lock.acquire(blocking=False):
+            try:
+                result = self._plan_unlocked()
+            finally:
+                self._plan_lock.release()
+            self._publish(result)
 
     # -- planning ---------------------------------------------------------------------------------------
     def plan(self) -> PlanResult:
+        with self._plan_lock:  # one plan at a time: the CPU is the limit, not the callers
+            return self._plan_unlocked()
+
+    def _plan_unlocked(self) -> PlanResult:
         with self._scene_lock:
             scene, stamp = self._scene, self._scene_stamp
-        with self._plan_lock:  # one plan at a time: the CPU is the limit, not the callers
-            result = self.planner.plan(scene)
+        result = self.planner.plan(scene)
         result.timings_s["scene_stamp"] = stamp
         return result
 

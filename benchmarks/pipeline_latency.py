@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from diffgrasp_ros import make_planner
 from diffgrasp_ros.scene import STANDARD_WORKSPACE, SceneBuilder, TSDFVolume

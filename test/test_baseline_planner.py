@@ -20,11 +20,11 @@ def perceive(world, poses=None):
 
 def test_registry_names_the_available_methods_and_robots():
     assert "baseline" in planner_names()
-    assert robot_names() == ["franka"]
+    assert robot_names() == ["franka", "ur5_leap", "xarm_leap"]
     with pytest.raises(ValueError, match="baseline"):
         make_planner("vgn")
-    with pytest.raises(NotImplementedError, match="not available yet"):
-        make_planner("baseline", robot="xarm_leap")
+    # LEAP embodiments plan parallel grasps (retargeted onto the hand), so the planner knows the hand.
+    assert make_planner("baseline", robot="xarm_leap").robot.hand == "leap"
     with pytest.raises(ValueError, match="franka"):
         make_planner("baseline", robot="kuka")
 

@@ -92,7 +92,7 @@ def test_empty_workspace_exits_with_no_grasp(empty_world, tmp_path, capsys):
     ("wrong_size", "intrinsics are 640x480"),
     ("missing_calibration", "calibration missing"),
     ("missing_file", "not found"),
-    ("bad_robot", "not available yet"),
+    ("bad_robot", "unknown robot"),
 ])
 def test_bad_input_is_one_clear_error(case, message, tmp_path, capsys):
     depth = tmp_path / "depth.png"
@@ -111,7 +111,7 @@ def test_bad_input_is_one_clear_error(case, message, tmp_path, capsys):
     elif case == "missing_file":
         argv[2] = str(tmp_path / "nope.png")
     elif case == "bad_robot":
-        argv += ["--robot", "ur5_leap"]
+        argv += ["--robot", "kuka"]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("diffgrasp plan: error:") and message in err, err

@@ -96,6 +96,21 @@ def test_benchmark_is_deterministic_and_methods_see_identical_scenes():
     assert first.summaries["baseline"].gsr == second.summaries["baseline"].gsr
 
 
+def test_parallel_rounds_give_the_sequential_outcomes(box_folder):
+    from diffgrasp_ros.evaluation.clutter_removal import run_benchmark_parallel
+    from diffgrasp_ros.sim.object_splits import folder_objects
+
+    objects = folder_objects(box_folder).objects
+    settings = BenchmarkSettings("packed", rounds=3, seed=4)
+    seen = []
+    parallel = run_benchmark_parallel(["baseline"], "franka", objects, settings, workers=2,
+                                      on_round=lambda i, _: seen.append(i))
+    sequential = run_benchmark({"baseline": make_planner("baseline")}, objects, settings)
+    assert sorted(seen) == [0, 1, 2]
+    assert outcomes(parallel) == outcomes(sequential)
+    assert [r.index for r in parallel.rounds["baseline"]] == [0, 1, 2]
+
+
 def test_settings_are_validated():
     with pytest.raises(ValueError, match="at least one round"):
         BenchmarkSettings("pile", rounds=0)
@@ -126,8 +141,12 @@ def test_bench_command_writes_json_and_markdown(box_folder, tmp_path, capsys):
     assert result["settings"]["noise"] == "dex" and len(result["rounds"]["baseline"]) == 2
     summary = result["summary"]["baseline"]
     assert summary["objects_placed"] == sum(r["objects_placed"] for r in result["rounds"]["baseline"])
+    calls = [t for r in result["rounds"]["baseline"] for t in r["stage_s"]]
+    assert len(calls) == sum(len(r["planning_s"]) for r in result["rounds"]["baseline"])
+    assert summary["stage_p50_s"]["fusion"] == pytest.approx(float(np.median([t["fusion"] for t in calls])))
     markdown = (tmp_path / "r.md").read_text()
     assert "| baseline |" in markdown and report["command"] in markdown
+    assert "| fusion |" in markdown.split("Median time per planner stage")[1]
     out = capsys.readouterr().out
     assert "round 1/2" in out and "round 2/2" in out
 

@@ -200,3 +200,82 @@ def test_planner_on_a_box_returns_a_valid_result(box_world, tmp_path):
     assert scores == sorted(scores, reverse=True)
     again = planner.plan(builder.scene())
     assert [g.to_dict() for g in again.grasps] == [g.to_dict() for g in result.grasps]
+
+
+# -- options and ablations -------------------------------------------------------------------------
+def test_method_specs_carry_planner_options(tmp_path):
+    from diffgrasp_ros.grasping import parse_method
+
+    assert parse_method("igd") == ("igd", {})
+    assert parse_method("igd:rounds=11, denoising_steps=4,evaluator=affordance,weights=/x/y") == (
+        "igd", {"rounds": 11, "denoising_steps": 4, "evaluator": "affordance", "weights": "/x/y"})
+    for bad in ("igd:rounds", "igd:rounds=1,rounds=2", "igd:=3"):
+        with pytest.raises(ValueError, match="igd"):
+            parse_method(bad)
+    save_pretrained(IGDModel(TINY_CONFIG), tmp_path / "w")
+    planner = make_planner(f"igd:weights={tmp_path / 'w'},rounds=3,denoising_steps=2")
+    assert (planner.rounds, planner.denoising_steps) == (3, 2)
+    assert make_planner(f"igd:weights={tmp_path / 'w'},rounds=3", rounds=5).rounds == 5  # keywords win
+    with pytest.raises(ValueError, match="does not take an option"):
+        make_planner(f"igd:weights={tmp_path / 'w'},colour=red")
+    with pytest.raises(ValueError, match="evaluator must be one of"):
+        make_planner(f"igd:weights={tmp_path / 'w'},evaluator=vibes")
+
+
+@pytest.mark.parametrize("evaluator", ["affordance", "classifier"])
+def test_evaluator_ablations_rank_by_their_own_score(box_world, tmp_path, evaluator):
+    torch.manual_seed(0)
+    save_pretrained(IGDModel(TINY_CONFIG), tmp_path / "w")
+    view = box_world.camera.render(side_view())
+    builder = SceneBuilder()
+    builder.integrate(view.depth, view.T_workspace_camera)
+    planner = make_planner("igd", weights=tmp_path / "w", min_affordance=0.0, min_quality=0.0, rounds=4,
+                           denoising_steps=2, evaluator=evaluator)
+    result = planner.plan(builder.scene())
+    assert result.found, result.message
+    assert f"evaluator {evaluator}" in result.message
+    for grasp in result.grasps:
+        assert grasp.score == pytest.approx(grasp.info[evaluator], abs=1e-6)
+
+
+def test_model_without_dam_trains_and_plans(dataset, tmp_path, box_world):
+    from diffgrasp_ros.cli.main import main
+    from diffgrasp_ros.grasping.igd.model import PointFeature
+
+    out = tmp_path / "nodam"
+    assert main(["train", "--data", str(dataset), "--cache", str(tmp_path / "cache"), "--out", str(out), "--tiny",
+                 "--steps", "4", "--threads", "1", "--set", "use_dam=false"]) == 0
+    planner = IGDPlanner.from_pretrained(out, min_affordance=0.0, min_quality=0.0, denoising_steps=2)
+    assert planner.model.config.use_dam is False and isinstance(planner.model.centre_attention, PointFeature)
+    view = box_world.camera.render(side_view())
+    builder = SceneBuilder()
+    builder.integrate(view.depth, view.T_workspace_camera)
+    assert planner.plan(builder.scene()).message
+
+
+def test_train_rejects_unknown_config_fields(dataset, tmp_path, capsys):
+    from diffgrasp_ros.cli.main import main
+
+    assert main(["train", "--data", str(dataset), "--out", str(tmp_path / "x"), "--tiny", "--set", "dam=0"]) == 1
+    assert "unknown IGD config field(s) ['dam']" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_fine_tuning_starts_from_saved_weights_with_a_new_optimizer(dataset, tmp_path):
+    from diffgrasp_ros.training.igd_train import TrainOptions, train
+
+    torch.manual_seed(5)
+    start = IGDModel(TINY_CONFIG)
+    save_pretrained(start, tmp_path / "start")
+    lines: list[str] = []
+    options = TrainOptions(dataset, tmp_path / "tuned", tmp_path / "cache", max_steps=3, threads=1,
+                           init=tmp_path / "start")
+    report = train(options, log=lines.append)
+    assert report.steps == 3 and any("starting from the weights" in line for line in lines)
+    tuned = load_pretrained(tmp_path / "tuned")
+    assert tuned.config == TINY_CONFIG
+    changed = [not torch.equal(a, b) for a, b in zip(start.state_dict().values(), tuned.state_dict().values())]
+    assert any(changed)  # trained from there, not re-initialised: a fresh init would not keep the config
+    with pytest.raises(ValueError, match="do not pass --init"):
+        train(TrainOptions(dataset, tmp_path / "tuned", tmp_path / "cache", max_steps=4, resume=True,
+                           init=tmp_path / "start"), log=lambda _: None)

@@ -89,16 +89,22 @@ def test_scene_builder_refuses_an_uncalibrated_extrinsic():
         node.destroy_node()
 
 
-@pytest.fixture()
-def graph():
+@contextlib.contextmanager
+def graph_for(robot):
     """The whole graph on the simulated camera, plus a separate client node."""
-    executor, nodes = bring_up(robot="franka", camera="sim", depth_mode="passthrough")
+    executor, nodes = bring_up(robot=robot, camera="sim", depth_mode="passthrough")
     client_node = rclpy.create_node("test_client")
     executor.add_node(client_node)
     with Spinner(executor):
         yield {n.get_name(): n for n in nodes}, client_node
     tear_down(executor, nodes)
     client_node.destroy_node()
+
+
+@pytest.fixture()
+def graph():
+    with graph_for("franka") as nodes_and_client:
+        yield nodes_and_client
 
 
 def wait_for_scene(nodes, timeout_s=20.0):
@@ -121,7 +127,7 @@ def test_plan_grasp_end_to_end_on_the_simulated_camera(graph):
         assert STANDARD_WORKSPACE.contains_grasp(np.array([p.x, p.y, p.z]))[0]
         assert list(g.pre_grasp_posture.joint_names) == ["panda_finger_joint1", "panda_finger_joint2"]
         assert 0.0 < sum(g.pre_grasp_posture.points[0].positions) <= 0.08
-        assert g.pre_grasp_approach.desired_distance == pytest.approx(0.05)
+        assert g.pre_grasp_approach.desired_distance == pytest.approx(0.10)  # the executor's pre-grasp
 
 
 def test_concurrent_calls_all_get_answers(graph):
@@ -291,11 +297,11 @@ def test_every_configured_parameter_is_declared_by_its_node():
             node.destroy_node()
 
 
-def test_unavailable_robot_fails_to_configure_with_a_reason():
-    node = make(GraspServerNode, robot="xarm_leap")
+def test_unknown_robot_fails_to_configure_with_a_reason():
+    node = make(GraspServerNode, robot="kuka")
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
-        assert "not available yet" in node.last_error
+        assert "unknown robot" in node.last_error
     finally:
         node.destroy_node()
 
@@ -343,3 +349,156 @@ def test_a_stale_scene_is_refused_with_a_code(graph):
     response = call(client_node.create_client(GraspPlanning, "/plan_grasp"), GraspPlanning.Request())
     assert response.error_code.val == MoveItErrorCodes.SENSOR_INFO_STALE and not response.grasps
     assert "old" in nodes["grasp_server"].last_error
+
+
+def test_grasp_server_passes_model_options_and_refuses_ones_its_method_lacks():
+    node = make(GraspServerNode, method="igd", rounds=2, denoising_steps=3)
+    try:
+        assert node.trigger_configure() == OK, node.last_error
+        assert (node.planner.name, node.planner.rounds, node.planner.denoising_steps) == ("igd", 2, 3)
+        assert node.trigger_cleanup() == OK
+        node.set_parameters([Parameter("method", value="baseline")])
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "does not take an option" in node.last_error
+        node.set_parameters([Parameter("method", value="igd:evaluator=affordance"), Parameter("rounds", value=0),
+                             Parameter("denoising_steps", value=0), Parameter("weights", value="/nonexistent")])
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "IGD weights not found" in node.last_error
+    finally:
+        node.destroy_node()
+
+
+# -- grasp_executor: reachability, pick planning, execution ------------------------------------------
+def collect(node, msg_type, topic):
+    received = []
+    node.create_subscription(msg_type, topic, received.append, 10)
+    return received
+
+
+def test_plan_grasp_answers_reachable_grasps_and_executes_only_when_asked(graph):
+    from geometry_msgs.msg import PoseArray
+    from std_srvs.srv import Trigger
+    from trajectory_msgs.msg import JointTrajectory
+
+    from diffgrasp_ros.execution.reachability import ReachabilityChecker
+    from diffgrasp_ros.robots.arm import load_arm
+
+    nodes, client_node = graph
+    arm = load_arm("franka")
+    planned = collect(client_node, JointTrajectory, "/grasp_executor/planned_trajectory")
+    path = collect(client_node, PoseArray, "/grasp_executor/planned_tcp_path")
+    arm_commands = collect(client_node, JointTrajectory, "/panda_arm_controller/joint_trajectory")
+    hand_commands = collect(client_node, JointTrajectory, "/panda_gripper/joint_trajectory")
+    wait_for_scene(nodes)
+    response = call(client_node.create_client(GraspPlanning, "/plan_grasp"), GraspPlanning.Request(), 30.0)
+    assert response.error_code.val == MoveItErrorCodes.SUCCESS, nodes["grasp_executor"].last_error
+    poses = np.stack([conv.pose_to_matrix(g.grasp_pose.pose) for g in response.grasps])
+    assert ReachabilityChecker(arm).check(arm.T_base_workspace @ poses, 0.10).reachable.all()
+    assert all(list(g.grasp_posture.points[0].positions) == [0.0, 0.0] for g in response.grasps)
+
+    # The pick of the first grasp, for RViz: home -> through the grasp pose -> home.
+    assert wait_for(lambda: planned and path, 5.0)
+    trajectory = planned[-1]
+    assert list(trajectory.joint_names) == [*arm.arm_joint_names, *arm.hand_joint_names]
+    q = np.array([p.positions for p in trajectory.points])
+    t = np.array([p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec for p in trajectory.points])
+    assert len(q) > 10 and np.all(np.diff(t) > 0)
+    assert np.allclose(q[0, :7], arm.home_q, atol=1e-6) and np.allclose(q[-1, :7], arm.home_q, atol=1e-3)
+    assert np.allclose(q[0, 7:], arm.hand_open_q) and np.allclose(q[-1, 7:], arm.hand_closed_q)
+    tcp = np.array([[p.position.x, p.position.y, p.position.z] for p in path[-1].poses])
+    assert len(tcp) == len(q) and path[-1].header.frame_id == "workspace"
+    assert np.min(np.linalg.norm(tcp - poses[0, :3, 3], axis=1)) < 2e-3
+
+    # Plan only, until ~/execute runs the last plan, once.
+    execute = client_node.create_client(Trigger, "/grasp_executor/execute")
+    time.sleep(0.5)
+    assert not arm_commands and not hand_commands
+    answer = call(execute, Trigger.Request())
+    assert answer.success, answer.message
+    assert wait_for(lambda: arm_commands and hand_commands, 5.0)
+    assert list(arm_commands[0].joint_names) == list(arm.arm_joint_names)
+    assert np.allclose([p.positions for p in arm_commands[0].points], q[:, :7])
+    assert np.allclose([p.positions for p in hand_commands[0].points], q[:, 7:])
+    again = call(execute, Trigger.Request())
+    assert not again.success and "no planned pick" in again.message
+
+
+def reconfigure(node, **parameters):
+    assert node.trigger_deactivate() == OK and node.trigger_cleanup() == OK
+    node.set_parameters([Parameter(name, value=value) for name, value in parameters.items()])
+    assert node.trigger_configure() == OK, node.last_error
+    assert node.trigger_activate() == OK
+
+
+def test_unreachable_untimely_or_untransformable_grasps_get_codes_and_nothing_executes(graph):
+    from trajectory_msgs.msg import JointTrajectory
+
+    nodes, client_node = graph
+    executor_node = nodes["grasp_executor"]
+    arm_commands = collect(client_node, JointTrajectory, "/panda_arm_controller/joint_trajectory")
+    client = client_node.create_client(GraspPlanning, "/plan_grasp")
+    wait_for_scene(nodes)
+    executor_node.set_parameters([Parameter("execute", value=True), Parameter("planning_timeout_s", value=1e-4)])
+    response = call(client, GraspPlanning.Request(), 30.0)
+    assert response.error_code.val == MoveItErrorCodes.TIMED_OUT and not response.grasps
+    assert "no pick planned" in executor_node.last_error
+
+    far = np.eye(4)
+    far[:3, 3] = (-5.0, 0.15, 0.05)  # the robot 5 m away from the workspace
+    executor_node.set_parameters([Parameter("planning_timeout_s", value=1.0)])
+    reconfigure(executor_node, T_workspace_base=[float(v) for v in far.ravel()])
+    response = call(client, GraspPlanning.Request(), 30.0)
+    assert response.error_code.val == MoveItErrorCodes.NO_IK_SOLUTION and not response.grasps
+    assert "is reachable by franka" in executor_node.last_error
+
+    reconfigure(executor_node, workspace_frame="table")  # the grasps come in 'workspace'
+    response = call(client, GraspPlanning.Request(), 30.0)
+    assert response.error_code.val == MoveItErrorCodes.FRAME_TRANSFORM_FAILURE and not response.grasps
+    time.sleep(0.5)
+    assert not arm_commands
+
+
+def test_executor_configure_failures_say_why():
+    cases = {"unknown robot 'kuka'": {"robot": "kuka"},
+             "robot 'ur5_leap' is not configured": {"robot": "ur5_leap"},  # with the Franka's embodiment
+             "needs moveit_py": {"motion_backend": "moveit"},
+             "motion_backend must be one of": {"motion_backend": "ompl"}}
+    try:
+        import tf2_ros  # noqa: F401
+    except ImportError:
+        cases["needs tf2_ros"] = {"base_pose_source": "tf"}
+    for reason, parameters in cases.items():
+        node = make(GraspExecutorNode, **parameters)
+        try:
+            assert node.trigger_configure() == TransitionCallbackReturn.FAILURE, parameters
+            assert reason in node.last_error
+        finally:
+            node.destroy_node()
+
+
+def test_leap_grasps_carry_16_joint_postures_and_the_hand_is_commanded_on_cmd_leap():
+    from sensor_msgs.msg import JointState
+    from std_srvs.srv import Trigger
+    from trajectory_msgs.msg import JointTrajectory
+
+    from diffgrasp_ros.robots import leap
+
+    with graph_for("ur5_leap") as (nodes, client_node):
+        planned = collect(client_node, JointTrajectory, "/grasp_executor/planned_trajectory")
+        arm_commands = collect(client_node, JointTrajectory, "/scaled_joint_trajectory_controller/joint_trajectory")
+        hand_commands = collect(client_node, JointState, "/cmd_leap")
+        wait_for_scene(nodes)
+        response = call(client_node.create_client(GraspPlanning, "/plan_grasp"), GraspPlanning.Request(), 30.0)
+        assert response.error_code.val == MoveItErrorCodes.SUCCESS, nodes["grasp_executor"].last_error
+        for g in response.grasps:
+            assert list(g.pre_grasp_posture.joint_names) == list(g.grasp_posture.joint_names) == list(leap.JOINT_NAMES)
+            assert np.allclose(g.pre_grasp_posture.points[0].positions, leap.OPEN_Q)
+            assert np.allclose(g.grasp_posture.points[0].positions, leap.CLOSED_Q)
+        assert wait_for(lambda: planned, 5.0) and len(planned[-1].joint_names) == 6 + 16
+        answer = call(client_node.create_client(Trigger, "/grasp_executor/execute"), Trigger.Request())
+        assert answer.success, answer.message
+        # The LEAP driver's convention: URDF angles + pi; open now, closed when the arm is at the grasp.
+        assert wait_for(lambda: arm_commands and hand_commands, 5.0)
+        assert np.allclose(hand_commands[0].position, leap.OPEN_Q + np.pi)
+        assert wait_for(lambda: len(hand_commands) == 2, 15.0)
+        assert np.allclose(hand_commands[1].position, leap.CLOSED_Q + np.pi)

@@ -29,7 +29,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="benchmark seed; round i's scene derives from "
                                                              "(seed, i) (default: 0)")
     parser.add_argument("--method", nargs="+", default=["baseline"],
-                        help="grasp planning method(s), evaluated side by side (default: baseline)")
+                        help="grasp planning method(s), evaluated side by side, each optionally with options "
+                             "(e.g. igd igd:rounds=1 igd:evaluator=affordance igd:weights=FOLDER); "
+                             "default: baseline")
     parser.add_argument("--robot", default="franka", help="embodiment to plan for (default: franka)")
     parser.add_argument("--views", choices=("side", "multi"), default="side",
                         help="single side view or 6 views around the table (default: side)")
@@ -37,6 +39,9 @@ def add_parser(subparsers) -> None:
                         help="simulated depth noise (default: none; dex = the published benchmark's)")
     parser.add_argument("--objects-per-round", type=int, default=5,
                         help="objects per generated scene (default: 5, as published)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes running rounds in parallel, one core each (default: 1; the outcomes do "
+                             "not depend on it, latencies are then single-core figures)")
     parser.add_argument("--json", type=Path, help="write settings, summaries and every round here")
     parser.add_argument("--markdown", type=Path, help="write the summary tables here")
     parser.set_defaults(run=run)
@@ -46,7 +51,7 @@ def _command(args: argparse.Namespace, scenes: list[str]) -> str:
     """The run as a command with every option explicit, to reproduce it from the report."""
     argv = ["diffgrasp", "bench", "--scene", *scenes, "--rounds", str(args.rounds), "--seed", str(args.seed),
             "--method", *args.method, "--robot", args.robot, "--views", args.views, "--noise", args.noise,
-            "--objects-per-round", str(args.objects_per_round)]
+            "--objects-per-round", str(args.objects_per_round), "--workers", str(args.workers)]
     if args.objects is not None:
         argv += ["--objects", str(args.objects)]
     return shlex.join(argv)
@@ -54,6 +59,7 @@ def _command(args: argparse.Namespace, scenes: list[str]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluation import BenchmarkSettings, run_benchmark
+    from ..evaluation.clutter_removal import run_benchmark_parallel
     from ..evaluation.report import summary_table, run_context, to_json, to_markdown
     from ..grasping import make_planner
     from ..sim.object_splits import folder_objects, validation_objects
@@ -63,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
                 for scene in scenes]
     if len(set(args.method)) != len(args.method):
         raise ValueError(f"a method is named twice in --method {' '.join(args.method)}")
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    # Built here in every case, so a bad method spec or missing weights fail before any round runs.
     planners = {method: make_planner(method, args.robot) for method in args.method}
     object_sets = {scene: folder_objects(args.objects) if args.objects is not None else validation_objects(scene)
                    for scene in scenes}
@@ -81,7 +90,11 @@ def run(args: argparse.Namespace) -> int:
             seconds = sum(r.duration_s for r in by_method.values())
             print(f"  [{scene}] round {index + 1}/{rounds}: {'; '.join(parts)} ({seconds:.1f} s)", flush=True)
 
-        result = run_benchmark(planners, objects.objects, setting, objects.name, on_round=progress)
+        if args.workers == 1:
+            result = run_benchmark(planners, objects.objects, setting, objects.name, on_round=progress)
+        else:
+            result = run_benchmark_parallel(args.method, args.robot, objects.objects, setting, args.workers,
+                                            objects.name, on_round=progress)
         results.append(result)
         print(summary_table(list(result.summaries.values())), flush=True)
 

@@ -12,10 +12,10 @@ from ..robots import robot_names
 def add_planner_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("planner")
     group.add_argument("--method", default="baseline",
-                       help=f"grasp planning method (available: {', '.join(planner_names())}; default: baseline)")
+                       help=f"grasp planning method (available: {', '.join(planner_names())}; default: baseline), "
+                            "optionally with options: igd:rounds=11,denoising_steps=4,weights=FOLDER")
     group.add_argument("--robot", default="franka",
-                       help=f"embodiment to plan for (available: {', '.join(robot_names())}; "
-                            "xarm_leap and ur5_leap are planned; default: franka)")
+                       help=f"embodiment to plan for (available: {', '.join(robot_names())}; default: franka)")
     group.add_argument("--max-grasps", type=int, default=20, help="how many ranked grasps to return (default: 20)")
     group.add_argument("--planner-seed", type=int, default=0, help="random seed of the planner (default: 0)")
 

@@ -11,7 +11,8 @@ def add_parser(subparsers) -> None:
         description="Re-render every scene of the dataset once (grids cached under --cache), then train for "
                     "--steps or --max-minutes, whichever comes first. Checkpoints, a JSON-lines loss log and "
                     "the weights (config.json + weights.pt, loadable with --method igd and weights=OUT) go to "
-                    "--out; --resume continues from its checkpoint exactly where it stopped.",
+                    "--out; --resume continues from its checkpoint exactly where it stopped; --init starts a new "
+                    "run from saved weights (e.g. the shipped models/igd) to fine-tune them on other data.",
     )
     parser.add_argument("--data", type=Path, required=True, help="dataset folder written by `diffgrasp datagen`")
     parser.add_argument("--out", type=Path, required=True, help="run folder: checkpoint, log and weights")
@@ -27,7 +28,26 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--max-scenes", type=int, default=None, help="use only the first N scenes")
     parser.add_argument("--tiny", action="store_true", help="a tiny model (tests and smoke runs)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start from the weights in this folder (config.json + weights.pt), new optimizer")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a model config field of a new run (repeatable), e.g. --set use_dam=false "
+                             "for the ablation without deformable attention")
     parser.set_defaults(run=run)
+
+
+def _config_overrides(items: list[str]) -> tuple[tuple[str, object], ...]:
+    from dataclasses import fields
+
+    from ..grasping.igd.config import IGDConfig
+    from ..grasping.planner import parse_method
+
+    _, options = parse_method("igd:" + ",".join(items))
+    known = {f.name for f in fields(IGDConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"--set: unknown IGD config field(s) {unknown}; known: {sorted(known)}")
+    return tuple(options.items())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,10 +55,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps < 1 or args.batch_scenes < 1 or args.checkpoint_every < 1 or args.log_every < 1:
         raise ValueError("--steps, --batch-scenes, --checkpoint-every and --log-every must be at least 1")
+    overrides = _config_overrides(args.set)
     options = TrainOptions(args.data, args.out, args.cache, args.steps, args.max_minutes,
                            BatchSizes(scenes=args.batch_scenes), args.lr, checkpoint_every=args.checkpoint_every,
                            log_every=args.log_every, seed=args.seed, threads=args.threads, tiny=args.tiny,
-                           resume=args.resume, max_scenes=args.max_scenes)
+                           resume=args.resume, max_scenes=args.max_scenes, init=args.init,
+                           config_overrides=overrides)
     report = train(options, log=lambda line: print(line, flush=True))
     print(f"diffgrasp train: {report.steps} steps in total ({report.steps_this_run} now, "
           f"{report.seconds_this_run / 60:.1f} min; {report.seconds_total / 60:.1f} min over all runs) on "

@@ -63,6 +63,8 @@ class RoundResult:
     end: str  # END_CLEAR, END_FAILURES or END_NO_GRASP
     planning_s: tuple[float, ...]  # one per perception -> grasps call
     duration_s: float  # the whole round, scene generation included
+    stage_s: tuple[dict[str, float], ...] = ()  # the planner's own timings per call (fusion, encoder, ...)
+    end_message: str = ""  # the planner's message when the round ended on "no grasp found"
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class MethodSummary:
     latency_p50_s: float | None
     latency_p95_s: float | None
     seconds_per_round: float
+    stage_p50_s: dict[str, float] = field(default_factory=dict)  # median of each planner timing over calls
 
     @classmethod
     def from_rounds(cls, method: str, rounds: Sequence[RoundResult]) -> "MethodSummary":
@@ -87,9 +90,14 @@ class MethodSummary:
         latencies = [s for r in rounds for s in r.planning_s]
         p50 = float(np.percentile(latencies, 50)) if latencies else None
         p95 = float(np.percentile(latencies, 95)) if latencies else None
+        stages: dict[str, list[float]] = {}
+        for timings in (t for r in rounds for t in r.stage_s):
+            for stage, seconds in timings.items():
+                stages.setdefault(stage, []).append(seconds)
         return cls(method, len(rounds), placed, successes, attempts, successes,
                    successes / attempts if attempts else None, successes / placed if placed else None,
-                   p50, p95, float(np.mean([r.duration_s for r in rounds])) if rounds else 0.0)
+                   p50, p95, float(np.mean([r.duration_s for r in rounds])) if rounds else 0.0,
+                   {stage: float(np.median(values)) for stage, values in stages.items()})
 
 
 @dataclass
@@ -121,6 +129,8 @@ class Clearing:
     successes: int = 0
     end: str = ""
     planning_s: list[float] = field(default_factory=list)
+    stage_s: list[dict[str, float]] = field(default_factory=list)
+    end_message: str = ""
 
 
 def clear_table(world: ClutterWorld, planner: GraspPlanner, settings: BenchmarkSettings,
@@ -141,8 +151,9 @@ def clear_table(world: ClutterWorld, planner: GraspPlanner, settings: BenchmarkS
         start = time.perf_counter()
         plan = planner.plan_from_depth(frames, poses)
         clearing.planning_s.append(time.perf_counter() - start)
+        clearing.stage_s.append(dict(plan.timings_s))
         if not plan.found:
-            clearing.end = END_NO_GRASP
+            clearing.end, clearing.end_message = END_NO_GRASP, plan.message
             return clearing
         report = executor.execute(plan)
         clearing.attempts += 1
@@ -160,7 +171,8 @@ def run_round(objects: Sequence[ObjectModel], planner: GraspPlanner, settings: B
         rng = np.random.default_rng([settings.seed, index, 1])
         clearing = clear_table(world, planner, settings, rng)
     return RoundResult(index, seed, placed, clearing.attempts, clearing.successes, clearing.end,
-                       tuple(clearing.planning_s), time.perf_counter() - start)
+                       tuple(clearing.planning_s), time.perf_counter() - start, tuple(clearing.stage_s),
+                       clearing.end_message)
 
 
 def run_benchmark(planners: Mapping[str, GraspPlanner], objects: Sequence[ObjectModel],
@@ -182,3 +194,60 @@ def run_benchmark(planners: Mapping[str, GraspPlanner], objects: Sequence[Object
         if on_round is not None:
             on_round(index, this_round)
     return BenchmarkResult(settings, objects_name, rounds)
+
+
+# -- parallel rounds --------------------------------------------------------------------------------
+_worker_planners: dict[str, GraspPlanner] = {}
+
+
+def _init_worker(methods: Sequence[str], robot: str) -> None:
+    import torch
+
+    from ..grasping import make_planner
+
+    torch.set_num_threads(1)
+    _worker_planners.update({method: make_planner(method, robot) for method in methods})
+
+
+def _worker_round(objects: Sequence[ObjectModel], settings: BenchmarkSettings,
+                  index: int) -> tuple[int, dict[str, RoundResult]]:
+    return index, {name: run_round(objects, planner, settings, index) for name, planner in _worker_planners.items()}
+
+
+def run_benchmark_parallel(methods: Sequence[str], robot: str, objects: Sequence[ObjectModel],
+                           settings: BenchmarkSettings, workers: int, objects_name: str = "",
+                           on_round: Callable[[int, dict[str, RoundResult]], None] | None = None) -> BenchmarkResult:
+    """``run_benchmark`` with rounds spread over ``workers`` single-threaded processes, each building the
+    planners from their method specs (``grasping.parse_method``). Rounds derive from (seed, index) alone,
+    so the outcomes equal a sequential run's; latencies are those of one core per process."""
+    import concurrent.futures
+    import multiprocessing
+    import os
+
+    if not methods:
+        raise ValueError("no grasp planning method to benchmark")
+    if not objects:
+        raise ValueError("the benchmark needs at least one object model")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    by_index: dict[int, dict[str, RoundResult]] = {}
+    saved = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update({name: "1" for name in saved})  # inherited by the spawned workers (open3d's OpenMP)
+    try:
+        with concurrent.futures.ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _init_worker,
+                                                    (list(methods), robot)) as pool:
+            futures = [pool.submit(_worker_round, objects, settings, i) for i in range(settings.rounds)]
+            for future in concurrent.futures.as_completed(futures):
+                index, this_round = future.result()
+                by_index[index] = this_round
+                if on_round is not None:
+                    on_round(index, this_round)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    rounds = {method: [by_index[i][method] for i in range(settings.rounds)] for method in methods}
+    return BenchmarkResult(settings, objects_name, rounds)
+

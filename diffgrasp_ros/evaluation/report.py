@@ -62,6 +62,15 @@ def summary_table(summaries: Sequence[MethodSummary]) -> str:
     return "\n".join(lines)
 
 
+def stage_table(summaries: Sequence[MethodSummary]) -> str:
+    """Median planner timings per stage (each method reports its own stages), in milliseconds."""
+    stages = list(dict.fromkeys(stage for s in summaries for stage in s.stage_p50_s))
+    lines = ["| method | " + " | ".join(stages) + " |", "| --- |" + " --- |" * len(stages)]
+    for s in summaries:
+        lines.append(f"| {s.method} | " + " | ".join(_ms(s.stage_p50_s.get(stage)) for stage in stages) + " |")
+    return "\n".join(lines)
+
+
 def to_markdown(results: Sequence[BenchmarkResult], context: dict) -> str:
     lines = ["# Clutter-removal benchmark", "",
              f"- command: `{context['command']}`",
@@ -76,7 +85,9 @@ def to_markdown(results: Sequence[BenchmarkResult], context: dict) -> str:
         s = result.settings
         lines += ["", f"## {s.scene}: {s.rounds} rounds, seed {s.seed}, {s.views} view, noise {s.noise}, "
                       f"{s.objects_per_round} objects per round", "", f"Objects: {result.objects}.", "",
-                  summary_table(list(result.summaries.values()))]
+                  summary_table(list(result.summaries.values())), "",
+                  "Median time per planner stage [ms] (`plan` is the planner's total after fusion):", "",
+                  stage_table(list(result.summaries.values()))]
     return "\n".join(lines) + "\n"
 
 

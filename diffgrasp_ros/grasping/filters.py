@@ -23,6 +23,33 @@ def penetrates_tsdf(scene: Scene, R: np.ndarray, t: np.ndarray, gripper: Paralle
     return np.any(valid & (values > 0.0) & (values < 0.4), axis=1)
 
 
+def hits_cloud(cloud: np.ndarray, R: np.ndarray, t: np.ndarray, boxes, margin_m: float = 0.001,
+               tree=None) -> np.ndarray:
+    """Grasps with a point of ``cloud`` (P, 3) inside one of the hand's ``boxes`` (shrunk by ``margin_m``).
+
+    Only the points within each box's bounding sphere (a k-d tree query) are transformed, not the whole
+    cloud per grasp: that made this check most of a plan. ``tree`` is a ``cKDTree`` of ``cloud`` to reuse.
+    """
+    from scipy.spatial import cKDTree
+
+    hit = np.zeros(len(R), bool)
+    if len(R) == 0 or len(cloud) == 0:
+        return hit
+    tree = cKDTree(cloud) if tree is None else tree
+    for box in boxes:
+        centre, half = np.asarray(box.centre_m), np.asarray(box.half_extents_m) - margin_m
+        near = tree.query_ball_point(np.einsum("nij,j->ni", R, centre) + t, float(np.linalg.norm(half)))
+        counts = np.fromiter((len(n) for n in near), int, len(near))
+        if counts.sum() == 0:
+            continue
+        grasp = np.repeat(np.arange(len(R)), counts)
+        points = cloud[np.concatenate([n for n in near if n])]
+        local = np.einsum("nji,nj->ni", R[grasp], points - t[grasp]) - centre
+        inside = np.all(np.abs(local) < half, axis=1)
+        hit[grasp[inside]] = True
+    return hit
+
+
 def suppress_duplicates(R: np.ndarray, t: np.ndarray, limit: int, distance_m: float = 0.01,
                         angle_deg: float = 30.0) -> list[int]:
     """Indices of ranked grasps (best first) left after dropping each one within ``distance_m`` of a

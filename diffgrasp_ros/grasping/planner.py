@@ -30,13 +30,50 @@ def planner_names() -> list[str]:
     return sorted(_PLANNERS)
 
 
+def _option_value(text: str) -> bool | int | float | str:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_method(spec: str) -> tuple[str, dict]:
+    """``"igd:rounds=11,denoising_steps=4"`` -> ``("igd", {"rounds": 11, "denoising_steps": 4})``.
+
+    The one string form a method and its options take on the command line, in benchmarks (where it
+    labels the column) and in ROS parameters.
+    """
+    name, _, rest = spec.partition(":")
+    options: dict = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"bad planner option {item!r} in {spec!r}: write method:key=value,key=value")
+        if key.strip() in options:
+            raise ValueError(f"planner option {key.strip()!r} is given twice in {spec!r}")
+        options[key.strip()] = _option_value(value.strip())
+    return name.strip(), options
+
+
 def make_planner(method: str = "baseline", robot: str | Embodiment = "franka",
                  workspace: Workspace = STANDARD_WORKSPACE, **options) -> "GraspPlanner":
-    """A planner by method name (``planner_names()``) for a robot by name (``robots.robot_names()``)."""
-    if method not in _PLANNERS:
-        raise ValueError(f"unknown grasp planning method {method!r}: choose one of {planner_names()}")
+    """A planner by method (``planner_names()``, optionally with options: ``"igd:rounds=11"``, see
+    ``parse_method``) for a robot by name (``robots.robot_names()``); keyword options override the spec's."""
+    name, spec_options = parse_method(method)
+    if name not in _PLANNERS:
+        raise ValueError(f"unknown grasp planning method {name!r}: choose one of {planner_names()}")
     embodiment = get_robot(robot) if isinstance(robot, str) else robot
-    return _PLANNERS[method](embodiment, workspace, **options)
+    try:
+        return _PLANNERS[name](embodiment, workspace, **{**spec_options, **options})
+    except TypeError as error:
+        if "unexpected keyword argument" not in str(error):
+            raise
+        raise ValueError(f"planner {name!r} does not take an option given in {method!r}: {error}") from error
 
 
 class GraspPlanner(ABC):

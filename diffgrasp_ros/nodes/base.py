@@ -38,6 +38,28 @@ class DiffgraspNode(LifecycleNode):
         self.declare("workspace_size_m", 0.30, "edge of the workspace cube")
         self.declare("table_height_m", 0.05, "table top height in the workspace frame")
 
+    def declare_embodiment(self) -> None:
+        """The arm and hand description keys of config/<robot>.yaml (``robots.arm``), declared so the
+        embodiment file applies to this node as it is."""
+        from ..robots.arm import embodiment_parameter_defaults
+
+        for name, value in embodiment_parameter_defaults().items():
+            self.declare(name, value, "embodiment description (config/<robot>.yaml, see robots.arm)")
+
+    def embodiment_from_params(self):
+        """The ``ArmModel`` the node's ``robot``, ``planning_group`` and embodiment parameters describe
+        (the embodiment file with any overrides); bad values raise with the parameter named."""
+        from ..robots.arm import arm_from_parameters, embodiment_parameter_defaults
+
+        tree = {"robot": self.param("robot"), "planning_group": self.param("planning_group")}
+        for name in embodiment_parameter_defaults():
+            *parents, leaf = name.split(".")
+            node = tree
+            for parent in parents:
+                node = node.setdefault(parent, {})
+            node[leaf] = self.param(name)
+        return arm_from_parameters(tree, f"{self.get_name()} parameters")
+
     def workspace_from_params(self):
         from ..scene import Workspace
 

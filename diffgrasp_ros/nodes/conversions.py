@@ -1,14 +1,15 @@
 """Library types <-> ROS 2 messages. The only module that knows both sides.
 
 Depth images follow REP 118 (32FC1 metres, 16UC1 millimetres); clouds are little-endian float32
-PointCloud2; grasps travel as PoseArray (rank order), MarkerArray (RViz) and moveit_msgs/Grasp.
+PointCloud2; grasps travel as PoseArray (rank order), MarkerArray (RViz) and moveit_msgs/Grasp; joint
+motions as trajectory_msgs/JointTrajectory (stamp zero: start on arrival).
 """
 from __future__ import annotations
 
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, Pose, PoseArray, PoseStamped, Vector3, Vector3Stamped
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2, PointField
 from std_msgs.msg import ColorRGBA, Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from visualization_msgs.msg import Marker, MarkerArray
@@ -116,6 +117,26 @@ def clouds_to_scene(surface: PointCloud2, tsdf: PointCloud2, workspace: Workspac
     return Scene(grid, values[:, :3], values[:, 3:], workspace)
 
 
+# -- joint motions --------------------------------------------------------------------------------
+def joint_trajectory(joint_names, positions, times_s, frame_id: str = "") -> JointTrajectory:
+    """Positions (T, n) at times from the start (T,); stamp zero, so a controller starts it on arrival."""
+    points = []
+    for q, t in zip(positions, times_s):
+        point = JointTrajectoryPoint(positions=[float(v) for v in q])
+        point.time_from_start.sec, point.time_from_start.nanosec = divmod(int(round(float(t) * 1e9)), 10**9)
+        points.append(point)
+    return JointTrajectory(header=Header(frame_id=frame_id), joint_names=list(joint_names), points=points)
+
+
+def joint_state(joint_names, positions, stamp: float) -> JointState:
+    return JointState(header=header("", stamp), name=list(joint_names), position=[float(v) for v in positions])
+
+
+def hand_postures(joint_names, open_q, closed_q) -> tuple[JointTrajectory, JointTrajectory]:
+    """A moveit_msgs/Grasp's ``pre_grasp_posture`` (open) and ``grasp_posture`` (closed)."""
+    return joint_trajectory(joint_names, [open_q], [0.5]), joint_trajectory(joint_names, [closed_q], [1.0])
+
+
 # -- grasps -----------------------------------------------------------------------------------------
 def pose_msg(T: np.ndarray) -> Pose:
     x, y, z, w = quaternion_xyzw(T)
@@ -130,8 +151,12 @@ def pose_to_matrix(pose: Pose) -> np.ndarray:
     return pose_from_quaternion((pose.position.x, pose.position.y, pose.position.z), (q.x, q.y, q.z, q.w))
 
 
+def pose_array(T_frame_poses, frame_id: str, stamp: float) -> PoseArray:
+    return PoseArray(header=header(frame_id, stamp), poses=[pose_msg(T) for T in T_frame_poses])
+
+
 def grasps_to_pose_array(grasps: list[Grasp], frame_id: str, stamp: float) -> PoseArray:
-    return PoseArray(header=header(frame_id, stamp), poses=[pose_msg(g.T_frame_grasp) for g in grasps])
+    return pose_array([g.T_frame_grasp for g in grasps], frame_id, stamp)
 
 
 def _glyph_points(width_m: float, finger_depth_m: float) -> list[Point]:
@@ -165,13 +190,6 @@ def _translation(x: float, y: float, z: float) -> np.ndarray:
     return T
 
 
-def _posture(joint_names, positions, time_s: float) -> JointTrajectory:
-    point = JointTrajectoryPoint(positions=[float(p) for p in positions])
-    point.time_from_start.sec = int(time_s)
-    point.time_from_start.nanosec = int((time_s % 1) * 1e9)
-    return JointTrajectory(joint_names=list(joint_names), points=[point])
-
-
 def grasp_to_moveit(grasp: Grasp, rank: int, embodiment: Embodiment, stamp: float,
                     pregrasp_distance_m: float = 0.05, lift_distance_m: float = 0.10):
     """A ranked ``moveit_msgs/Grasp``: pose, quality, open/closed hand postures, approach and retreat.
@@ -184,10 +202,13 @@ def grasp_to_moveit(grasp: Grasp, rank: int, embodiment: Embodiment, stamp: floa
 
     h = header(grasp.frame_id, stamp)
     approach = grasp.approach_axis
+    pre_grasp_posture, grasp_posture = hand_postures(embodiment.hand_joint_names,
+                                                     embodiment.hand_posture(grasp.width_m),
+                                                     embodiment.hand_posture(0.0))
     return GraspMsg(
         id=f"{grasp.method}_{rank}",
-        pre_grasp_posture=_posture(embodiment.hand_joint_names, embodiment.hand_posture(grasp.width_m), 0.5),
-        grasp_posture=_posture(embodiment.hand_joint_names, embodiment.hand_posture(0.0), 1.0),
+        pre_grasp_posture=pre_grasp_posture,
+        grasp_posture=grasp_posture,
         grasp_pose=PoseStamped(header=h, pose=pose_msg(grasp.T_frame_grasp)),
         grasp_quality=float(grasp.score),
         pre_grasp_approach=GripperTranslation(

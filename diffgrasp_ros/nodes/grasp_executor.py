@@ -1,16 +1,33 @@
-"""``grasp_executor``: serves ``/plan_grasp`` (moveit_msgs/srv/GraspPlanning).
+"""``grasp_executor``: serves ``/plan_grasp`` (moveit_msgs/srv/GraspPlanning) and executes picks.
 
-It asks the grasp server for ranked grasps, keeps those that pass its filters, best first, and answers;
-``error_code`` says why nothing came back. Motion planning and execution backends plug in here.
+It asks the grasp server for ranked grasps and answers with those its arm can reach (IK for the grasp
+and the pre-grasp), best first, with its hand's open and closed postures. With a motion backend it
+also plans the pick of the best reachable grasp that plans (pre-grasp -> approach -> close -> lift ->
+retreat) against the latest scene cloud, publishes it for RViz and executes it when asked (the
+``execute`` parameter, or ``~/execute`` for the last plan). ``error_code`` says why nothing came back.
 """
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 
+import numpy as np
+from geometry_msgs.msg import PoseArray
 from moveit_msgs.msg import MoveItErrorCodes
 from moveit_msgs.srv import GraspPlanning
+from sensor_msgs.msg import JointState, PointCloud2
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
 
-from .base import DiffgraspNode, grasp_planning_service, run
+from .base import DiffgraspNode, grasp_planning_service, guarded, run
+from .conversions import cloud_to_array, hand_postures, joint_state, joint_trajectory, moveit_to_grasp, pose_array
+
+MOTION_BACKENDS = ("none", "mplib", "moveit")
+
+
+class BasePoseError(RuntimeError):
+    """The robot base has no pose in the workspace frame (missing transform)."""
 
 
 class GraspExecutorNode(DiffgraspNode):
@@ -18,19 +35,138 @@ class GraspExecutorNode(DiffgraspNode):
         super().__init__("grasp_executor", **kwargs)
         self.declare("robot", "franka", "embodiment executing the grasps")
         self.declare("planning_group", "panda_arm", "MoveIt planning group used when a request names none")
+        self.declare_embodiment()
+        self.declare_workspace()
         self.declare("grasp_service", "grasp_server/generate_grasps", "the grasp server's GraspPlanning service")
         self.declare("service_timeout_s", 15.0, "how long to wait for the grasp server (it plans one request "
                      "at a time, so concurrent requests queue; 2-core machines need seconds under load)")
         self.declare("min_quality", 0.0, "grasps below this quality are dropped")
         self.declare("max_grasps", 10, "ranked grasps returned at most")
+        self.declare("motion_backend", "mplib", "pick motion planning: 'mplib' (standalone; execution publishes "
+                     "on the controllers' topics), 'moveit' (a running MoveIt 2 through moveit_py, which also "
+                     "executes) or 'none' (reachability only)")
+        self.declare("execute", False, "execute every planned pick; false: plan only (~/execute runs the last plan)")
+        self.declare("pregrasp_offset_m", 0.10, "pre-grasp: the grasp moved back along its approach axis")
+        self.declare("planning_timeout_s", 1.0, "motion-planning time budget of each pick segment")
+        self.declare("pick_attempts", 3, "reachable grasps motion-planned at most per request, best first, "
+                     "until one plans")
+        self.declare("base_pose_source", "config", "'config' (the embodiment's calibrated T_workspace_base) or "
+                     "'tf' (the base link in TF, in the workspace frame; needs tf2_ros)")
+        self.declare("transform_timeout_s", 0.5, "how long to wait for the base pose in TF")
+        self._lock = threading.RLock()  # the models and the last plan: one plan or execution at a time
+        self._close_timer = None
 
+    # -- lifecycle ----------------------------------------------------------------------------------
     def configure(self) -> None:
+        from ..execution.reachability import ReachabilityChecker
         from ..robots import get_robot
 
-        self.robot = get_robot(self.param("robot"))  # an unknown or unavailable robot fails configure
+        self.robot = get_robot(self.param("robot"))  # an unknown robot fails configure
+        arm = self.embodiment_from_params()
+        if (arm.hand_kind, arm.hand_joint_names) != (self.robot.hand, self.robot.hand_joint_names):
+            raise ValueError(f"robot {self.robot.name!r} is not configured: the embodiment parameters describe a "
+                             f"{arm.hand_kind} hand with joints {list(arm.hand_joint_names)} (load "
+                             f"config/{self.robot.name}.yaml)")
+        self.backend = self.param("motion_backend")
+        if self.backend not in MOTION_BACKENDS:
+            raise ValueError(f"motion_backend must be one of {MOTION_BACKENDS}, got {self.backend!r}")
+        self.workspace = self.workspace_from_params()
+        self._tf_buffer = None
+        source = self.param("base_pose_source")
+        if source == "tf":
+            try:
+                from tf2_ros import Buffer, TransformListener
+            except ImportError as error:
+                raise ValueError("base_pose_source 'tf' needs tf2_ros, which is not installed; use 'config' "
+                                 "with the calibrated T_workspace_base of the embodiment") from error
+            self._tf_buffer = Buffer()
+            self._tf_listener = TransformListener(self._tf_buffer, self)
+        elif source != "config":
+            raise ValueError(f"base_pose_source must be 'tf' or 'config', got {source!r}")
+        self.arm = arm
+        self.checker = ReachabilityChecker(arm)
+        self.motion_planner = self._make_motion_planner(arm)
+        self._surface = None
+        self._joints: dict[str, float] = {}
+        self._last_pick = None
+        self._busy_until = 0.0
         self.grasp_client = self.client(GraspPlanning, self.param("grasp_service"))
+        self.trajectory_pub = self.publisher(JointTrajectory, "~/planned_trajectory")
+        self.path_pub = self.publisher(PoseArray, "~/planned_tcp_path")
+        # Execution without MoveIt: the arm's joint_trajectory_controller takes trajectories on its topic.
+        self.arm_command_pub = (self.publisher(JointTrajectory, f"/{arm.arm_controller}/joint_trajectory")
+                                if self.backend == "mplib" else None)
+        # The LEAP driver takes postures (sensor_msgs/JointState, its own zero) on a topic, e.g. /cmd_leap;
+        # other hands are trajectory controllers, driven by MoveIt with the moveit backend.
+        if arm.hand_kind == "leap":
+            self.hand_command_pub = self.publisher(JointState, arm.hand_controller)
+        elif self.backend == "mplib":
+            self.hand_command_pub = self.publisher(JointTrajectory, f"/{arm.hand_controller}/joint_trajectory")
+        else:
+            self.hand_command_pub = None
+        self.subscription(PointCloud2, "scene/surface", self._on_surface)
+        self.subscription(JointState, "joint_states", self._on_joint_state, depth=10)
         self.service(GraspPlanning, "/plan_grasp", self._on_plan_grasp)
+        self.service(Trigger, "~/execute", self._on_execute)
 
+    def _make_motion_planner(self, arm):
+        from ..execution.motion import make_motion_planner
+
+        return None if self.backend == "none" else make_motion_planner(self.backend, arm)
+
+    def deactivate_work(self) -> None:
+        # A pick on the topics stops being driven: its hand no longer closes.
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+
+    def cleanup(self) -> None:
+        if self._close_timer is not None:
+            self.destroy_timer(self._close_timer)
+            self._close_timer = None
+        self.motion_planner = self.checker = self._last_pick = self._tf_buffer = None
+
+    # -- inputs -------------------------------------------------------------------------------------
+    def _on_surface(self, cloud: PointCloud2) -> None:
+        self._surface = cloud  # converted when a pick is planned
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        self._joints.update(zip(msg.name, msg.position))  # arm and hand may publish separately
+
+    def _start_q(self) -> np.ndarray:
+        """The arm's joints now, or (nothing on ``joint_states`` yet) the embodiment's home_q."""
+        if all(name in self._joints for name in self.arm.arm_joint_names):
+            return np.array([self._joints[name] for name in self.arm.arm_joint_names])
+        return np.asarray(self.arm.home_q)
+
+    def _base_pose(self) -> np.ndarray:
+        """``T_workspace_base``: the calibrated one, or the base link's pose in TF now."""
+        if self._tf_buffer is None:
+            return self.arm.T_workspace_base
+        from rclpy.duration import Duration
+        from rclpy.time import Time
+
+        from ..geometry import pose_from_quaternion
+
+        try:
+            t = self._tf_buffer.lookup_transform(self.workspace.frame_id, self.arm.base_link, Time(),
+                                                 timeout=Duration(seconds=self.param("transform_timeout_s")))
+        except Exception as error:  # tf2 raises several lookup/extrapolation exception types
+            raise BasePoseError(f"robot base pose {self.workspace.frame_id} <- {self.arm.base_link} is not in "
+                                f"TF: {error}") from error
+        tr, q = t.transform.translation, t.transform.rotation
+        return pose_from_quaternion((tr.x, tr.y, tr.z), (q.x, q.y, q.z, q.w))
+
+    def _place_base(self, T_workspace_base: np.ndarray) -> None:
+        """Rebuild the models when the base stands elsewhere than they were built for (TF source)."""
+        if np.allclose(T_workspace_base, self.arm.T_workspace_base, atol=1e-4):
+            return
+        from ..execution.reachability import ReachabilityChecker
+
+        self.arm = dataclasses.replace(self.arm, T_workspace_base=np.array(T_workspace_base))
+        self.checker = ReachabilityChecker(self.arm)
+        self.motion_planner = self._make_motion_planner(self.arm)
+
+    # -- /plan_grasp --------------------------------------------------------------------------------
     def _call_grasp_server(self, request: GraspPlanning.Request):
         if not self.grasp_client.wait_for_service(timeout_sec=self.param("service_timeout_s")):
             return None, f"grasp server {self.param('grasp_service')!r} is not available"
@@ -45,27 +181,162 @@ class GraspExecutorNode(DiffgraspNode):
             time.sleep(0.01)
         return future.result(), ""
 
+    def _fail(self, response, code: int, message: str, level: str = "error"):
+        response.grasps = []
+        response.error_code.val = code
+        self.report(message, level)
+        return response
+
     @grasp_planning_service
     def _on_plan_grasp(self, request: GraspPlanning.Request, response: GraspPlanning.Response):
+        from ..execution.motion import MOVEIT_ERROR_CODES, MotionStatus, PickSettings
+        from ..execution.pick_selection import select_pick
+
         codes = MoveItErrorCodes
         if not request.group_name:
             request.group_name = self.param("planning_group")
         answer, problem = self._call_grasp_server(request)
         if answer is None:
-            response.error_code.val = codes.COMMUNICATION_FAILURE if "available" in problem else codes.TIMED_OUT
-            self.report(problem)
-            return response
+            code = codes.COMMUNICATION_FAILURE if "available" in problem else codes.TIMED_OUT
+            return self._fail(response, code, problem)
         if answer.error_code.val != codes.SUCCESS:
             response.error_code = answer.error_code
             self.report(f"grasp server returned error code {answer.error_code.val}", level="warning")
             return response
-        grasps = [g for g in answer.grasps if g.grasp_quality >= self.param("min_quality")]
-        grasps.sort(key=lambda g: g.grasp_quality, reverse=True)
-        response.grasps = grasps[: self.param("max_grasps")]
-        response.error_code.val = codes.SUCCESS if response.grasps else codes.PLANNING_FAILED
-        if not response.grasps:
-            self.report(f"no grasp reaches min_quality {self.param('min_quality')}", level="warning")
+        candidates = sorted((g for g in answer.grasps if g.grasp_quality >= self.param("min_quality")),
+                            key=lambda g: g.grasp_quality, reverse=True)
+        if not candidates:
+            return self._fail(response, codes.PLANNING_FAILED,
+                              f"no grasp reaches min_quality {self.param('min_quality')}", "warning")
+        frame = self.workspace.frame_id
+        if any(g.grasp_pose.header.frame_id != frame for g in candidates):
+            frames = sorted({g.grasp_pose.header.frame_id for g in candidates} - {frame})
+            return self._fail(response, codes.FRAME_TRANSFORM_FAILURE,
+                              f"grasps in frame(s) {frames}: no transform to the workspace frame {frame!r} "
+                              "the robot base is placed in")
+        hands = {tuple(g.pre_grasp_posture.joint_names) for g in candidates}
+        if hands != {self.arm.hand_joint_names}:
+            return self._fail(response, codes.FAILURE, f"the grasp server plans for hand joints {sorted(hands)}, "
+                                                       f"this robot's are {list(self.arm.hand_joint_names)}")
+        points = np.zeros((0, 3))
+        if self.motion_planner is not None:
+            cloud = self._surface
+            if cloud is None:
+                return self._fail(response, codes.UNABLE_TO_AQUIRE_SENSOR_DATA,
+                                  "no scene/surface cloud yet: picks are planned against it")
+            if cloud.header.frame_id != frame:
+                return self._fail(response, codes.FRAME_TRANSFORM_FAILURE,
+                                  f"the scene cloud is in {cloud.header.frame_id!r}, not the workspace frame {frame!r}")
+            points = cloud_to_array(cloud, ("x", "y", "z"))
+        timeout = self.param("planning_timeout_s")
+        settings = PickSettings(pregrasp_offset_m=self.param("pregrasp_offset_m"), transit_timeout_s=timeout,
+                                straight_timeout_s=timeout, table_height_m=self.workspace.table_height_m)
+        grasps = [moveit_to_grasp(g, self.robot, "grasp_server") for g in candidates]
+        with self._lock:
+            try:
+                self._place_base(self._base_pose())
+            except BasePoseError as error:
+                return self._fail(response, codes.FRAME_TRANSFORM_FAILURE, str(error))
+            selection = select_pick(self.checker, self.motion_planner, grasps, points, self._start_q(), settings,
+                                    self.param("pick_attempts"))
+            if selection.status is not MotionStatus.SUCCESS:
+                return self._fail(response, MOVEIT_ERROR_CODES[selection.status], selection.message, "warning")
+            # Reachable grasps, from the one whose pick planned on (those above it did not plan).
+            first = selection.rank or 0
+            ranks = [r for r in np.flatnonzero(selection.reachable) if r >= first][: self.param("max_grasps")]
+            response.grasps = [self._as_planned(candidates[r]) for r in ranks]
+            response.error_code.val = codes.SUCCESS
+            if selection.pick is not None:
+                self._last_pick = selection.pick
+                self._publish_plan(selection.pick)
+                if self.param("execute"):
+                    executed, message = self._execute_last_pick()
+                    if not executed:
+                        response.error_code.val = codes.CONTROL_FAILED
+                        self.report(message)
         return response
+
+    def _as_planned(self, grasp):
+        """The grasp with the postures and pre-grasp distance the executor checks and executes."""
+        grasp.pre_grasp_posture, grasp.grasp_posture = hand_postures(
+            self.arm.hand_joint_names, self.arm.hand_open_q, self.arm.hand_closed_q)
+        grasp.pre_grasp_approach.desired_distance = float(self.param("pregrasp_offset_m"))
+        grasp.pre_grasp_approach.min_distance = 0.5 * grasp.pre_grasp_approach.desired_distance
+        return grasp
+
+    def _publish_plan(self, pick) -> None:
+        """The planned pick for RViz: the joint trajectory and the TCP path (workspace frame)."""
+        motion, _ = pick.trajectory()
+        self.trajectory_pub.publish(joint_trajectory(motion.joint_names, motion.positions, motion.times_s,
+                                                     self.arm.base_link))
+        arm_q = motion.positions[:, : len(self.arm.arm_joint_names)]
+        T_workspace_tcp = self.arm.T_workspace_base @ self.checker.fk(arm_q)
+        self.path_pub.publish(pose_array(T_workspace_tcp, self.workspace.frame_id, time.time()))
+
+    # -- execution ----------------------------------------------------------------------------------
+    def _on_execute(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if not self.active:
+            response.success, response.message = False, self.report("execute: the node is not active")
+            return response
+        try:
+            response.success, response.message = self._execute_last_pick()
+        except Exception as error:  # a failing backend is reported, never raised
+            response.success, response.message = False, f"execution failed: {error}"
+        if not response.success:
+            self.report(response.message)
+        return response
+
+    def _execute_last_pick(self) -> tuple[bool, str]:
+        with self._lock:
+            pick = self._last_pick
+            if pick is None:
+                return False, "no planned pick to execute (call /plan_grasp first; a plan executes once)"
+            if time.monotonic() < self._busy_until:
+                return False, f"the previous pick still executes for {self._busy_until - time.monotonic():.1f} s"
+            self._last_pick = None  # the next pick starts where this one ends, so it needs a new plan
+            motion, close_start_s = pick.trajectory()
+            if self.backend == "moveit":
+                self._execute_with_moveit(pick)
+            else:
+                self._execute_on_topics(motion, close_start_s)
+                self._busy_until = time.monotonic() + motion.duration_s
+        return True, f"executing the pick of {pick.grasp.info.get('id', 'the best grasp')} ({motion.duration_s:.1f} s)"
+
+    def _execute_on_topics(self, motion, close_start_s: float) -> None:
+        """Open loop: the arm trajectory to its controller now, the hand's commands at their times."""
+        n = len(self.arm.arm_joint_names)
+        self.arm_command_pub.publish(joint_trajectory(motion.joint_names[:n], motion.positions[:, :n],
+                                                      motion.times_s, self.arm.base_link))
+        if self.arm.hand_kind != "leap":
+            self.hand_command_pub.publish(joint_trajectory(motion.joint_names[n:], motion.positions[:, n:],
+                                                           motion.times_s))
+            return
+        self._command_leap(self.arm.hand_open_q)
+        if self._close_timer is not None:
+            self.destroy_timer(self._close_timer)
+        self._close_timer = self.create_timer(close_start_s, self._on_close_time, callback_group=self.callback_group)
+
+    @guarded
+    def _on_close_time(self) -> None:
+        self._close_timer.cancel()  # one shot
+        self._command_leap(self.arm.hand_closed_q)
+
+    def _command_leap(self, q: np.ndarray) -> None:
+        from ..robots.leap import to_driver_command
+
+        self.hand_command_pub.publish(joint_state(self.arm.hand_joint_names, to_driver_command(q), time.time()))
+
+    def _execute_with_moveit(self, pick) -> None:
+        """Segment by segment through moveit_py (blocking); a LEAP hand gets its postures on its topic."""
+        leap = self.arm.hand_kind == "leap"
+        if leap:
+            self._command_leap(self.arm.hand_open_q)
+        for segment in pick.segments:
+            if segment.name == "close" and leap:
+                self._command_leap(self.arm.hand_closed_q)
+                time.sleep(segment.plan.duration_s)
+            else:
+                self.motion_planner.execute(segment.plan)
 
 
 def main(args=None) -> None:

@@ -19,12 +19,17 @@ from .conversions import (clouds_to_scene, from_time, grasp_to_moveit, grasps_to
 class GraspServerNode(DiffgraspNode):
     def __init__(self, **kwargs):
         super().__init__("grasp_server", **kwargs)
-        self.declare("method", "baseline", f"grasp planning method: {', '.join(planner_names())}")
+        self.declare("method", "igd", f"grasp planning method: {', '.join(planner_names())}; options may follow "
+                                      "as method:key=value,... (e.g. igd:evaluator=affordance)")
+        self.declare("weights", "", "igd: folder with config.json + weights.pt (empty: the shipped model)")
+        self.declare("rounds", 0, "igd: orientations sampled per grasp centre, N (0: the model's default)")
+        self.declare("denoising_steps", 0, "igd: DDIM steps per sample (0: the model's default)")
         self.declare("robot", "franka", "embodiment the grasps are for")
         self.declare("planning_group", "panda_arm", "MoveIt planning group; requests naming another are refused")
         self.declare("max_grasps", 20, "ranked grasps returned at most")
         self.declare("seed", 0, "planner random seed (repeatable answers for the same scene)")
         self.declare_workspace()
+        self.declare_embodiment()
         self.declare("max_scene_age_s", 10.0, "a scene older than this is stale: requests are refused")
         self.declare("plan_on_new_scene", True, "plan and publish grasps whenever a new scene arrives")
         self.planner = None
@@ -33,8 +38,11 @@ class GraspServerNode(DiffgraspNode):
 
     def configure(self) -> None:
         workspace = self.workspace_from_params()
+        # Model options only when set, so a method without them (baseline) configures with the defaults.
+        model_options = {name: self.param(name) for name in ("weights", "rounds", "denoising_steps")
+                         if self.param(name)}
         self.planner = make_planner(self.param("method"), self.param("robot"), workspace,
-                                    max_grasps=self.param("max_grasps"), seed=self.param("seed"))
+                                    max_grasps=self.param("max_grasps"), seed=self.param("seed"), **model_options)
         self._surface = self._tsdf = self._scene = None
         self._scene_stamp = 0.0
         self.poses_pub = self.publisher(PoseArray, "grasps/poses")

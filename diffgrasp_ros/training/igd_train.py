@@ -237,6 +237,8 @@ class TrainOptions:
     tiny: bool = False
     resume: bool = False
     max_scenes: int | None = None
+    init: Path | None = None  # start a new run from these weights (a ``save_pretrained`` folder), fresh optimizer
+    config_overrides: tuple[tuple[str, object], ...] = ()  # IGDConfig fields of a new run, e.g. (("use_dam", False),)
 
 
 @dataclass
@@ -265,7 +267,7 @@ def train(options: TrainOptions, log: Callable[[str], None] = print) -> TrainRep
     import torch
 
     from ..grasping.igd.model import IGDModel
-    from ..grasping.igd.pretrained import save_pretrained
+    from ..grasping.igd.pretrained import load_pretrained, save_pretrained
     from ..grasping.igd.scheduler import DDIMScheduler
 
     start = time.perf_counter()
@@ -279,7 +281,15 @@ def train(options: TrainOptions, log: Callable[[str], None] = print) -> TrainRep
     torch.manual_seed(options.seed)
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True) if checkpoint.exists() else None
-    config = IGDConfig(**json.loads(state["config"])) if state else IGDConfig(**(TINY if options.tiny else {}))
+    if state and (options.init is not None or options.config_overrides):
+        raise ValueError(f"{checkpoint} exists: a resumed run keeps its weights and config, so do not pass "
+                         "--init or --set with --resume")
+    if state:
+        config = IGDConfig(**json.loads(state["config"]))
+    elif options.init is not None:
+        config = load_pretrained(options.init).config.replace(**dict(options.config_overrides))
+    else:
+        config = IGDConfig(**(TINY if options.tiny else {})).replace(**dict(options.config_overrides))
     model = IGDModel(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=1e-4)
     step, seconds_before = 0, 0.0
@@ -288,6 +298,9 @@ def train(options: TrainOptions, log: Callable[[str], None] = print) -> TrainRep
         optimizer.load_state_dict(state["optimizer"])
         step, seconds_before = int(state["step"]), float(state["seconds"])
         log(f"resuming {checkpoint} at step {step}")
+    elif options.init is not None:
+        model.load_state_dict(load_pretrained(options.init).state_dict())
+        log(f"starting from the weights in {options.init} (new optimizer, step 0)")
     parameters = sum(p.numel() for p in model.parameters())
     log(f"IGD model: {parameters / 1e6:.2f} M parameters, config {asdict(config)}")
 

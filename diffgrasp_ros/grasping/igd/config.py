@@ -16,6 +16,7 @@ class IGDConfig:
     # Deformable attention.
     dam_points: int = 8  # K sampled points; offsets start on a 2x2x2 cube around p
     dam_cube_half_m: float = 0.0075  # half edge of that initial cube (one voxel)
+    use_dam: bool = True  # False: the ablation without DAM, an MLP on the tri-plane feature at p alone
     hidden: int = 128  # DAM / head width
     heads: int = 4
     # Orientation diffusion.

@@ -127,6 +127,17 @@ class DeformableAttention(nn.Module):
         return self.attention(f, torch.cat([fk, delta / self.scale], -1))
 
 
+class PointFeature(nn.Module):
+    """The ablation without DAM: the centre feature from the tri-plane lookup at p alone."""
+
+    def __init__(self, cfg: IGDConfig, feature_dim: int):
+        super().__init__()
+        self.net = nn.Sequential(_mlp([feature_dim, cfg.hidden, cfg.hidden]), nn.LayerNorm(cfg.hidden))
+
+    def forward(self, encoder: TriPlaneEncoder, planes: list[torch.Tensor], p: torch.Tensor) -> torch.Tensor:
+        return self.net(encoder.sample(planes, p))
+
+
 class GraspAttention(nn.Module):
     """Grasp-conditioned DAM: learned gripper-frame control points, moved by the grasp, attended from p."""
 
@@ -177,7 +188,7 @@ class IGDModel(nn.Module):
         self.config = cfg
         feature_dim = 3 * cfg.plane_channels
         self.encoder = TriPlaneEncoder(cfg)
-        self.centre_attention = DeformableAttention(cfg, feature_dim)
+        self.centre_attention = (DeformableAttention if cfg.use_dam else PointFeature)(cfg, feature_dim)
         self.grasp_attention = GraspAttention(cfg, feature_dim)
         self.denoiser = OrientationDenoiser(cfg)
         self.affordance_head = _mlp([cfg.hidden, cfg.hidden, 1])

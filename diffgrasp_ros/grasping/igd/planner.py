@@ -3,6 +3,10 @@
 Inference: candidate centres near the observed objects -> affordance a(p), top-k -> ``rounds``
 orientations per centre by DDIM (``denoising_steps``) -> hand collision / table / workspace checks ->
 classifier v(g) -> best orientation per centre by q = a·v -> rank, suppress near-duplicates, threshold.
+
+``evaluator`` selects the ablations of the two-stage evaluator: "affordance" ranks by a(p) alone (the
+first feasible orientation per centre), "classifier" draws the top-k centres at random from the
+candidates and ranks by v(g) alone.
 """
 from __future__ import annotations
 
@@ -10,15 +14,21 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from ...robots.registry import Embodiment, get_robot
 from ...scene.scene import Scene
 from ...scene.workspace import STANDARD_WORKSPACE, Workspace
-from ..filters import penetrates_tsdf, suppress_duplicates
+from ..filters import hits_cloud, penetrates_tsdf, suppress_duplicates
 from ..grasp import Grasp, PlanResult
 from ..planner import GraspPlanner, register_planner
 from .candidates import candidate_mask
 from .pretrained import DEFAULT_WEIGHTS, load_pretrained
+
+
+EVALUATORS = ("both", "affordance", "classifier")
+FEASIBILITY_BATCH = 64
+CENTRES_PER_GRASP = 3  # feasible centres gathered per returned grasp (duplicate suppression drops some)
 
 
 @register_planner("igd")
@@ -26,7 +36,8 @@ class IGDPlanner(GraspPlanner):
     def __init__(self, robot: Embodiment, workspace: Workspace = STANDARD_WORKSPACE, weights: str | Path | None = None,
                  rounds: int | None = None, denoising_steps: int | None = None, top_k: int | None = None,
                  min_affordance: float | None = None, min_quality: float | None = None,
-                 max_grasps: int | None = None, seed: int = 0):
+                 max_grasps: int | None = None, centre_stride: int | None = None, evaluator: str = "both",
+                 seed: int = 0):
         super().__init__(robot, workspace)
         from .scheduler import DDIMScheduler
 
@@ -41,9 +52,13 @@ class IGDPlanner(GraspPlanner):
         self.min_affordance = cfg.min_affordance if min_affordance is None else min_affordance
         self.min_quality = cfg.min_quality if min_quality is None else min_quality
         self.max_grasps = cfg.max_grasps if max_grasps is None else max_grasps
-        for name in ("rounds", "denoising_steps", "top_k", "max_grasps"):
+        self.centre_stride = cfg.centre_stride if centre_stride is None else centre_stride
+        for name in ("rounds", "denoising_steps", "top_k", "max_grasps", "centre_stride"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if evaluator not in EVALUATORS:
+            raise ValueError(f"evaluator must be one of {EVALUATORS}, got {evaluator!r}")
+        self.evaluator = evaluator
         self.scheduler = DDIMScheduler(cfg.train_steps)
         self.scheduler.set_timesteps(self.denoising_steps)
         self.seed = seed
@@ -56,21 +71,14 @@ class IGDPlanner(GraspPlanner):
         return cls(get_robot(robot) if isinstance(robot, str) else robot, workspace, weights=path, **options)
 
     # -- feasibility --------------------------------------------------------------------------------
-    def _feasible(self, scene: Scene, R: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """Grasps (R (n, 3, 3), t (n, 3)) whose open hand stays in bounds, above the table and out of the scene."""
+    def _feasible(self, scene: Scene, cloud: np.ndarray, tree, R: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Grasps (R (n, 3, 3), t (n, 3)) whose open hand stays in bounds, above the table and out of the scene
+        (its TSDF and the observed object points ``cloud``, indexed by the k-d ``tree``)."""
         g, ws = self.gripper, self.workspace
         corners = np.einsum("nij,sj->nsi", R, g.corner_points(g.max_opening_m)) + t[:, None]
         ok = ws.contains_grasp(t) & (corners[..., 2].min(1) > ws.table_height_m + 0.002)
         ok &= ~penetrates_tsdf(scene, R, t, g)
-        boxes = g.collision_boxes(g.max_opening_m)
-        # Observed surface points inside the palm or a finger (in chunks: grasps x points x 3 floats).
-        cloud = scene.points_m[scene.object_points_mask(clearance_m=0.003)]
-        for s in range(0, len(R) if len(cloud) else 0, 128):
-            Rc, tc = R[s:s + 128], t[s:s + 128]
-            local = np.einsum("nji,pj->npi", Rc, cloud) - np.einsum("nji,nj->ni", Rc, tc)[:, None]
-            for b in boxes:
-                within = np.all(np.abs(local - b.centre_m) < np.asarray(b.half_extents_m) - 0.001, -1)
-                ok[s:s + 128] &= ~within.any(1)
+        ok[ok] &= ~hits_cloud(cloud, R[ok], t[ok], g.collision_boxes(g.max_opening_m), tree=tree)
         return ok
 
     # -- planning -----------------------------------------------------------------------------------
@@ -90,49 +98,57 @@ class IGDPlanner(GraspPlanner):
         with torch.inference_mode():
             planes = model.encode(torch.from_numpy(np.ascontiguousarray(scene.tsdf_grid, np.float32))[None])
             lap("encoder")
-            mask = candidate_mask(scene.tsdf_grid, ws, stride=model.config.centre_stride)
+            mask = candidate_mask(scene.tsdf_grid, ws, stride=self.centre_stride)
             centres = ws.voxel_centres()[mask].astype(np.float32)
             if len(centres) == 0:
                 return PlanResult([], self.name, timings, "no grasp found: no free space within reach of the objects")
-            p = torch.from_numpy(centres)[None]
-            features = model.centre_features(planes, p)[0]
+            features = model.centre_features(planes, torch.from_numpy(centres)[None])[0]
             affordance = torch.sigmoid(model.affordance_logits(features)).numpy()
-            top = np.argsort(-affordance, kind="stable")[: self.top_k]
-            top = top[affordance[top] >= self.min_affordance]
+            generator = torch.Generator().manual_seed(self.seed)
+            if self.evaluator == "classifier":
+                top = torch.randperm(len(centres), generator=generator).numpy()[: self.top_k]
+            else:
+                top = np.argsort(-affordance, kind="stable")[: self.top_k]
+                top = top[affordance[top] >= self.min_affordance]
             lap("affordance")
             if len(top) == 0:
                 return PlanResult([], self.name, timings, (
                     f"no grasp found: no centre's affordance reaches {self.min_affordance} "
                     f"(best {affordance.max():.2f} of {len(centres)} centres)"))
-            generator = torch.Generator().manual_seed(self.seed)
             R = model.sample_rotations(features[top], self.scheduler, self.rounds, generator).numpy()  # (k, N, 3, 3)
             lap("diffusion")
             k, n = R.shape[:2]
             R = R.reshape(-1, 3, 3).astype(np.float64)
             t = np.repeat(centres[top], n, axis=0).astype(np.float64)
-            feasible = np.flatnonzero(self._feasible(scene, R, t))
-            if len(feasible) == 0:
-                lap("evaluation")
-                return PlanResult([], self.name, timings, (
-                    f"no grasp found: all {k * n} sampled grasps at {k} centres collide or leave the workspace"))
-            logits, width = model.evaluate(planes, torch.from_numpy(t[feasible]).float()[None],
-                                           torch.from_numpy(R[feasible]).float()[None])
-            v = torch.sigmoid(logits[0]).numpy()
-            a = np.repeat(affordance[top], n)[feasible]
-            quality = a * v
-            # Best orientation per centre.
-            centre_of = feasible // n
+            logits, width = model.evaluate(planes, torch.from_numpy(t).float()[None], torch.from_numpy(R).float()[None])
+            v, width = torch.sigmoid(logits[0]).numpy(), width[0].numpy()
+            a = np.repeat(affordance[top], n)
+            quality = {"both": a * v, "affordance": a, "classifier": v}[self.evaluator]
+            ranked = np.argsort(-quality, kind="stable")
+            ranked = ranked[quality[ranked] >= self.min_quality]
+            # Collision checks in rank order, a batch at a time: a centre's first feasible grasp is its best,
+            # so the checks (most of a CPU plan) stop once enough centres have one.
+            cloud = scene.points_m[scene.object_points_mask(clearance_m=0.003)]
+            tree = cKDTree(cloud) if len(cloud) else None
             best: dict[int, int] = {}
-            for i in np.argsort(-quality, kind="stable"):
-                best.setdefault(int(centre_of[i]), int(i))
-            chosen = np.array(sorted(best.values(), key=lambda i: -quality[i]))
-            chosen = chosen[quality[chosen] >= self.min_quality]
+            for start in range(0, len(ranked), FEASIBILITY_BATCH):
+                batch = np.array([i for i in ranked[start:start + FEASIBILITY_BATCH] if i // n not in best], int)
+                for i in batch[self._feasible(scene, cloud, tree, R[batch], t[batch])] if len(batch) else ():
+                    best.setdefault(int(i) // n, int(i))
+                if len(best) >= CENTRES_PER_GRASP * self.max_grasps:
+                    break
+            chosen = np.array(sorted(best.values(), key=lambda i: -quality[i]), int)
             lap("evaluation")
+        if len(ranked) == 0:
+            return PlanResult([], self.name, timings, (
+                f"no grasp found: no grasp's quality reaches {self.min_quality} (best {quality.max():.2f} "
+                f"of {k * n} sampled grasps at {k} centres)"))
         if len(chosen) == 0:
             return PlanResult([], self.name, timings, (
-                f"no grasp found: no grasp's quality a·v reaches {self.min_quality} (best {quality.max():.2f})"))
-        Rc, tc = R[feasible][chosen], t[feasible][chosen]
-        held = np.clip(width[0].numpy()[chosen], 0.0, 1.0) * model.config.max_opening_m
+                f"no grasp found: all {len(ranked)} sampled grasps of quality {self.min_quality} or more "
+                f"(at {k} centres) collide or leave the workspace"))
+        Rc, tc = R[chosen], t[chosen]
+        held = np.clip(width[chosen], 0.0, 1.0) * model.config.max_opening_m
         widths = np.minimum(held + model.config.width_margin_m, self.gripper.max_opening_m)
         grasps = []
         for i in suppress_duplicates(Rc, tc, self.max_grasps):
@@ -143,4 +159,4 @@ class IGDPlanner(GraspPlanner):
                                 {"affordance": float(a[j]), "classifier": float(v[j])}))
         return PlanResult(grasps, self.name, timings, (
             f"{len(grasps)} grasps from {len(chosen)} centres ({k} after the affordance filter, "
-            f"{self.rounds} rounds, {self.denoising_steps} denoising steps)"))
+            f"{self.rounds} rounds, {self.denoising_steps} denoising steps, evaluator {self.evaluator})"))

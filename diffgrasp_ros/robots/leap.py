@@ -1,0 +1,148 @@
+"""The LEAP hand: joints, postures, palm frame and the parallel-grasp retargeting heuristic.
+
+Joint positions are in radians in the URDF convention (0 = flat hand), ordered by joint name
+"0".."15" (index 0-3, middle 4-7, ring 8-11, thumb 12-15; each finger: MCP side-to-side, MCP
+flexion, PIP, DIP). The LEAP driver's native command (``/cmd_leap``) is this plus pi
+(``to_driver_command``).
+
+The palm frame ``leap_palm`` (a fixed link of ``urdf/leap_hand.urdf``) follows the grasp convention
+of ``robots.gripper``: +z out of the palm face (the approach direction), +y from the thumb towards
+the fingers (the closing direction), origin 0.01 m in front of the palm where thumb and fingers
+close. A parallel-gripper grasp therefore maps onto the hand by putting ``leap_palm`` on the grasp
+frame; the width sets how far the hand pre-opens.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .gripper import FRANKA_HAND, Box, ParallelGripper
+
+URDF_PATH = Path(__file__).parent / "urdf" / "leap_hand.urdf"
+BASE_LINK = "palm_lower"
+PALM_LINK = "leap_palm"
+TIP_LINKS = ("index_tip", "middle_tip", "ring_tip", "thumb_tip")
+JOINT_NAMES = tuple(str(i) for i in range(16))
+DRIVER_OFFSET_RAD = np.pi  # /cmd_leap: 180 deg = flat
+
+LOWER_RAD = np.array([-1.047, -0.314, -0.506, -0.366] * 3 + [-0.349, -0.47, -1.20, -1.34])
+UPPER_RAD = np.array([1.047, 2.23, 1.885, 2.042] * 3 + [2.094, 2.443, 1.90, 1.88])
+
+# Open: fingers nearly straight, thumb swung under the palm to oppose them (~0.16 m aperture).
+OPEN_Q = np.array([0.0, 0.3, 0.2, 0.1] * 3 + [1.3, 0.2, 0.1, 0.1])
+# Closed power grasp: fingers curled, thumb tip meeting the middle finger. Commanded as a target the
+# object stops short of, so the position controller squeezes.
+CLOSED_Q = np.array([0.0, 1.2, 0.9, 0.7] * 3 + [1.5, 0.6, 0.7, 0.7])
+# What the parallel-grasp planners plan with for a LEAP hand: Franka-Hand fingers (the grasp models
+# are parallel-jaw models) behind which the LEAP palm sits, as a box in the leap_palm frame, so
+# grasps that would push the palm into the scene are filtered. Simulated with the Franka Hand URDF.
+PARALLEL_PROXY = ParallelGripper(
+    name="leap_parallel_proxy",
+    max_opening_m=FRANKA_HAND.max_opening_m,
+    finger_depth_m=FRANKA_HAND.finger_depth_m,
+    finger_width_m=FRANKA_HAND.finger_width_m,
+    finger_thickness_m=FRANKA_HAND.finger_thickness_m,
+    finger_root_z_m=FRANKA_HAND.finger_root_z_m,
+    palm=Box((-0.011, -0.037, -0.034), (0.065, 0.050, 0.024)),
+    urdf_path=FRANKA_HAND.urdf_path,
+)
+# Pre-shape this much wider than the grasp width so the fingers clear the object on approach.
+APERTURE_MARGIN_M = 0.02
+
+
+@dataclass(frozen=True)
+class LeapGrasp:
+    T_workspace_palm: np.ndarray  # pose of ``leap_palm``
+    q_open: np.ndarray  # pre-shape, (16,) rad
+    q_closed: np.ndarray  # closing target, (16,) rad
+
+
+def to_driver_command(q: np.ndarray) -> np.ndarray:
+    """URDF joint positions -> the LEAP driver's ``/cmd_leap`` convention."""
+    return _check_q(q) + DRIVER_OFFSET_RAD
+
+
+def from_driver_state(q_driver: np.ndarray) -> np.ndarray:
+    """The LEAP driver's joint positions -> URDF convention."""
+    return np.asarray(q_driver, dtype=float) - DRIVER_OFFSET_RAD
+
+
+def posture(alpha: float) -> np.ndarray:
+    """Joint-space blend from closed (0) to open (1)."""
+    a = float(np.clip(alpha, 0.0, 1.0))
+    return (1.0 - a) * CLOSED_Q + a * OPEN_Q
+
+
+def aperture_m(q: np.ndarray) -> float:
+    """Thumb tip to the midpoint of the index and middle tips: the hand's opening."""
+    tips = tip_positions(q[None])[0]
+    return float(np.linalg.norm(tips[3] - 0.5 * (tips[0] + tips[1])))
+
+
+def posture_for_width(width_m: float) -> np.ndarray:
+    """The blend whose aperture is ``width_m`` + the margin (fully open when wider than the hand)."""
+    if not np.isfinite(width_m) or width_m < 0.0:
+        raise ValueError(f"grasp width must be a finite non-negative number of metres, got {width_m}")
+    alphas, apertures = _aperture_table()
+    return posture(float(np.interp(width_m + APERTURE_MARGIN_M, apertures, alphas)))
+
+
+def retarget_parallel_grasp(T_workspace_grasp: np.ndarray,
+                            width_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Align the palm with a parallel-gripper grasp, pre-shape to its width, close to a power grasp.
+
+    Returns ``(T_workspace_palm, q_open, q_closed)``: the ``leap_palm`` pose and the two postures.
+    """
+    T = np.asarray(T_workspace_grasp, dtype=float)
+    if T.shape != (4, 4) or not np.allclose(T[3], [0, 0, 0, 1]):
+        raise ValueError(f"T_workspace_grasp must be a 4x4 homogeneous transform, got shape {T.shape}")
+    R = T[:3, :3]
+    if not np.allclose(R.T @ R, np.eye(3), atol=1e-6) or np.linalg.det(R) < 0:
+        raise ValueError("T_workspace_grasp's rotation is not a proper rotation matrix")
+    return T.copy(), posture_for_width(width_m), CLOSED_Q.copy()
+
+
+def tip_positions(q: np.ndarray) -> np.ndarray:
+    """(n, 4, 3) pad points of index, middle, ring, thumb in the ``leap_palm`` frame, for (n, 16) q."""
+    import torch
+
+    chain, order = _chain()
+    q = np.atleast_2d(np.asarray(q, dtype=float))
+    fk = chain.forward_kinematics(torch.as_tensor(q[:, order]))
+    T_base_palm = fk[PALM_LINK].get_matrix()
+    T_palm_base = torch.linalg.inv(T_base_palm)
+    return np.stack([(T_palm_base @ fk[tip].get_matrix())[:, :3, 3].numpy() for tip in TIP_LINKS], axis=1)
+
+
+def _check_q(q: np.ndarray) -> np.ndarray:
+    q = np.asarray(q, dtype=float)
+    if q.shape[-1:] != (16,):
+        raise ValueError(f"LEAP hand postures have 16 joints, got shape {q.shape}")
+    return q
+
+
+@lru_cache(maxsize=1)
+def _chain():
+    import pytorch_kinematics as pk
+    import torch
+
+    chain = pk.build_chain_from_urdf(URDF_PATH.read_bytes()).to(dtype=torch.float64)
+    order = [JOINT_NAMES.index(name) for name in chain.get_joint_parameter_names()]
+    return chain, order
+
+
+@lru_cache(maxsize=1)
+def _aperture_table() -> tuple[np.ndarray, np.ndarray]:
+    alphas = np.linspace(0.0, 1.0, 41)
+    tips = tip_positions(np.stack([posture(a) for a in alphas]))
+    apertures = np.linalg.norm(tips[:, 3] - 0.5 * (tips[:, 0] + tips[:, 1]), axis=1)
+    # CLOSED_Q squeezes past contact (the thumb crosses the fingers), so only the blend from the
+    # tightest aperture onwards maps widths to postures.
+    first = int(np.argmin(apertures))
+    alphas, apertures = alphas[first:], apertures[first:]
+    if np.any(np.diff(apertures) <= 0):
+        raise RuntimeError("LEAP aperture does not grow monotonically from CLOSED_Q to OPEN_Q")
+    return alphas, apertures

@@ -1,0 +1,104 @@
+"""The LEAP hand model: kinematics against the published URDF, postures, palm frame, retargeting."""
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diffgrasp_ros.robots import get_robot, leap
+
+REFERENCE = Path("/work/shared/reference/leap_hand/robot.urdf")
+
+
+def _chain(urdf_bytes):
+    import pytorch_kinematics as pk
+    import torch
+
+    logging.disable(logging.WARNING)  # pytorch-kinematics warns about the reference's unknown tags
+    try:
+        return pk.build_chain_from_urdf(urdf_bytes).to(dtype=torch.float64)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _link_poses(chain, q):
+    import torch
+
+    order = [leap.JOINT_NAMES.index(n) for n in chain.get_joint_parameter_names()]
+    fk = chain.forward_kinematics(torch.tensor(q[:, order]))
+    return {name: T.get_matrix().numpy() for name, T in fk.items()}
+
+
+@pytest.mark.skipif(not REFERENCE.exists(), reason="reference LEAP URDF not available")
+def test_link_poses_match_the_published_urdf():
+    rng = np.random.default_rng(0)
+    q = rng.uniform(leap.LOWER_RAD, leap.UPPER_RAD, (25, 16))
+    q[0] = 0.0
+    ours = _link_poses(_chain(leap.URDF_PATH.read_bytes()), q)
+    reference = _link_poses(_chain(REFERENCE.read_bytes()), q)
+    links = ["palm_lower", "mcp_joint", "pip", "dip", "fingertip", "mcp_joint_2", "pip_2", "dip_2", "fingertip_2",
+             "mcp_joint_3", "pip_3", "dip_3", "fingertip_3", "pip_4", "thumb_pip", "thumb_dip", "thumb_fingertip"]
+    assert set(links) <= set(reference)
+    for link in links:
+        A, B = ours[link], reference[link]
+        assert np.abs(A[:, :3, 3] - B[:, :3, 3]).max() < 1e-5, link  # 0.01 mm
+        cos = (np.einsum("nij,nij->n", A[:, :3, :3], B[:, :3, :3]) - 1.0) / 2.0
+        assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 1e-3, link
+
+
+def test_joints_are_named_and_limited_as_the_driver_expects():
+    import xml.etree.ElementTree as ET
+
+    robot = ET.parse(leap.URDF_PATH).getroot()
+    revolute = {j.get("name"): j for j in robot.findall("joint") if j.get("type") == "revolute"}
+    assert sorted(revolute, key=int) == list(leap.JOINT_NAMES)
+    for i, name in enumerate(leap.JOINT_NAMES):
+        limit = revolute[name].find("limit")
+        assert (float(limit.get("lower")), float(limit.get("upper"))) == (leap.LOWER_RAD[i], leap.UPPER_RAD[i])
+    # Each finger: the flexion joint (1/5/9) hangs off the palm, the side-to-side joint (0/4/8) after it.
+    parents = {j.get("name"): j.find("parent").get("link") for j in revolute.values()}
+    assert [parents[n] for n in ("1", "5", "9", "12")] == ["palm_lower"] * 4
+    assert all(link.find("collision/geometry/mesh") is None for link in robot.findall("link"))
+
+
+def test_postures_are_within_limits_and_open_wider_than_closed():
+    for q in (leap.OPEN_Q, leap.CLOSED_Q, leap.posture_for_width(0.05)):
+        assert q.shape == (16,) and np.all(q >= leap.LOWER_RAD) and np.all(q <= leap.UPPER_RAD)
+    assert leap.aperture_m(leap.OPEN_Q) > 0.15
+    assert leap.aperture_m(leap.CLOSED_Q) < 0.04
+    for width in (0.0, 0.03, 0.06, 0.10):
+        assert leap.aperture_m(leap.posture_for_width(width)) == pytest.approx(width + leap.APERTURE_MARGIN_M,
+                                                                               abs=2e-3)
+    # Fingers curl out of the palm (+z) and the thumb closes towards the fingers (+y).
+    tips_open, tips_closed = leap.tip_positions(np.stack([leap.OPEN_Q, leap.CLOSED_Q]))
+    assert np.all(tips_closed[:3, 2] > 0.03) and tips_closed[3, 2] > 0.03
+    assert np.all(tips_open[:3, 1] > tips_open[3, 1] + 0.1)
+
+
+def test_retargeting_puts_the_palm_on_the_grasp_and_preshapes_to_its_width():
+    T = np.eye(4)
+    T[:3, 3] = (0.15, 0.15, 0.1)
+    T_palm, q_open, q_closed = leap.retarget_parallel_grasp(T, 0.04)
+    assert np.allclose(T_palm, T)
+    assert leap.aperture_m(q_open) == pytest.approx(0.06, abs=2e-3)
+    assert np.allclose(q_closed, leap.CLOSED_Q)
+    with pytest.raises(ValueError, match="4x4"):
+        leap.retarget_parallel_grasp(np.eye(3), 0.04)
+    with pytest.raises(ValueError, match="width"):
+        leap.retarget_parallel_grasp(T, -0.01)
+
+
+def test_driver_convention_is_offset_by_pi():
+    assert np.allclose(leap.to_driver_command(np.zeros(16)), np.pi)
+    assert np.allclose(leap.from_driver_state(leap.to_driver_command(leap.CLOSED_Q)), leap.CLOSED_Q)
+    with pytest.raises(ValueError, match="16 joints"):
+        leap.to_driver_command(np.zeros(15))
+
+
+def test_leap_embodiments_expose_their_hand():
+    for name in ("xarm_leap", "ur5_leap"):
+        robot = get_robot(name)
+        assert robot.hand == "leap" and robot.hand_joint_names == leap.JOINT_NAMES
+        assert np.allclose(robot.hand_posture(0.0), leap.CLOSED_Q)
+        assert np.allclose(robot.hand_posture(0.05), leap.posture_for_width(0.05))
+    assert get_robot("franka").hand == "parallel"

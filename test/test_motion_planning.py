@@ -1,0 +1,147 @@
+"""Motion planning backends and the pick sequence, planned for real with mplib on a box scene."""
+import numpy as np
+import pytest
+
+from arm_helpers import TOP_DOWN, box_scene_cloud, top_down_grasp
+from diffgrasp_ros.execution.motion import (MOVEIT_ERROR_CODES, MotionStatus, OrientedBox, PickSettings,
+                                            SceneObstacles, contact_box, make_motion_planner, plan_pick)
+from diffgrasp_ros.execution.motion.moveit_backend import pose_goal_msg, status_from_moveit
+from diffgrasp_ros.robots.arm import load_arm
+
+@pytest.fixture(scope="module")
+def arm():
+    return load_arm("franka")
+
+
+@pytest.fixture(scope="module")
+def planner(arm):
+    return make_motion_planner("mplib", arm)
+
+
+def assert_collision_free(planner, motion, hand_q, obstacles: SceneObstacles):
+    planner.set_scene(obstacles)
+    # Waypoints and midpoints between them (the controller interpolates linearly).
+    q = motion.positions
+    for config in np.vstack([q, 0.5 * (q[1:] + q[:-1])]):
+        assert planner.collisions(config, hand_q) == []
+
+
+def test_plan_to_pose_reaches_goal_collision_free(arm, planner):
+    cloud = box_scene_cloud()
+    planner.set_scene(SceneObstacles(cloud))
+    goal = top_down_grasp(0.25).T_frame_grasp
+    motion = planner.plan_to_pose(arm.home_q, goal, hand_q=arm.hand_open_q, timeout_s=2.0)
+    assert motion.success, motion.message
+    assert motion.joint_names == arm.arm_joint_names
+    assert np.allclose(motion.positions[0], arm.home_q, atol=1e-6)
+    assert np.all(np.diff(motion.times_s) > 0) and motion.planning_time_s < 2.0
+    T_end = planner.tcp_pose(motion.final_positions, arm.hand_open_q)
+    assert np.linalg.norm(T_end[:3, 3] - goal[:3, 3]) < 2e-3
+    assert np.allclose(T_end[:3, :3], goal[:3, :3], atol=5e-3)
+    # An independent forward kinematics (pytorch-kinematics, part A's checker) agrees.
+    from diffgrasp_ros.execution.reachability import ReachabilityChecker
+
+    T_fk = arm.T_workspace_base @ ReachabilityChecker(arm).fk(motion.final_positions)[0]
+    assert np.linalg.norm(T_fk[:3, 3] - goal[:3, 3]) < 2e-3
+    assert_collision_free(planner, motion, arm.hand_open_q, SceneObstacles(cloud))
+
+
+def test_pick_sequence_segments(arm, planner):
+    cloud = box_scene_cloud()
+    grasp = top_down_grasp(0.115)  # TCP 5 mm above the box top: the fingers reach 4.5 cm down its sides
+    pick = plan_pick(planner, arm.home_q, grasp, cloud)
+    assert pick.success, pick.message
+    assert [s.name for s in pick.segments] == ["pregrasp", "approach", "close", "lift", "retreat"]
+
+    def tcp(motion, hand_q):
+        return np.array([planner.tcp_pose(q, hand_q)[:3, 3] for q in motion.positions])
+
+    G = grasp.T_frame_grasp
+    pre = tcp(pick.segment("pregrasp").plan, arm.hand_open_q)[-1]
+    assert np.allclose(pre, G[:3, 3] - 0.10 * G[:3, 2], atol=2e-3)
+    # The approach is a straight line along the approach axis at constant orientation.
+    approach = pick.segment("approach").plan
+    path = tcp(approach, arm.hand_open_q)
+    off_line = path - G[:3, 3] - np.outer((path - G[:3, 3]) @ G[:3, 2], G[:3, 2])
+    assert np.abs(off_line).max() < 2e-3 and np.linalg.norm(path[-1] - G[:3, 3]) < 2e-3
+    for q in approach.positions:
+        assert np.allclose(planner.tcp_pose(q, arm.hand_open_q)[:3, :3], G[:3, :3], atol=5e-3)
+    close = pick.segment("close").plan
+    assert close.joint_names == arm.hand_joint_names
+    assert np.allclose(close.positions[-1], arm.hand_closed_q)
+    lift = tcp(pick.segment("lift").plan, arm.hand_closed_q)
+    assert np.allclose(lift[-1], G[:3, 3] + [0.0, 0.0, 0.10], atol=2e-3)
+    assert np.abs(lift[:, :2] - G[:2, 3]).max() < 2e-3  # straight up
+    assert np.allclose(pick.segment("retreat").plan.final_positions, arm.home_q, atol=1e-3)
+    # Collision-free against the cloud, less only what the hand may touch (never the table).
+    contact = contact_box(arm, G, 0.01)
+    assert_collision_free(planner, pick.segment("pregrasp").plan, arm.hand_open_q, SceneObstacles(cloud))
+    assert_collision_free(planner, approach, arm.hand_open_q, SceneObstacles(cloud, (contact,), 0.05))
+
+
+def test_contact_region_drops_object_points_but_not_the_table(arm):
+    cloud = box_scene_cloud()
+    G = top_down_grasp(0.115).T_frame_grasp
+    obstacles = SceneObstacles(cloud, (contact_box(arm, G, 0.01),), table_height_m=0.05)
+    kept = obstacles.collision_points()
+    dropped = len(cloud) - len(kept)
+    assert dropped > 0
+    assert np.sum(kept[:, 2] <= 0.0501) == np.sum(cloud[:, 2] <= 0.0501)  # every table point stays
+    far = np.abs(cloud[:, 0] - 0.15) > 0.04  # box points beyond the fingers' width stay too
+    assert np.all(np.isin(cloud[far].view("f8,f8,f8"), kept.view("f8,f8,f8")))
+    box = OrientedBox(np.eye(4), np.ones(3))
+    assert box.swept_bounds(np.array([0.0, 0.0, 0.5])).half_extents_m.tolist() == [1.0, 1.0, 1.25]
+
+
+def test_failures_have_explicit_codes(arm, planner):
+    cloud = box_scene_cloud()
+    planner.set_scene(SceneObstacles(cloud))
+    far = top_down_grasp(0.2).T_frame_grasp
+    far[:3, 3] = (2.0, 0.15, 0.2)  # 2.4 m from the base
+    assert planner.plan_to_pose(arm.home_q, far, hand_q=arm.hand_open_q).status is MotionStatus.UNREACHABLE
+    inside = top_down_grasp(0.08).T_frame_grasp  # the hand inside the box
+    motion = planner.plan_to_pose(arm.home_q, inside, hand_q=arm.hand_open_q)
+    assert motion.status is MotionStatus.GOAL_IN_COLLISION and not motion.success and len(motion.positions) == 0
+    # 3 cm too deep: the palm would have to pass through the box top on the approach.
+    pick = plan_pick(planner, arm.home_q, top_down_grasp(0.08), cloud)
+    assert pick.status is MotionStatus.NO_COLLISION_FREE_PATH and pick.failed_segment == "approach"
+    assert [s.name for s in pick.segments] == ["pregrasp", "approach"] and pick.segments[0].plan.success
+    # No time to plan within.
+    pick = plan_pick(planner, arm.home_q, top_down_grasp(0.115), cloud, PickSettings(transit_timeout_s=1e-6))
+    assert pick.status is MotionStatus.PLANNING_TIMEOUT and pick.failed_segment == "pregrasp"
+    # A ceiling of points over the robot's base cuts through the arm where it stands.
+    xs = np.linspace(-0.25, 0.25, 101)
+    cx, cy = np.meshgrid(xs, xs)
+    ceiling = np.c_[cx.ravel() - 0.25, cy.ravel() + 0.15, np.full(cx.size, 0.33)]
+    planner.set_scene(SceneObstacles(np.vstack([cloud, ceiling])))
+    motion = planner.plan_to_joints(arm.home_q, arm.home_q + 0.1, hand_q=arm.hand_open_q)
+    assert motion.status is MotionStatus.START_IN_COLLISION and "scene_cloud" in motion.message
+    assert MOVEIT_ERROR_CODES[MotionStatus.UNREACHABLE] == -31
+    assert status_from_moveit(-6) is MotionStatus.PLANNING_TIMEOUT
+
+
+def test_moveit_backend_explains_missing_moveit_py(arm):
+    pytest.importorskip("geometry_msgs.msg")
+    try:
+        import moveit.planning  # noqa: F401
+        pytest.skip("moveit_py is installed: the missing-dependency path cannot be exercised")
+    except ImportError:
+        pass
+    with pytest.raises(RuntimeError, match="moveit_py.*mplib"):
+        make_motion_planner("moveit", arm)
+    with pytest.raises(ValueError, match="unknown motion planning backend"):
+        make_motion_planner("chomp", arm)
+
+
+def test_moveit_pose_goal_message():
+    pytest.importorskip("geometry_msgs.msg")
+    T = np.eye(4)
+    T[:3, :3] = TOP_DOWN
+    T[:3, 3] = (0.5, -0.1, 0.3)
+    msg = pose_goal_msg(T, "panda_link0")
+    assert msg.header.frame_id == "panda_link0"
+    assert (msg.pose.position.x, msg.pose.position.y, msg.pose.position.z) == (0.5, -0.1, 0.3)
+    q = np.array([msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z, msg.pose.orientation.w])
+    from scipy.spatial.transform import Rotation
+
+    assert np.allclose(Rotation.from_quat(q).as_matrix(), TOP_DOWN, atol=1e-9)

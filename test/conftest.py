@@ -1,7 +1,5 @@
 import os
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 try:
@@ -13,27 +11,7 @@ except ImportError:  # the ROS wheels are optional for the library tests
 # open3d's OpenMP threads slow down badly when the other core is busy (e.g. under CI).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-BOX_URDF = """<?xml version="1.0"?>
-<robot name="{name}">
-  <link name="base_link">
-    <contact><lateral_friction value="1.0"/><rolling_friction value="0.0"/></contact>
-    <inertial><mass value="0.15"/>
-      <inertia ixx="{ixx}" ixy="0" ixz="0" iyy="{iyy}" iyz="0" izz="{izz}"/></inertial>
-    <visual><geometry><box size="{sx} {sy} {sz}"/></geometry>
-      <material name="c"><color rgba="0.2 0.5 0.8 1"/></material></visual>
-    <collision><geometry><box size="{sx} {sy} {sz}"/></geometry></collision>
-  </link>
-</robot>
-"""
-
-
-def write_box_urdf(folder: Path, name: str, size) -> Path:
-    sx, sy, sz = size
-    m = 0.15
-    path = folder / f"{name}.urdf"
-    path.write_text(BOX_URDF.format(name=name, sx=sx, sy=sy, sz=sz, ixx=m / 12 * (sy**2 + sz**2),
-                                    iyy=m / 12 * (sx**2 + sz**2), izz=m / 12 * (sx**2 + sy**2)))
-    return path
+from diffgrasp_ros.sim.pick_scene import top_down_pose, write_box_urdf  # noqa: E402,F401  (shared with the tests)
 
 
 @pytest.fixture(scope="session")
@@ -83,12 +61,6 @@ def empty_world(box_objects):
     world.close()
 
 
-def top_down_grasp(x, y, z, yaw=0.0) -> np.ndarray:
-    """TCP pose approaching straight down (+z of the grasp frame = world -z)."""
-    c, s = np.cos(yaw), np.sin(yaw)
-    closing = np.array([c, s, 0.0])
-    approach = np.array([0.0, 0.0, -1.0])
-    T = np.eye(4)
-    T[:3, :3] = np.column_stack([np.cross(closing, approach), closing, approach])
-    T[:3, 3] = (x, y, z)
-    return T
+def top_down_grasp(x, y, z, yaw=0.0):
+    """TCP pose approaching straight down (+z of the grasp frame = world -z), closing at ``yaw`` rad."""
+    return top_down_pose(x, y, z, yaw)

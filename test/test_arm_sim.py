@@ -81,3 +81,47 @@ def test_executor_skips_unreachable_grasps_and_picks(arm, world_with_box):
     assert body not in world.object_ids
     empty = executor.execute(PlanResult([], "test", message="no grasp found"), box_scene_cloud())
     assert not empty.success and "no grasp found" in empty.message
+
+
+def test_executor_plans_around_the_scene_the_grasps_came_with(arm, world_with_box):
+    from diffgrasp_ros.scene.scene import Scene
+
+    world, body = world_with_box
+    cloud = box_scene_cloud()
+    scene = Scene(np.zeros((40, 40, 40), np.float32), cloud, np.zeros_like(cloud))
+    executor = SimArmExecutor(world, arm, "mplib")
+    report = executor.execute(PlanResult([top_down_grasp(0.115)], "test", scene=scene))
+    assert report.success, report.message
+    assert (report.ranked, report.reachable, report.reachable_fraction) == (1, 1, 1.0)
+    assert 0.0 < report.reachability_time_s and 0.0 < report.motion_planning_time_s
+    assert report.reachability_time_s + report.motion_planning_time_s == pytest.approx(report.planning_time_s)
+    assert report.duration_s > report.planning_time_s  # the simulated pick comes on top
+    with pytest.raises(ValueError, match="no collision geometry"):
+        executor.execute(PlanResult([top_down_grasp(0.115)], "test"))
+
+
+@pytest.mark.parametrize("robot", ["ur5_leap", "xarm_leap"])
+def test_leap_arms_hold_a_box_and_a_cylinder_between_thumb_and_fingers(robot, box_objects):
+    """The parallel-gripper convention on the LEAP hand: the TCP 5 mm above the object's top, the
+    thumb and the fingers closing along the grasp's y axis, at two yaws each."""
+    from diffgrasp_ros.grasping.grasp import Grasp
+    from diffgrasp_ros.sim.object_set import DEFAULT_OBJECTS_DIR, ObjectModel
+    from diffgrasp_ros.sim.pick_scene import perceived_cloud, stand_object, top_down_pose, top_z_m
+
+    arm = load_arm(robot)
+    planner = make_motion_planner("mplib", arm)
+    box = next(m for m in box_objects if m.name == "box_a")
+    cylinder = ObjectModel("cylinder_01", DEFAULT_OBJECTS_DIR / "train" / "cylinder_01.urdf")  # 3.4 x 10 cm
+    with ClutterWorld([box, cylinder]) as world:
+        sim = SimulatedArm(world, arm)
+        for model in (box, cylinder):
+            for yaw in (0.0, np.pi / 2):
+                world.clear()
+                body = stand_object(world, model)
+                x, y, _ = world.object_pose(body)[0]
+                grasp = Grasp(top_down_pose(x, y, top_z_m(world, body) + 0.005, yaw), 0.04, 1.0, "test")
+                pick = plan_pick(planner, sim.q_arm, grasp, perceived_cloud(world, "side"))
+                assert pick.success, f"{model.name} at yaw {yaw:.2f}: {pick.message}"
+                outcome = sim.execute_pick(pick)
+                assert outcome.success, f"{model.name} at yaw {yaw:.2f}: {outcome.reason}"
+                assert outcome.object_id == body and 0.09 < outcome.rise_m < 0.12

@@ -48,7 +48,7 @@ def test_plan_from_a_depth_png_and_calibration(box_world, tmp_path, capsys):
     code = main(["plan", "--depth", str(depth), "--calibration", str(CALIBRATION), "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     result = json.loads(out.read_text())
-    assert result["found"] and result["method"] == "baseline" and result["robot"] == "franka"
+    assert result["found"] and result["method"] == "igd" and result["robot"] == "franka"
     assert [g["rank"] for g in result["grasps"]] == list(range(len(result["grasps"])))
     best = result["grasps"][0]
     assert best["frame_id"] == "workspace"
@@ -120,10 +120,11 @@ def test_bad_input_is_one_clear_error(case, message, tmp_path, capsys):
 
 
 def test_demo_writes_grasps_and_a_picture(tmp_path, capsys):
-    code = main(["demo", "--scene", "packed", "--seed", "1", "--picks", "1", "--out", str(tmp_path)])
+    code = main(["demo", "--scene", "packed", "--seed", "1", "--picks", "1", "--executor", "hand",
+                 "--out", str(tmp_path)])
     assert code == 0
     report = json.loads((tmp_path / "grasps.json").read_text())
-    assert report["scene"] == "packed" and report["objects_placed"] >= 1
+    assert report["scene"] == "packed" and report["objects_placed"] >= 1 and report["executor"] == "hand"
     assert len(report["picks"]) == 1
     pick = report["picks"][0]
     assert pick["plan"]["found"] and pick["executed"].startswith("grasp ")
@@ -131,3 +132,21 @@ def test_demo_writes_grasps_and_a_picture(tmp_path, capsys):
     assert image.shape == (480, 640, 3)
     out = capsys.readouterr().out
     assert "picks succeeded" in out and "wall time" in out
+
+
+def test_demo_picks_with_the_whole_leap_arm(tmp_path, capsys):
+    code = main(["demo", "--scene", "packed", "--seed", "1", "--picks", "1", "--robot", "ur5_leap",
+                 "--out", str(tmp_path)])
+    assert code == 0
+    report = json.loads((tmp_path / "grasps.json").read_text())
+    assert (report["robot"], report["executor"]) == ("ur5_leap", "arm")
+    (pick,) = report["picks"]
+    arm = pick["arm"]
+    assert arm["ranked"] == len(pick["plan"]["grasps"]) > 0 and 0 < arm["reachable"] <= arm["ranked"]
+    assert arm["reachable_fraction"] == pytest.approx(arm["reachable"] / arm["ranked"])
+    assert arm["ik_s"] > 0.0 and arm["motion_planning_s"] > 0.0 and arm["attempts"]
+    assert arm["rank"] == arm["attempts"][-1]["rank"] and pick["executed"].startswith(f"grasp {arm['rank']} ")
+    assert {"ik", "motion_planning", "execute"} <= set(pick["plan"]["timings_s"])
+    out = capsys.readouterr().out
+    assert "LEAP hand" in out and "ranked grasps reachable" in out and "picks succeeded" in out
+

@@ -151,6 +151,30 @@ def test_bench_command_writes_json_and_markdown(box_folder, tmp_path, capsys):
     assert "round 1/2" in out and "round 2/2" in out
 
 
+def test_bench_with_the_arm_reports_planning_times_and_reachability(box_folder, tmp_path, capsys):
+    code = main(["bench", "--scene", "packed", "--rounds", "1", "--objects", str(box_folder), "--executor", "arm",
+                 "--robot", "franka", "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")])
+    assert code == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert "--executor arm" in report["command"]
+    (result,) = report["results"]
+    assert result["settings"]["executor"] == "arm"
+    (round_,) = result["rounds"]["baseline"]
+    executions = round_["attempts"]
+    assert len(round_["ik_s"]) == len(round_["motion_planning_s"]) == len(round_["grasps_ranked"]) == executions > 0
+    assert all(0 <= n <= ranked for n, ranked in zip(round_["grasps_reachable"], round_["grasps_ranked"]))
+    summary = result["summary"]["baseline"]
+    reachable = sum(round_["grasps_reachable"]) / sum(round_["grasps_ranked"])
+    assert summary["reachable_fraction"] == pytest.approx(reachable)
+    assert summary["ik_p50_s"] == pytest.approx(float(np.median(round_["ik_s"])))
+    assert summary["arm_planning_p50_s"] > 0.0
+    markdown = (tmp_path / "r.md").read_text()
+    assert "executed by the arm" in markdown and "| ranked grasps reachable |" in markdown
+    assert "ranked grasps reachable" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown executor 'gripper'"):
+        BenchmarkSettings("packed", rounds=1, executor="gripper")
+
+
 @pytest.mark.parametrize("case, message", [
     ("missing_dir", "does not exist"),
     ("empty_dir", "no objects in"),

@@ -49,7 +49,8 @@ def test_rviz_config_shows_what_the_nodes_publish():
     manager = rviz["Visualization Manager"]
     assert manager["Global Options"]["Fixed Frame"] == "workspace"
     topics = {d["Topic"]["Value"] for d in manager["Displays"] if "Topic" in d}
-    assert {"/scene/surface", "/grasps/markers", "/grasps/poses", "/depth/processed/image"} <= topics
+    assert {"/scene/surface", "/grasps/markers", "/grasps/poses", "/depth/processed/image",
+            "/grasp_executor/planned_tcp_path"} <= topics
 
 
 def test_scene_builder_config_holds_the_simulated_side_view():

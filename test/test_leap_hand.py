@@ -64,8 +64,8 @@ def test_joints_are_named_and_limited_as_the_driver_expects():
 def test_postures_are_within_limits_and_open_wider_than_closed():
     for q in (leap.OPEN_Q, leap.CLOSED_Q, leap.posture_for_width(0.05)):
         assert q.shape == (16,) and np.all(q >= leap.LOWER_RAD) and np.all(q <= leap.UPPER_RAD)
-    assert leap.aperture_m(leap.OPEN_Q) > 0.15
-    assert leap.aperture_m(leap.CLOSED_Q) < 0.04
+    assert leap.aperture_m(leap.OPEN_Q) > 0.12  # clears the widest parallel grasp (0.08 m) + margin
+    assert leap.aperture_m(leap.CLOSED_Q) < -0.02  # crossed: squeezes even thin objects
     for width in (0.0, 0.03, 0.06, 0.10):
         assert leap.aperture_m(leap.posture_for_width(width)) == pytest.approx(width + leap.APERTURE_MARGIN_M,
                                                                                abs=2e-3)
@@ -73,19 +73,58 @@ def test_postures_are_within_limits_and_open_wider_than_closed():
     tips_open, tips_closed = leap.tip_positions(np.stack([leap.OPEN_Q, leap.CLOSED_Q]))
     assert np.all(tips_closed[:3, 2] > 0.03) and tips_closed[3, 2] > 0.03
     assert np.all(tips_open[:3, 1] > tips_open[3, 1] + 0.1)
+    assert tips_closed[3, 1] > tips_open[3, 1] + 0.05
 
 
-def test_retargeting_puts_the_palm_on_the_grasp_and_preshapes_to_its_width():
+def test_thumb_and_middle_finger_pads_face_each_other_around_the_tcp():
+    """Through the whole close, thumb and middle-finger pads stay ahead of the TCP, within the 0.05 m
+    a parallel gripper's fingers reach, in the middle finger's plane, on either side until they cross."""
+    T_tcp_palm = np.linalg.inv(leap.T_PALM_TCP)
+    blends = np.linspace(0.0, 1.0, 11)
+    tips = leap.tip_positions(np.stack([leap.posture(a) for a in blends]))
+    tips_tcp = tips @ T_tcp_palm[:3, :3].T + T_tcp_palm[:3, 3]
+    middle, thumb = tips_tcp[:, 1], tips_tcp[:, 3]
+    for pad in (middle, thumb):
+        assert np.all((pad[:, 2] > 0.0) & (pad[:, 2] < 0.05))
+        assert np.all(np.abs(pad[:, 0]) < 0.01)
+    opened = blends >= 0.5
+    assert np.all(middle[opened, 1] > 0.0) and np.all(thumb[opened, 1] < 0.0)
+    assert abs(middle[-1, 1] + thumb[-1, 1]) < 0.01  # the open hand is centred on the TCP
+
+
+def test_retargeting_puts_the_tcp_on_the_grasp_and_preshapes_to_its_width():
     T = np.eye(4)
     T[:3, 3] = (0.15, 0.15, 0.1)
     T_palm, q_open, q_closed = leap.retarget_parallel_grasp(T, 0.04)
-    assert np.allclose(T_palm, T)
+    assert np.allclose(T_palm @ leap.T_PALM_TCP, T)
+    assert np.allclose(T_palm[:3, 3], (0.167, 0.165, 0.035))
     assert leap.aperture_m(q_open) == pytest.approx(0.06, abs=2e-3)
     assert np.allclose(q_closed, leap.CLOSED_Q)
     with pytest.raises(ValueError, match="4x4"):
         leap.retarget_parallel_grasp(np.eye(3), 0.04)
     with pytest.raises(ValueError, match="width"):
         leap.retarget_parallel_grasp(T, -0.01)
+
+
+def test_embodiment_files_put_the_tcp_where_leap_py_does():
+    import yaml
+
+    from diffgrasp_ros.robots.arm import default_config_dir, load_arm
+
+    for name in ("xarm_leap", "ur5_leap"):
+        tcp = yaml.safe_load((default_config_dir() / f"{name}.yaml").read_text())["/**"]["ros__parameters"]["tcp"]
+        assert tcp["parent_link"] == leap.PALM_LINK
+        assert np.allclose(np.reshape(tcp["T_parent_tcp"], (4, 4)), leap.T_PALM_TCP)
+    # ... and the composed robot carries it: the TCP is T_PALM_TCP from the palm at any arm posture.
+    import pytorch_kinematics as pk
+    import torch
+
+    arm = load_arm("ur5_leap")
+    chain = pk.build_chain_from_urdf(arm.urdf_path.read_bytes()).to(dtype=torch.float64)
+    q = {n: 0.3 for n in chain.get_joint_parameter_names()}
+    fk = chain.forward_kinematics(q)
+    T_palm_tcp = torch.linalg.inv(fk[leap.PALM_LINK].get_matrix()) @ fk[arm.tcp_link].get_matrix()
+    assert np.allclose(T_palm_tcp[0].numpy(), leap.T_PALM_TCP, atol=1e-9)
 
 
 def test_driver_convention_is_offset_by_pi():

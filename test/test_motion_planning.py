@@ -79,6 +79,30 @@ def test_pick_sequence_segments(arm, planner):
     assert_collision_free(planner, approach, arm.hand_open_q, SceneObstacles(cloud, (contact,), 0.05))
 
 
+def test_pick_trajectory_joins_the_segments_and_holds_the_arm_while_the_hand_closes(arm, planner):
+    pick = plan_pick(planner, arm.home_q, top_down_grasp(0.115), box_scene_cloud())
+    assert pick.success, pick.message
+    motion, close_start = pick.trajectory()
+    n = len(arm.arm_joint_names)
+    assert motion.joint_names == arm.arm_joint_names + arm.hand_joint_names
+    assert np.all(np.diff(motion.times_s) > 0) and motion.times_s[0] == 0.0
+    durations = [s.plan.duration_s for s in pick.segments]
+    assert motion.duration_s == pytest.approx(sum(durations))
+    assert close_start == pytest.approx(sum(durations[:2]))
+    t = motion.times_s
+    closing = (t >= close_start - 1e-9) & (t <= close_start + durations[2] + 1e-9)
+    assert np.allclose(motion.positions[closing, :n], pick.segment("approach").plan.final_positions)
+    assert np.allclose(motion.positions[t < close_start, n:], arm.hand_open_q)
+    assert np.allclose(motion.positions[t >= close_start + durations[2], n:], arm.hand_closed_q)
+    for name in ("pregrasp", "lift", "retreat"):  # every segment ends on the joined trajectory
+        segment = pick.segment(name).plan
+        assert any(np.allclose(segment.final_positions, q) for q in motion.positions[:, :n])
+    failed = plan_pick(planner, arm.home_q, top_down_grasp(0.115), box_scene_cloud(),
+                       PickSettings(transit_timeout_s=1e-6))
+    with pytest.raises(ValueError, match="no trajectory"):
+        failed.trajectory()
+
+
 def test_contact_region_drops_object_points_but_not_the_table(arm):
     cloud = box_scene_cloud()
     G = top_down_grasp(0.115).T_frame_grasp

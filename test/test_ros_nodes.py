@@ -108,7 +108,8 @@ def graph():
 
 
 def wait_for_scene(nodes, timeout_s=20.0):
-    assert wait_for(lambda: nodes["grasp_server"]._scene is not None, timeout_s), "no scene reached the grasp server"
+    assert wait_for(lambda: nodes["grasp_server"]._scene is not None and nodes["grasp_executor"]._surface is not None,
+                    timeout_s), "no scene reached the grasp server and the executor"
 
 
 def test_plan_grasp_end_to_end_on_the_simulated_camera(graph):
@@ -423,11 +424,12 @@ def test_plan_grasp_answers_reachable_grasps_and_executes_only_when_asked(graph)
     assert not again.success and "no planned pick" in again.message
 
 
-def reconfigure(node, **parameters):
-    assert node.trigger_deactivate() == OK and node.trigger_cleanup() == OK
-    node.set_parameters([Parameter(name, value=value) for name, value in parameters.items()])
-    assert node.trigger_configure() == OK, node.last_error
-    assert node.trigger_activate() == OK
+def reconfigure(executor_node, **parameters):
+    assert executor_node.trigger_deactivate() == OK and executor_node.trigger_cleanup() == OK
+    executor_node.set_parameters([Parameter(name, value=value) for name, value in parameters.items()])
+    assert executor_node.trigger_configure() == OK, executor_node.last_error
+    assert executor_node.trigger_activate() == OK
+    assert wait_for(lambda: executor_node._surface is not None, 20.0)  # picks are planned against it
 
 
 def test_unreachable_untimely_or_untransformable_grasps_get_codes_and_nothing_executes(graph):

@@ -9,6 +9,7 @@ from .common import write_json
 
 
 def add_parser(subparsers) -> None:
+    from ..execution import EXECUTORS
     from ..sim.noise import NOISE_MODELS
 
     parser = subparsers.add_parser(
@@ -39,6 +40,11 @@ def add_parser(subparsers) -> None:
                         help="simulated depth noise (default: none; dex = the published benchmark's)")
     parser.add_argument("--objects-per-round", type=int, default=5,
                         help="objects per generated scene (default: 5, as published)")
+    parser.add_argument("--executor", choices=EXECUTORS, default="hand",
+                        help="what executes the grasps: the free-floating hand of the published protocol "
+                             "(default) or the robot's whole arm (reachability IK, motion planning, the arm "
+                             "in the simulation; a plan with no reachable, plannable grasp is a failed "
+                             "attempt)")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes running rounds in parallel, one core each (default: 1; the outcomes do "
                              "not depend on it, latencies are then single-core figures)")
@@ -51,7 +57,8 @@ def _command(args: argparse.Namespace, scenes: list[str]) -> str:
     """The run as a command with every option explicit, to reproduce it from the report."""
     argv = ["diffgrasp", "bench", "--scene", *scenes, "--rounds", str(args.rounds), "--seed", str(args.seed),
             "--method", *args.method, "--robot", args.robot, "--views", args.views, "--noise", args.noise,
-            "--objects-per-round", str(args.objects_per_round), "--workers", str(args.workers)]
+            "--objects-per-round", str(args.objects_per_round), "--executor", args.executor,
+            "--workers", str(args.workers)]
     if args.objects is not None:
         argv += ["--objects", str(args.objects)]
     return shlex.join(argv)
@@ -60,13 +67,13 @@ def _command(args: argparse.Namespace, scenes: list[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..evaluation import BenchmarkSettings, run_benchmark
     from ..evaluation.clutter_removal import run_benchmark_parallel
-    from ..evaluation.report import summary_table, run_context, to_json, to_markdown
+    from ..evaluation.report import arm_table, summary_table, run_context, to_json, to_markdown
     from ..grasping import make_planner
     from ..sim.object_splits import folder_objects, validation_objects
 
     scenes = ["pile", "packed"] if "both" in args.scene else list(dict.fromkeys(args.scene))
-    settings = [BenchmarkSettings(scene, args.rounds, args.seed, args.views, args.noise, args.objects_per_round)
-                for scene in scenes]
+    settings = [BenchmarkSettings(scene, args.rounds, args.seed, args.views, args.noise, args.objects_per_round,
+                                  args.executor) for scene in scenes]
     if len(set(args.method)) != len(args.method):
         raise ValueError(f"a method is named twice in --method {' '.join(args.method)}")
     if args.workers < 1:
@@ -81,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
     for setting in settings:
         objects = object_sets[setting.scene]
         print(f"diffgrasp bench: {setting.scene}, {setting.rounds} rounds, seed {setting.seed}, "
-              f"{setting.views} view, noise {setting.noise}; objects: {objects.name} ({len(objects.objects)})",
-              flush=True)
+              f"{setting.views} view, noise {setting.noise}, executed by the {setting.executor} of {args.robot}; "
+              f"objects: {objects.name} ({len(objects.objects)})", flush=True)
 
         def progress(index: int, by_method: dict, scene: str = setting.scene, rounds: int = setting.rounds) -> None:
             parts = [f"{m} {r.successes}/{r.objects_placed} removed, {r.successes}/{r.attempts} grasps, {r.end}"
@@ -97,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
                                             objects.name, on_round=progress)
         results.append(result)
         print(summary_table(list(result.summaries.values())), flush=True)
+        if setting.executor == "arm":
+            print(arm_table(list(result.summaries.values())), flush=True)
 
     if args.json is not None:
         write_json(args.json, to_json(results, context))

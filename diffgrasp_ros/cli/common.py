@@ -11,8 +11,8 @@ from ..robots import robot_names
 
 def add_planner_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("planner")
-    group.add_argument("--method", default="baseline",
-                       help=f"grasp planning method (available: {', '.join(planner_names())}; default: baseline), "
+    group.add_argument("--method", default="igd",
+                       help=f"grasp planning method (available: {', '.join(planner_names())}; default: igd), "
                             "optionally with options: igd:rounds=11,denoising_steps=4,weights=FOLDER")
     group.add_argument("--robot", default="franka",
                        help=f"embodiment to plan for (available: {', '.join(robot_names())}; default: franka)")

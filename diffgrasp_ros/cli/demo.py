@@ -4,16 +4,24 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .common import add_planner_arguments, format_grasp_table, format_timings, planner_options, write_json
+
+if TYPE_CHECKING:
+    from ..execution.arm_executor import ArmExecutionReport
+
+EXECUTORS = ("arm", "hand")  # the default first
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo", help="simulate a cluttered table, perceive it, plan grasps and execute the best",
         description="Generate a simulated clutter scene (VGN/GIGA/IGD protocol), render depth, fuse a "
-                    "TSDF, plan ranked grasps, execute the best with the simulated hand, and write "
-                    "grasps.json and scene.png to --out.",
+                    "TSDF, plan ranked grasps, execute them with the robot's whole arm (the best grasp it "
+                    "reaches and plans a collision-free pick for; LEAP robots take the parallel grasps "
+                    "between thumb and fingers) or with the free-floating hand, and write grasps.json and "
+                    "scene.png to --out.",
     )
     parser.add_argument("--scene", choices=("pile", "packed"), default="pile", help="scene type (default: pile)")
     parser.add_argument("--objects", type=Path, default=None,
@@ -26,6 +34,10 @@ def add_parser(subparsers) -> None:
                              "clear (default: 3)")
     parser.add_argument("--out", type=Path, default=Path("demo_output"),
                         help="output folder for grasps.json and scene.png (default: ./demo_output)")
+    parser.add_argument("--executor", choices=EXECUTORS, default="arm",
+                        help="arm: the robot's arm, standing next to the table (reachability IK, mplib motion "
+                             "planning, position control in the simulation; default); hand: the free-floating "
+                             "hand of the benchmark protocol")
     add_planner_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -33,10 +45,10 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import cv2
 
-    from ..execution import SimHandExecutor
+    from ..camera.intrinsics import CameraIntrinsics
+    from ..execution import make_sim_executor
     from ..grasping import make_planner
     from ..grasping.draw import draw_grasps
-    from ..camera.intrinsics import CameraIntrinsics
     from ..sim.camera import SimCamera, view_poses
     from ..sim.object_set import default_objects, find_objects
     from ..sim.world import ClutterWorld
@@ -54,11 +66,15 @@ def run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         placed = world.generate(args.scene)
         scene_s = time.perf_counter() - start
-        executor = SimHandExecutor(world, planner.robot)
+        executor = make_sim_executor(args.executor, world, planner.robot)
         K = world.camera.intrinsics
         picture_camera = SimCamera(world.p, CameraIntrinsics(K.width, K.height, 2 * K.fx, 2 * K.fy, K.cx, K.cy))
         print(f"diffgrasp demo: {args.scene} scene, seed {args.seed}, {placed} objects "
-              f"({len(objects)} models), {args.views} view, method {args.method}, robot {args.robot}")
+              f"({len(objects)} models), {args.views} view, method {args.method}, robot {args.robot}, "
+              f"executed by the {args.executor}")
+        if planner.robot.hand == "leap":
+            print("  LEAP hand: grasps are planned for a parallel gripper and retargeted onto the hand, its TCP "
+                  "(robots.leap.T_PALM_TCP) on the grasp frame, thumb and fingers closing along its y axis")
         for attempt in range(args.picks):
             if attempt > 0 and world.num_objects == 0:
                 break
@@ -68,20 +84,27 @@ def run(args: argparse.Namespace) -> int:
             plan = planner.plan_from_depth([v.depth for v in views], [v.T_workspace_camera for v in views])
             plan.timings_s = {"render": render_s, **plan.timings_s}
             report = executor.execute(plan)
-            plan.timings_s["execute"] = report.duration_s
+            pick = {"plan": plan.to_dict(), "executed": report.message, "success": report.success}
+            if args.executor == "arm":
+                plan.timings_s.update(ik=report.reachability_time_s, motion_planning=report.motion_planning_time_s,
+                                      execute=report.duration_s - report.planning_time_s)
+                pick["arm"] = arm_summary(report)
+            else:
+                plan.timings_s["execute"] = report.duration_s
             if attempt == 0:
                 # The picture: the first view, zoomed in on the workspace, before anything moved.
                 first_plan, first_picture = plan, picture_camera.render(poses[0])
-            picks.append({"plan": plan.to_dict(), "executed": report.message, "success": report.success,
-                          "objects_left": world.num_objects})
+            picks.append({**pick, "objects_left": world.num_objects})
             print(f"\npick {attempt + 1}: {format_timings(plan.timings_s)}")
             print(format_grasp_table(plan))
             print(f"  -> {report.message}; objects left: {world.num_objects}")
+            if args.executor == "arm" and plan.found:
+                print(f"     {format_arm_summary(pick['arm'])}")
 
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "grasps.json", {
         "scene": args.scene, "seed": args.seed, "objects_placed": placed, "views": args.views,
-        "method": args.method, "robot": args.robot, "picks": picks,
+        "method": args.method, "robot": args.robot, "executor": args.executor, "picks": picks,
     })
     picture = draw_grasps(first_picture.rgb, first_plan.grasps, first_picture.depth.intrinsics,
                           first_picture.T_workspace_camera, planner.robot.gripper)
@@ -91,3 +114,19 @@ def run(args: argparse.Namespace) -> int:
           f"wall time {time.perf_counter() - wall_start:.1f} s")
     print(f"wrote {args.out / 'grasps.json'} and {args.out / 'scene.png'}")
     return 0
+
+
+def arm_summary(report: ArmExecutionReport) -> dict:
+    """What the arm made of a plan, for grasps.json (``rank``: index in the ranking, 0 = best)."""
+    return {"rank": report.rank, "ranked": report.ranked, "reachable": report.reachable,
+            "reachable_fraction": report.reachable_fraction, "ik_s": report.reachability_time_s,
+            "motion_planning_s": report.motion_planning_time_s,
+            "attempts": [{"rank": a.rank, "status": a.status.value, "message": a.message,
+                          "planning_time_s": a.planning_time_s} for a in report.attempts]}
+
+
+def format_arm_summary(arm: dict) -> str:
+    executed = "no grasp executed" if arm["rank"] is None else f"executed grasp {arm['rank']} (0 = best)"
+    return (f"arm: {executed}; {arm['reachable']}/{arm['ranked']} ranked grasps reachable "
+            f"({100 * arm['reachable_fraction']:.0f} %); IK {1000 * arm['ik_s']:.0f} ms, motion planning "
+            f"{1000 * arm['motion_planning_s']:.0f} ms over {len(arm['attempts'])} attempt(s)")

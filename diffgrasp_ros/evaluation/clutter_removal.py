@@ -2,13 +2,20 @@
 
 A round: generate a pile or packed scene of ``objects_per_round`` objects (5 in the published
 benchmark; fewer remain when some fall out of the workspace), then repeat perceive (render depth,
-optionally noisy) -> plan -> execute the best grasp with the simulated hand (which removes what it
-lifted, and anything that left the workspace). The round ends when the table is clear, after 2
-consecutive failed grasps, or when the planner finds no grasp.
+optionally noisy) -> plan -> execute (which removes what was lifted, and anything that left the
+workspace). The round ends when the table is clear, after 2 consecutive failed grasps, or when the
+planner finds no grasp.
+
+Executors (``BenchmarkSettings.executor``): ``hand``, the published protocol, executes the best grasp
+with the free-floating simulated hand; ``arm`` executes with the robot's whole arm
+(``execution.arm_executor``): the best grasp that the arm reaches (grasp and pre-grasp IK) and for
+which a collision-free pick plans is executed, and a ranked list with no such grasp counts as a
+failed attempt.
 
 Metrics, pooled over rounds: grasp success rate GSR = successful grasps / attempts; declutter rate
 DR = objects removed by grasping / objects placed; planning latency (depth frames in -> ranked grasps
-out: fusion + planning) p50 / p95 over all planning calls.
+out: fusion + planning) p50 / p95 over all planning calls. With the arm also, per execution: the
+reachability IK and motion-planning times (p50) and the fraction of ranked grasps the arm reaches.
 
 Every round is rebuilt from its own seed in a fresh PyBullet world, so all methods of a run see
 identical scenes, and a round's outcome does not depend on the rounds before it.
@@ -21,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..execution import SimHandExecutor
+from ..execution import EXECUTORS, make_sim_executor
 from ..grasping import GraspPlanner
 from ..sim.camera import view_poses
 from ..sim.noise import NOISE_MODELS, apply_depth_noise
@@ -40,6 +47,7 @@ class BenchmarkSettings:
     views: str = "side"  # "side" or "multi"
     noise: str = "none"  # one of sim.noise.NOISE_MODELS
     objects_per_round: int = 5
+    executor: str = "hand"  # one of execution.EXECUTORS: "hand" (the published protocol) or "arm"
 
     def __post_init__(self):
         if self.scene not in SCENE_KINDS:
@@ -50,6 +58,8 @@ class BenchmarkSettings:
             raise ValueError(f"a round needs at least one object, got {self.objects_per_round}")
         if self.noise not in NOISE_MODELS:
             raise ValueError(f"unknown depth noise model {self.noise!r}: choose one of {list(NOISE_MODELS)}")
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {self.executor!r}: choose one of {list(EXECUTORS)}")
         view_poses(self.views)  # validates the view mode
 
 
@@ -65,6 +75,12 @@ class RoundResult:
     duration_s: float  # the whole round, scene generation included
     stage_s: tuple[dict[str, float], ...] = ()  # the planner's own timings per call (fusion, encoder, ...)
     end_message: str = ""  # the planner's message when the round ended on "no grasp found"
+    # Arm executor only, one entry per execution: reachability IK and motion-planning wall time, how
+    # many grasps were ranked and how many of them the arm reaches.
+    ik_s: tuple[float, ...] = ()
+    motion_planning_s: tuple[float, ...] = ()
+    grasps_ranked: tuple[int, ...] = ()
+    grasps_reachable: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,12 @@ class MethodSummary:
     latency_p95_s: float | None
     seconds_per_round: float
     stage_p50_s: dict[str, float] = field(default_factory=dict)  # median of each planner timing over calls
+    # Arm executor only (None otherwise), over executions: medians of the reachability IK, the motion
+    # planning and their sum; reachable grasps / ranked grasps, pooled.
+    ik_p50_s: float | None = None
+    motion_planning_p50_s: float | None = None
+    arm_planning_p50_s: float | None = None
+    reachable_fraction: float | None = None
 
     @classmethod
     def from_rounds(cls, method: str, rounds: Sequence[RoundResult]) -> "MethodSummary":
@@ -94,10 +116,19 @@ class MethodSummary:
         for timings in (t for r in rounds for t in r.stage_s):
             for stage, seconds in timings.items():
                 stages.setdefault(stage, []).append(seconds)
+        ik = np.array([s for r in rounds for s in r.ik_s])
+        motion = np.array([s for r in rounds for s in r.motion_planning_s])
+        ranked = sum(n for r in rounds for n in r.grasps_ranked)
+
+        def median(values: np.ndarray) -> float | None:
+            return float(np.median(values)) if len(values) else None
+
         return cls(method, len(rounds), placed, successes, attempts, successes,
                    successes / attempts if attempts else None, successes / placed if placed else None,
                    p50, p95, float(np.mean([r.duration_s for r in rounds])) if rounds else 0.0,
-                   {stage: float(np.median(values)) for stage, values in stages.items()})
+                   {stage: float(np.median(values)) for stage, values in stages.items()},
+                   median(ik), median(motion), median(ik + motion),
+                   sum(n for r in rounds for n in r.grasps_reachable) / ranked if ranked else None)
 
 
 @dataclass
@@ -131,12 +162,17 @@ class Clearing:
     planning_s: list[float] = field(default_factory=list)
     stage_s: list[dict[str, float]] = field(default_factory=list)
     end_message: str = ""
+    ik_s: list[float] = field(default_factory=list)  # the arm executor's, per execution
+    motion_planning_s: list[float] = field(default_factory=list)
+    grasps_ranked: list[int] = field(default_factory=list)
+    grasps_reachable: list[int] = field(default_factory=list)
 
 
 def clear_table(world: ClutterWorld, planner: GraspPlanner, settings: BenchmarkSettings,
                 rng: np.random.Generator) -> Clearing:
-    """Perceive, plan and pick in ``world`` until the round ends."""
-    executor = SimHandExecutor(world, planner.robot)
+    """Perceive, plan and pick in ``world`` until the round ends. With the arm executor a ranked list
+    with no grasp the arm reaches and plans a pick for is a failed attempt."""
+    executor = make_sim_executor(settings.executor, world, planner.robot)
     poses = view_poses(settings.views)
     clearing = Clearing()
     failures = 0
@@ -159,6 +195,11 @@ def clear_table(world: ClutterWorld, planner: GraspPlanner, settings: BenchmarkS
         clearing.attempts += 1
         clearing.successes += report.success
         failures = 0 if report.success else failures + 1
+        if settings.executor == "arm":
+            clearing.ik_s.append(report.reachability_time_s)
+            clearing.motion_planning_s.append(report.motion_planning_time_s)
+            clearing.grasps_ranked.append(report.ranked)
+            clearing.grasps_reachable.append(report.reachable)
 
 
 def run_round(objects: Sequence[ObjectModel], planner: GraspPlanner, settings: BenchmarkSettings,
@@ -172,7 +213,8 @@ def run_round(objects: Sequence[ObjectModel], planner: GraspPlanner, settings: B
         clearing = clear_table(world, planner, settings, rng)
     return RoundResult(index, seed, placed, clearing.attempts, clearing.successes, clearing.end,
                        tuple(clearing.planning_s), time.perf_counter() - start, tuple(clearing.stage_s),
-                       clearing.end_message)
+                       clearing.end_message, tuple(clearing.ik_s), tuple(clearing.motion_planning_s),
+                       tuple(clearing.grasps_ranked), tuple(clearing.grasps_reachable))
 
 
 def run_benchmark(planners: Mapping[str, GraspPlanner], objects: Sequence[ObjectModel],

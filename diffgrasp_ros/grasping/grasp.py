@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..geometry import pose_from_quaternion, quaternion_xyzw
+from ..scene.scene import Scene
 
 
 @dataclass
@@ -64,12 +65,15 @@ class PlanResult:
     """Ranked grasps (best first) and what it took to get them.
 
     An empty ``grasps`` list is a normal answer: ``message`` then says why nothing came back.
+    ``scene`` is the perceived scene the grasps were planned in (set by ``GraspPlanner.plan``); its
+    surface points are what an arm plans its motions around. It is not part of ``to_dict``.
     """
 
     grasps: list[Grasp]
     method: str
     timings_s: dict[str, float] = field(default_factory=dict)
     message: str = ""
+    scene: Scene | None = field(default=None, repr=False, compare=False)
 
     @property
     def found(self) -> bool:

@@ -97,6 +97,7 @@ class GraspPlanner(ABC):
         else:
             result = self._plan(scene)
         result.timings_s["plan"] = time.perf_counter() - start
+        result.scene = scene
         return result
 
     def plan_from_tsdf(self, tsdf_grid: np.ndarray) -> PlanResult:

@@ -54,7 +54,7 @@ class GraspExecutorNode(DiffgraspNode):
                      "'tf' (the base link in TF, in the workspace frame; needs tf2_ros)")
         self.declare("transform_timeout_s", 0.5, "how long to wait for the base pose in TF")
         self._lock = threading.RLock()  # the models and the last plan: one plan or execution at a time
-        self._close_timer = None
+        self._close_timer = self._tf_buffer = self._tf_listener = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def configure(self) -> None:
@@ -71,7 +71,6 @@ class GraspExecutorNode(DiffgraspNode):
         if self.backend not in MOTION_BACKENDS:
             raise ValueError(f"motion_backend must be one of {MOTION_BACKENDS}, got {self.backend!r}")
         self.workspace = self.workspace_from_params()
-        self._tf_buffer = None
         source = self.param("base_pose_source")
         if source == "tf":
             try:
@@ -115,15 +114,18 @@ class GraspExecutorNode(DiffgraspNode):
         return None if self.backend == "none" else make_motion_planner(self.backend, arm)
 
     def deactivate_work(self) -> None:
-        # A pick on the topics stops being driven: its hand no longer closes.
+        # A pick running on the topics is no longer driven: its pending hand command is dropped (the arm
+        # controller finishes the trajectory it has).
         if self._close_timer is not None:
             self._close_timer.cancel()
 
     def cleanup(self) -> None:
         if self._close_timer is not None:
             self.destroy_timer(self._close_timer)
-            self._close_timer = None
-        self.motion_planner = self.checker = self._last_pick = self._tf_buffer = None
+        if self._tf_listener is not None:
+            self._tf_listener.unregister()
+        self._close_timer = self._tf_buffer = self._tf_listener = None
+        self.motion_planner = self.checker = self._last_pick = None
 
     # -- inputs -------------------------------------------------------------------------------------
     def _on_surface(self, cloud: PointCloud2) -> None:
@@ -193,6 +195,7 @@ class GraspExecutorNode(DiffgraspNode):
         from ..execution.pick_selection import select_pick
 
         codes = MoveItErrorCodes
+        self._last_pick = None  # ~/execute runs the pick of the latest answer only
         if not request.group_name:
             request.group_name = self.param("planning_group")
         answer, problem = self._call_grasp_server(request)
@@ -278,10 +281,7 @@ class GraspExecutorNode(DiffgraspNode):
         if not self.active:
             response.success, response.message = False, self.report("execute: the node is not active")
             return response
-        try:
-            response.success, response.message = self._execute_last_pick()
-        except Exception as error:  # a failing backend is reported, never raised
-            response.success, response.message = False, f"execution failed: {error}"
+        response.success, response.message = self._execute_last_pick()
         if not response.success:
             self.report(response.message)
         return response
@@ -289,18 +289,23 @@ class GraspExecutorNode(DiffgraspNode):
     def _execute_last_pick(self) -> tuple[bool, str]:
         with self._lock:
             pick = self._last_pick
+            if self.motion_planner is None:
+                return False, "motion_backend is 'none': no pick is planned"
             if pick is None:
-                return False, "no planned pick to execute (call /plan_grasp first; a plan executes once)"
+                return False, "no planned pick to execute (/plan_grasp plans one when it succeeds; it executes once)"
             if time.monotonic() < self._busy_until:
                 return False, f"the previous pick still executes for {self._busy_until - time.monotonic():.1f} s"
             self._last_pick = None  # the next pick starts where this one ends, so it needs a new plan
             motion, close_start_s = pick.trajectory()
-            if self.backend == "moveit":
-                self._execute_with_moveit(pick)
-            else:
-                self._execute_on_topics(motion, close_start_s)
-                self._busy_until = time.monotonic() + motion.duration_s
-        return True, f"executing the pick of {pick.grasp.info.get('id', 'the best grasp')} ({motion.duration_s:.1f} s)"
+            try:
+                if self.backend == "moveit":
+                    self._execute_with_moveit(pick)
+                else:
+                    self._execute_on_topics(motion, close_start_s)
+                    self._busy_until = time.monotonic() + motion.duration_s
+            except Exception as error:  # a failing backend or controller is reported, never raised
+                return False, f"execution failed: {error}"
+        return True, f"executing the pick of grasp {pick.grasp.info['id']} ({motion.duration_s:.1f} s)"
 
     def _execute_on_topics(self, motion, close_start_s: float) -> None:
         """Open loop: the arm trajectory to its controller now, the hand's commands at their times."""

@@ -4,8 +4,8 @@
 ``arm_from_parameters`` takes its parameters as a node holds them) and composes one URDF from the arm
 description shipped by example-robot-data, the hand URDF and the hand-arm mount transform, plus the
 ``diffgrasp_tcp`` link whose frame is the grasp convention of ``robots.gripper`` (+z approach, +y
-closing; the palm frame for the LEAP hand). URDF and SRDF are written once per content into the
-cache directory, with absolute mesh paths.
+closing; for the LEAP hand ``leap.T_PALM_TCP`` from its palm frame). URDF and SRDF are written once
+per content into the cache directory, with absolute mesh paths.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class ArmModel:
     srdf_path: Path
     base_link: str
     ee_link: str  # arm flange link
-    tcp_link: str  # frame = grasp convention: +z approach, +y closing (LEAP: the palm frame)
+    tcp_link: str  # frame = grasp convention: +z approach, +y closing
     arm_joint_names: tuple[str, ...]
     hand_joint_names: tuple[str, ...]
     home_q: np.ndarray  # arm joints (rad): a ready pose above the workspace
@@ -214,6 +214,7 @@ def _compose_urdf(name: str, arm: dict, hand: dict, tcp: dict, source: str) -> s
     ET.SubElement(robot, "link", name=TCP_LINK)
     _fixed_joint(robot, f"{TCP_LINK}_joint", tcp["parent_link"], TCP_LINK,
                  matrix(tcp["T_parent_tcp"], f"{source}: tcp.T_parent_tcp"))
+    _add_frame_inertials(robot, arm["base_link"])
     links = {link.get("name") for link in robot.findall("link")}
     for joint in robot.findall("joint"):
         for end in ("parent", "child"):
@@ -226,6 +227,17 @@ def _compose_urdf(name: str, arm: dict, hand: dict, tcp: dict, source: str) -> s
     robot.set("name", name)
     ET.indent(robot)
     return ET.tostring(robot, encoding="unicode") + "\n"
+
+
+def _add_frame_inertials(robot: ET.Element, root_link: str) -> None:
+    """A 0.1 g inertial on every link without one (frames such as the TCP, flange and pad points):
+    simulators give such links 1 kg (PyBullet does), which would hang off the LEAP fingers' 0.95 N m
+    motors. The fixed root is left alone (KDL rejects an inertia there)."""
+    for link in robot.findall("link"):
+        if link.find("inertial") is None and link.get("name") != root_link:
+            inertial = ET.SubElement(link, "inertial")
+            ET.SubElement(inertial, "mass", value="0.0001")
+            ET.SubElement(inertial, "inertia", ixx="1e-9", ixy="0", ixz="0", iyy="1e-9", iyz="0", izz="1e-9")
 
 
 def _root_link(robot: ET.Element) -> str:

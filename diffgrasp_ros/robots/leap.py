@@ -1,24 +1,29 @@
-"""The LEAP hand: joints, postures, palm frame and the parallel-grasp retargeting heuristic.
+"""The LEAP hand: joints, postures, palm and grasp frames, and the parallel-grasp retargeting.
 
 Joint positions are in radians in the URDF convention (0 = flat hand), ordered by joint name
 "0".."15" (index 0-3, middle 4-7, ring 8-11, thumb 12-15; each finger: MCP side-to-side, MCP
 flexion, PIP, DIP). The LEAP driver's native command (``/cmd_leap``) is this plus pi
 (``to_driver_command``).
 
-The palm frame ``leap_palm`` (a fixed link of ``urdf/leap_hand.urdf``) follows the grasp convention
+Frames. ``leap_palm`` (a fixed link of ``urdf/leap_hand.urdf``) has the axes of the grasp convention
 of ``robots.gripper``: +z out of the palm face (the approach direction), +y from the thumb towards
-the fingers (the closing direction), origin 0.01 m in front of the palm where thumb and fingers
-close. A parallel-gripper grasp therefore maps onto the hand by putting ``leap_palm`` on the grasp
-frame; the width sets how far the hand pre-opens.
+the fingers (the closing direction); its origin is 0.01 m in front of the palm. The grasp TCP is
+``leap_palm`` moved by ``T_PALM_TCP`` (``tcp.T_parent_tcp`` of the LEAP embodiment files): into the
+plane of the middle finger, which the thumb opposes, midway between thumb and middle-finger pads
+when open, and 0.065 m out of the palm, so that the digits reach no further than 0.05 m past the TCP
+along +z — the Franka Hand's finger depth. A parallel-gripper grasp (object centred on the TCP,
+between the finger roots and 0.05 m ahead) then maps onto a thumb-versus-fingers grasp by putting
+the TCP on the grasp frame: the thumb pad and the finger pads face each other along ±y, 0.01-0.03 m
+ahead of the TCP, open 0.13 m apart, and close past each other (so they squeeze whatever is between).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from ..geometry import invert
 from .gripper import FRANKA_HAND, Box, ParallelGripper
 
 URDF_PATH = Path(__file__).parent / "urdf" / "leap_hand.urdf"
@@ -31,14 +36,23 @@ DRIVER_OFFSET_RAD = np.pi  # /cmd_leap: 180 deg = flat
 LOWER_RAD = np.array([-1.047, -0.314, -0.506, -0.366] * 3 + [-0.349, -0.47, -1.20, -1.34])
 UPPER_RAD = np.array([1.047, 2.23, 1.885, 2.042] * 3 + [2.094, 2.443, 1.90, 1.88])
 
-# Open: fingers nearly straight, thumb swung under the palm to oppose them (~0.16 m aperture).
-OPEN_Q = np.array([0.0, 0.3, 0.2, 0.1] * 3 + [1.3, 0.2, 0.1, 0.1])
-# Closed power grasp: fingers curled, thumb tip meeting the middle finger. Commanded as a target the
-# object stops short of, so the position controller squeezes.
-CLOSED_Q = np.array([0.0, 1.2, 0.9, 0.7] * 3 + [1.5, 0.6, 0.7, 0.7])
+# Open: finger pads upright facing -y at y = +0.05, the thumb pad facing them at y = -0.08 (palm frame).
+OPEN_Q = np.array([0.0, 0.93, 0.0, 0.62] * 3 + [1.93, 0.0, -0.78, 0.95])
+# Closed: finger and thumb pads crossed (y = -0.04 and -0.01), a target an object stops them short
+# of, so they squeeze it (with at most the motors' 0.95 N m). Linear blends of the two keep the pads
+# facing each other 0.08-0.095 m out of the palm.
+CLOSED_Q = np.array([0.0, 1.86, 0.0, 0.0] * 3 + [1.92, 0.0, 1.07, -0.86])
+# leap_palm -> grasp TCP (see the module docstring); the LEAP embodiment files' tcp.T_parent_tcp.
+T_PALM_TCP = np.array([
+    [1.0, 0.0, 0.0, -0.017],
+    [0.0, 1.0, 0.0, -0.015],
+    [0.0, 0.0, 1.0, 0.065],
+    [0.0, 0.0, 0.0, 1.0],
+])
 # What the parallel-grasp planners plan with for a LEAP hand: Franka-Hand fingers (the grasp models
-# are parallel-jaw models) behind which the LEAP palm sits, as a box in the leap_palm frame, so
-# grasps that would push the palm into the scene are filtered. Simulated with the Franka Hand URDF.
+# are parallel-jaw models) with the open LEAP hand's palm and knuckles behind them, as a box in the
+# TCP frame, so grasps that would push the palm into the scene are filtered. The free-floating hand
+# simulation executes them with the Franka Hand URDF.
 PARALLEL_PROXY = ParallelGripper(
     name="leap_parallel_proxy",
     max_opening_m=FRANKA_HAND.max_opening_m,
@@ -46,18 +60,11 @@ PARALLEL_PROXY = ParallelGripper(
     finger_width_m=FRANKA_HAND.finger_width_m,
     finger_thickness_m=FRANKA_HAND.finger_thickness_m,
     finger_root_z_m=FRANKA_HAND.finger_root_z_m,
-    palm=Box((-0.011, -0.037, -0.034), (0.065, 0.050, 0.024)),
+    palm=Box((0.004, 0.011, -0.080), (0.067, 0.083, 0.044)),
     urdf_path=FRANKA_HAND.urdf_path,
 )
 # Pre-shape this much wider than the grasp width so the fingers clear the object on approach.
 APERTURE_MARGIN_M = 0.02
-
-
-@dataclass(frozen=True)
-class LeapGrasp:
-    T_workspace_palm: np.ndarray  # pose of ``leap_palm``
-    q_open: np.ndarray  # pre-shape, (16,) rad
-    q_closed: np.ndarray  # closing target, (16,) rad
 
 
 def to_driver_command(q: np.ndarray) -> np.ndarray:
@@ -77,9 +84,9 @@ def posture(alpha: float) -> np.ndarray:
 
 
 def aperture_m(q: np.ndarray) -> float:
-    """Thumb tip to the midpoint of the index and middle tips: the hand's opening."""
+    """The hand's opening: thumb pad to middle-finger pad along the closing axis (negative once crossed)."""
     tips = tip_positions(q[None])[0]
-    return float(np.linalg.norm(tips[3] - 0.5 * (tips[0] + tips[1])))
+    return float(tips[1, 1] - tips[3, 1])
 
 
 def posture_for_width(width_m: float) -> np.ndarray:
@@ -92,7 +99,7 @@ def posture_for_width(width_m: float) -> np.ndarray:
 
 def retarget_parallel_grasp(T_workspace_grasp: np.ndarray,
                             width_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Align the palm with a parallel-gripper grasp, pre-shape to its width, close to a power grasp.
+    """Put the LEAP TCP on a parallel-gripper grasp frame, pre-shape to its width, close past contact.
 
     Returns ``(T_workspace_palm, q_open, q_closed)``: the ``leap_palm`` pose and the two postures.
     """
@@ -102,7 +109,7 @@ def retarget_parallel_grasp(T_workspace_grasp: np.ndarray,
     R = T[:3, :3]
     if not np.allclose(R.T @ R, np.eye(3), atol=1e-6) or np.linalg.det(R) < 0:
         raise ValueError("T_workspace_grasp's rotation is not a proper rotation matrix")
-    return T.copy(), posture_for_width(width_m), CLOSED_Q.copy()
+    return T @ invert(T_PALM_TCP), posture_for_width(width_m), CLOSED_Q.copy()
 
 
 def tip_positions(q: np.ndarray) -> np.ndarray:
@@ -138,11 +145,7 @@ def _chain():
 def _aperture_table() -> tuple[np.ndarray, np.ndarray]:
     alphas = np.linspace(0.0, 1.0, 41)
     tips = tip_positions(np.stack([posture(a) for a in alphas]))
-    apertures = np.linalg.norm(tips[:, 3] - 0.5 * (tips[:, 0] + tips[:, 1]), axis=1)
-    # CLOSED_Q squeezes past contact (the thumb crosses the fingers), so only the blend from the
-    # tightest aperture onwards maps widths to postures.
-    first = int(np.argmin(apertures))
-    alphas, apertures = alphas[first:], apertures[first:]
+    apertures = tips[:, 1, 1] - tips[:, 3, 1]
     if np.any(np.diff(apertures) <= 0):
         raise RuntimeError("LEAP aperture does not grow monotonically from CLOSED_Q to OPEN_Q")
     return alphas, apertures

@@ -40,9 +40,9 @@ class Embodiment:
 _EMBODIMENTS = {
     "franka": Embodiment("franka", "Franka Panda with the Franka Hand (parallel gripper)", FRANKA_HAND,
                          ("panda_finger_joint1", "panda_finger_joint2")),
-    "xarm_leap": Embodiment("xarm_leap", "xArm7 with the LEAP hand (parallel grasps retargeted to the palm)",
+    "xarm_leap": Embodiment("xarm_leap", "xArm7 with the LEAP hand (parallel grasps: thumb against fingers)",
                             leap.PARALLEL_PROXY, leap.JOINT_NAMES, hand="leap"),
-    "ur5_leap": Embodiment("ur5_leap", "UR5 with the LEAP hand (parallel grasps retargeted to the palm)",
+    "ur5_leap": Embodiment("ur5_leap", "UR5 with the LEAP hand (parallel grasps: thumb against fingers)",
                            leap.PARALLEL_PROXY, leap.JOINT_NAMES, hand="leap"),
 }
 

@@ -6,9 +6,7 @@ lift: the hand touches an object that rose with it, and the hand did not close o
 """
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -16,6 +14,7 @@ from scipy.spatial.transform import Rotation
 from ..execution.motion import MotionPlan, PickPlan
 from ..geometry import make_transform, quaternion_xyzw
 from ..robots.arm import ArmModel
+from .hand import SimulatedHand
 from .quiet import c_output_silenced
 from .world import ClutterWorld
 
@@ -31,7 +30,11 @@ class PickOutcome:
 
 class SimulatedArm:
     """The embodiment in PyBullet. Joint targets come from ``MotionPlan``s, interpolated at every
-    physics step; each joint pushes with at most its URDF effort limit (``min_effort`` when unset)."""
+    physics step. Arm joints push with their URDF effort limit but at least ``min_effort`` (stiff, as
+    a real arm's high-gain controller tracks). A parallel gripper's fingers squeeze with the
+    free-floating hand's force (``SimulatedHand.finger_force_n``), so both executors grasp alike (the
+    Panda URDF's 100 N makes light objects squirt out); a LEAP hand's joints with their URDF limit,
+    the real motors' 0.95 N m."""
 
     settle_s = 0.25  # held at each segment's end, so the arm arrives before the next one starts
 
@@ -44,6 +47,9 @@ class SimulatedArm:
         info = [p.getJointInfo(self.body, j) for j in range(p.getNumJoints(self.body))]
         self._joint = {i[1].decode(): i[0] for i in info}
         self._effort = {i[0]: max(float(i[10]), min_effort) for i in info}
+        for i in info:
+            if i[1].decode() in arm.hand_joint_names:
+                self._effort[i[0]] = SimulatedHand.finger_force_n if arm.hand_kind == "parallel" else float(i[10])
         links = {i[12].decode(): i[0] for i in info}  # a link's index is its parent joint's
         links[p.getBodyInfo(self.body)[0].decode()] = -1
         missing = [n for n in (*arm.arm_joint_names, *arm.hand_joint_names) if n not in self._joint]
@@ -59,10 +65,6 @@ class SimulatedArm:
             return link == flange
 
         self.hand_links = frozenset(link for link in links.values() if link != -1 and below_flange(link))
-        # PyBullet gives links without <inertial> (frames such as the TCP) 1 kg each, which the finger
-        # motors (LEAP: 0.95 N m) cannot hold up; make them massless in effect.
-        for link in _links_without_inertial(arm.urdf_path) & links.keys():
-            p.changeDynamics(self.body, links[link], mass=1e-4, localInertiaDiagonal=(1e-8, 1e-8, 1e-8))
         for link in self.hand_links:
             p.changeDynamics(self.body, link, lateralFriction=hand_friction)
         self.reset(arm.home_q, arm.hand_open_q)
@@ -165,7 +167,3 @@ class SimulatedArm:
         if rise < 0.5 * lift_m:
             return PickOutcome(False, None, f"object rose {rise:.3f} m, less than half the {lift_m} m lift", rise, 0.0)
         return PickOutcome(True, body, "held", rise, 0.0)
-
-
-def _links_without_inertial(urdf_path: Path) -> set[str]:
-    return {link.get("name") for link in ET.parse(urdf_path).getroot().iter("link") if link.find("inertial") is None}

@@ -29,6 +29,7 @@ class SimulatedHand:
 
     pregrasp_distance_m = 0.05
     lift_distance_m = 0.10
+    finger_force_n = 20.0  # per finger, closing
 
     def __init__(self, world: ClutterWorld, gripper: ParallelGripper = FRANKA_HAND):
         self.world = world
@@ -53,7 +54,8 @@ class SimulatedHand:
         half = 0.5 * self.gripper.max_opening_m
         for joint in (self._left, self._right):
             p.resetJointState(self.body, joint, half)
-            p.setJointMotorControl2(self.body, joint, p.POSITION_CONTROL, targetPosition=half, force=20)
+            p.setJointMotorControl2(self.body, joint, p.POSITION_CONTROL, targetPosition=half,
+                                    force=self.finger_force_n)
 
     def _remove(self) -> None:
         if self.body is not None:
@@ -87,7 +89,7 @@ class SimulatedHand:
     def _close(self) -> None:
         for joint in (self._left, self._right):
             self.p.setJointMotorControl2(self.body, joint, self.p.POSITION_CONTROL, targetPosition=0.0,
-                                         force=20)
+                                         force=self.finger_force_n)
         self.world.step(int(0.5 / self.world.dt))
 
     def opening_m(self) -> float:

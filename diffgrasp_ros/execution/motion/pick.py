@@ -34,11 +34,12 @@ class HandRegion:
 
 
 # By ``ArmModel.hand_kind``. Parallel (the Franka Hand): the closing region (0.08 m opening, 0.05 m
-# deep fingers) plus the fingers themselves (~0.012 m thick, ~0.02 m wide). LEAP (palm frame, open
-# posture): the fingers reach y = 0.14 and curl towards +z, the thumb stands at y = -0.06 up to z = 0.12.
+# deep fingers) plus the fingers themselves (~0.012 m thick, ~0.02 m wide). LEAP (``leap.T_PALM_TCP``):
+# inside the open thumb and finger pads (y = -0.066, +0.066: what is under them stays an obstacle),
+# across the three fingers (x = -0.065 .. +0.065), from just behind the TCP to the fingertips' 0.05 m.
 HAND_REGIONS = {
     "parallel": HandRegion((0.0, 0.0, 0.023), (0.01, 0.052, 0.027)),
-    "leap": HandRegion((-0.005, 0.025, 0.055), (0.085, 0.115, 0.065)),
+    "leap": HandRegion((0.0, 0.0, 0.02), (0.065, 0.045, 0.035)),
 }
 
 

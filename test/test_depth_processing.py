@@ -22,9 +22,13 @@ def test_all_invalid_and_out_of_range_frames_are_rejected_with_a_reason():
         processor.process(DepthFrame(np.full((480, 640), 600.0, np.float32), SIM_CAMERA))
 
 
-def test_modes():
+def test_modes(tmp_path):
     with pytest.raises(NotImplementedError, match="not available yet"):
-        DepthProcessor("restore")
+        DepthProcessor("graft")
+    with pytest.raises(FileNotFoundError, match="restoration weights not found"):
+        DepthProcessor("restore", weights=tmp_path)
+    with pytest.raises(ValueError, match="weights are for the 'restore' mode"):
+        DepthProcessor("passthrough", weights=tmp_path)
     with pytest.raises(ValueError, match="passthrough"):
         DepthProcessor("denoise")
     with pytest.raises(ValueError, match="min < max"):

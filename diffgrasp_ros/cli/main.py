@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from .. import __version__
-from . import bench, datagen, demo, plan, up
+from . import bench, datagen, demo, depth, plan, up
 from . import train
 
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     datagen.add_parser(subparsers)
     up.add_parser(subparsers)
     train.add_parser(subparsers)
+    depth.add_parsers(subparsers)
     return parser
 
 

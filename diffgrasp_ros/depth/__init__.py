@@ -1,4 +1,4 @@
-"""Depth processing: range clipping today; learned restoration and noise grafting plug in here."""
+"""Depth processing: range clipping, learned restoration (``restoration``); noise grafting plugs in here."""
 from .processing import DEPTH_MODES, DepthProcessor
 
 __all__ = ["DEPTH_MODES", "DepthProcessor"]

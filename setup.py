@@ -17,6 +17,7 @@ setup(
         (f"share/{package_name}/models", glob("models/*.md")),
         (f"share/{package_name}/models/igd", glob("models/igd/*")),
         (f"share/{package_name}/models/depth_restore", glob("models/depth_restore/*")),
+        (f"share/{package_name}/models/depth_noise", glob("models/depth_noise/*")),
     ],
     # Runtime dependencies are pinned in requirements.txt (torch must come from the CPU build).
     install_requires=["setuptools"],

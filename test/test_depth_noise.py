@@ -102,6 +102,19 @@ def test_from_pretrained_errors(tmp_path):
         NoiseDiffusionModel.from_pretrained(tmp_path)
 
 
+def test_shipped_weights_load_and_keep_geometry():
+    from diffgrasp_ros.depth.noise_diffusion import DEFAULT_WEIGHTS
+
+    if not (DEFAULT_WEIGHTS / "weights.pt").is_file():
+        pytest.skip("no shipped depth-noise weights in this checkout")
+    model = NoiseDiffusionModel.from_pretrained(DEFAULT_WEIGHTS)
+    clean = np.full((96, 128), 0.6, np.float32)
+    clean[:, :40] = 0.0  # nothing within range
+    grafted = graft(clean, model, np.random.default_rng(0), steps=2)
+    assert not grafted[:, :40].any()
+    assert np.abs(grafted[grafted > 0] - 0.6).max() <= 0.6**2 / model.config.focal_baseline_px_m * 2.2
+
+
 def _record_parser():
     from diffgrasp_ros.cli import record
 

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from .. import __version__
-from . import bench, datagen, demo, depth, plan, up
+from . import bench, datagen, demo, depth, plan, record, up
 from . import train
 
 
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_parser(subparsers)
     train.add_parser(subparsers)
     depth.add_parsers(subparsers)
+    record.add_parser(subparsers)
     return parser
 
 

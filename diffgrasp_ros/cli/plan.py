@@ -33,7 +33,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--depth-scale", type=float, default=None,
                         help="metres per unit for integer depth images (default: 0.001, i.e. millimetres)")
     parser.add_argument("--depth-mode", default="passthrough",
-                        help="depth processing before fusion: passthrough or restore (default: passthrough)")
+                        help="depth processing before fusion: passthrough, restore (real depth) or graft (clean simulated depth; default: passthrough)")
     parser.add_argument("--min-depth", type=float, default=0.1, help="nearest valid depth in metres (default: 0.1)")
     parser.add_argument("--max-depth", type=float, default=2.0, help="farthest valid depth in metres (default: 2.0)")
     parser.add_argument("--out", type=Path, default=Path("grasps.json"), help="output JSON (default: grasps.json)")

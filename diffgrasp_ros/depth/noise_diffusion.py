@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -37,8 +38,10 @@ from torch.nn import functional as F
 from ..grasping.igd.scheduler import DDIMScheduler
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.pt"
+# The shipped weights: models/depth_noise/ of a source checkout, else where setup.py installs them (share/).
 _CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "depth_noise"
-DEFAULT_WEIGHTS = _CHECKOUT_WEIGHTS  # shipped weights of a source checkout
+DEFAULT_WEIGHTS = (_CHECKOUT_WEIGHTS if _CHECKOUT_WEIGHTS.is_dir()
+                   else Path(sys.prefix) / "share" / "diffgrasp" / "models" / "depth_noise")
 HOW_TO_GET = ("train one with `python -m diffgrasp_ros.training.noise_train --data PAIRS --out FOLDER` "
               "(see models/depth_noise/MODEL_CARD.md) or restore models/depth_noise/ from the repository")
 

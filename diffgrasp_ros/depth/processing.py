@@ -7,41 +7,41 @@ import numpy as np
 
 from ..camera.frame import DepthError, DepthFrame
 
-DEPTH_MODES = ("passthrough", "restore")
-# Learned modes named by the product but not built yet: asking for them must fail loudly.
-_PLANNED_MODES = {"graft": "diffusion noise grafting"}
+DEPTH_MODES = ("passthrough", "restore", "graft")
 
 
 class DepthProcessor:
     """Clips depth to the sensor's working range and rejects frames with nothing usable left.
 
     ``restore`` then fills holes and fixes wrong depth with the learned restoration model
-    (``depth.restoration``; the shipped ``models/depth_restore`` unless ``weights`` names a folder),
-    loaded on the first frame.
+    (``depth.restoration``; the shipped ``models/depth_restore`` unless ``weights`` names a folder).
+    ``graft`` does the opposite, for clean *simulated* depth: it grafts sensor artifacts sampled from the
+    diffusion noise model (``depth.grafting``; ``models/depth_noise``) while keeping metric geometry, so
+    data looks like a D435's (on a real camera it would add noise to noise). Models load on the first frame.
     """
 
     def __init__(self, mode: str = "passthrough", min_depth_m: float = 0.1, max_depth_m: float = 2.0,
-                 weights: str | Path | None = None):
-        if mode in _PLANNED_MODES:
-            raise NotImplementedError(f"depth mode {mode!r} ({_PLANNED_MODES[mode]}) is not available yet; "
-                                      f"available: {list(DEPTH_MODES)}")
+                 weights: str | Path | None = None, seed: int = 0):
         if mode not in DEPTH_MODES:
             raise ValueError(f"unknown depth mode {mode!r}: choose one of {list(DEPTH_MODES)}")
         if not 0.0 <= min_depth_m < max_depth_m:
             raise ValueError(f"depth range must satisfy 0 <= min < max, got [{min_depth_m}, {max_depth_m}]")
-        if weights is not None and mode != "restore":
-            raise ValueError(f"weights are for the 'restore' mode, not {mode!r}")
+        if weights is not None and mode == "passthrough":
+            raise ValueError("weights are for the 'restore' and 'graft' modes, not 'passthrough'")
         self.mode = mode
         self.min_depth_m, self.max_depth_m = min_depth_m, max_depth_m
-        self._restorer = None
-        if mode == "restore":
-            from .restoration import CONFIG_FILE, DEFAULT_WEIGHTS, HOW_TO_GET, WEIGHTS_FILE
+        self._model = None
+        self._rng = np.random.default_rng(seed)
+        if mode != "passthrough":
+            from . import noise_diffusion, restoration
 
-            self.weights = Path(weights) if weights is not None else DEFAULT_WEIGHTS
-            for name in (CONFIG_FILE, WEIGHTS_FILE):  # fail at start-up, not on the first frame
+            files = restoration if mode == "restore" else noise_diffusion
+            what = "depth restoration" if mode == "restore" else "depth noise model"
+            self.weights = Path(weights) if weights is not None else files.DEFAULT_WEIGHTS
+            for name in (files.CONFIG_FILE, files.WEIGHTS_FILE):  # fail at start-up, not on the first frame
                 if not (self.weights / name).is_file():
-                    raise FileNotFoundError(f"depth restoration weights not found: {self.weights / name} "
-                                            f"does not exist; {HOW_TO_GET}")
+                    raise FileNotFoundError(f"{what} weights not found: {self.weights / name} "
+                                            f"does not exist; {files.HOW_TO_GET}")
 
     def process(self, frame: DepthFrame, ir_left: np.ndarray | None = None) -> DepthFrame:
         """The processed frame; ``ir_left`` (H, W) uint8, the IR image registered to the depth, helps
@@ -54,18 +54,35 @@ class DepthProcessor:
                              "is the depth scale right (metres vs millimetres)?")
         if self.mode == "restore":
             return self._restore(clipped, ir_left)
+        if self.mode == "graft":
+            return self._graft(clipped)
         return clipped
+
+    def _graft(self, frame: DepthFrame) -> DepthFrame:
+        from .grafting import graft
+        from .noise_diffusion import NoiseDiffusionModel
+
+        if self._model is None:
+            self._model = NoiseDiffusionModel.from_pretrained(self.weights)
+        try:
+            depth = graft(frame.depth_m, self._model, self._rng)
+        except ValueError as error:
+            raise DepthError(f"cannot graft noise onto this frame: {error}") from error
+        grafted = DepthFrame(depth, frame.intrinsics, frame.frame_id, frame.stamp)
+        if not grafted.valid_mask.any():
+            raise DepthError("grafting left no valid depth in this frame")
+        return grafted
 
     def _restore(self, frame: DepthFrame, ir_left: np.ndarray | None) -> DepthFrame:
         from .restoration import DepthRestorer, check_frame
 
-        if self._restorer is None:
-            self._restorer = DepthRestorer.from_pretrained(self.weights)
+        if self._model is None:
+            self._model = DepthRestorer.from_pretrained(self.weights)
         try:
             check_frame(frame.depth_m, ir_left if ir_left is not None else np.zeros(frame.depth_m.shape, np.uint8),
-                        self._restorer.config)
+                        self._model.config)
         except ValueError as error:
             raise DepthError(f"cannot restore this frame: {error}") from error
-        restored = DepthFrame(self._restorer.restore(frame.depth_m, ir_left), frame.intrinsics, frame.frame_id,
+        restored = DepthFrame(self._model.restore(frame.depth_m, ir_left), frame.intrinsics, frame.frame_id,
                               frame.stamp)
         return restored.clipped(self.min_depth_m, self.max_depth_m)

@@ -1,4 +1,4 @@
-"""``depth_processor``: depth in, processed depth out (passthrough or learned restore; graft later)."""
+"""``depth_processor``: depth in, processed depth out (passthrough, learned restore, or noise graft)."""
 from __future__ import annotations
 
 from sensor_msgs.msg import CameraInfo, Image
@@ -12,7 +12,7 @@ class DepthProcessorNode(DiffgraspNode):
     def __init__(self, **kwargs):
         super().__init__("depth_processor", **kwargs)
         self.declare("mode", "passthrough", f"processing mode: {', '.join(DEPTH_MODES)} "
-                     "(restore: the shipped learned model, depth only; graft is not available yet)")
+                     "(restore: the shipped learned model, depth only; graft: D435 artifacts for clean simulated depth)")
         self.declare("min_depth_m", 0.1, "nearest valid depth in metres")
         self.declare("max_depth_m", 2.0, "farthest valid depth in metres")
         self.declare("encoding", "32FC1", "output Image encoding: 32FC1 or 16UC1")

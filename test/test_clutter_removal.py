@@ -111,6 +111,17 @@ def test_parallel_rounds_give_the_sequential_outcomes(box_folder):
     assert [r.index for r in parallel.rounds["baseline"]] == [0, 1, 2]
 
 
+def test_stereo_depth_rounds_are_repeatable(box_folder):
+    from diffgrasp_ros.sim.object_splits import folder_objects
+
+    objects = folder_objects(box_folder).objects
+    settings = BenchmarkSettings("packed", rounds=1, seed=2, noise="stereo")
+    first = run_benchmark({"baseline": make_planner("baseline")}, objects, settings)
+    again = run_benchmark({"baseline": make_planner("baseline")}, objects, settings)
+    assert outcomes(first) == outcomes(again)
+    assert first.rounds["baseline"][0].attempts >= 1
+
+
 def test_settings_are_validated():
     with pytest.raises(ValueError, match="at least one round"):
         BenchmarkSettings("pile", rounds=0)

@@ -10,7 +10,7 @@ from .common import write_json
 
 def add_parser(subparsers) -> None:
     from ..execution import EXECUTORS
-    from ..sim.noise import NOISE_MODELS
+    from ..evaluation.clutter_removal import DEPTH_NOISE
 
     parser = subparsers.add_parser(
         "bench", help="clutter-removal benchmark: grasp success and declutter rates over simulated rounds",
@@ -36,8 +36,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--robot", default="franka", help="embodiment to plan for (default: franka)")
     parser.add_argument("--views", choices=("side", "multi"), default="side",
                         help="single side view or 6 views around the table (default: side)")
-    parser.add_argument("--noise", choices=NOISE_MODELS, default="none",
-                        help="simulated depth noise (default: none; dex = the published benchmark's)")
+    parser.add_argument("--noise", choices=DEPTH_NOISE, default="none",
+                        help="simulated depth noise (default: none; dex = the published benchmark's; stereo = "
+                             "depth from the simulated D435's IR stereo matching)")
     parser.add_argument("--objects-per-round", type=int, default=5,
                         help="objects per generated scene (default: 5, as published)")
     parser.add_argument("--executor", choices=EXECUTORS, default="hand",

@@ -32,9 +32,12 @@ from ..execution import EXECUTORS, make_sim_executor
 from ..grasping import GraspPlanner
 from ..sim.camera import view_poses
 from ..sim.noise import NOISE_MODELS, apply_depth_noise
+from ..sim.stereo import D435Simulator
 from ..sim.object_set import ObjectModel
 from ..sim.world import SCENE_KINDS, ClutterWorld
 
+STEREO = "stereo"  # depth from the physically based D435 simulator (sim/stereo.py), all objects diffuse
+DEPTH_NOISE = (*NOISE_MODELS, STEREO)
 MAX_CONSECUTIVE_FAILURES = 2
 END_CLEAR, END_FAILURES, END_NO_GRASP = "table clear", "2 consecutive failures", "no grasp found"
 
@@ -45,7 +48,7 @@ class BenchmarkSettings:
     rounds: int
     seed: int = 0
     views: str = "side"  # "side" or "multi"
-    noise: str = "none"  # one of sim.noise.NOISE_MODELS
+    noise: str = "none"  # one of DEPTH_NOISE: sim.noise.NOISE_MODELS or "stereo" (the simulated D435)
     objects_per_round: int = 5
     executor: str = "hand"  # one of execution.EXECUTORS: "hand" (the published protocol) or "arm"
 
@@ -56,8 +59,8 @@ class BenchmarkSettings:
             raise ValueError(f"the benchmark needs at least one round, got {self.rounds}")
         if self.objects_per_round < 1:
             raise ValueError(f"a round needs at least one object, got {self.objects_per_round}")
-        if self.noise not in NOISE_MODELS:
-            raise ValueError(f"unknown depth noise model {self.noise!r}: choose one of {list(NOISE_MODELS)}")
+        if self.noise not in DEPTH_NOISE:
+            raise ValueError(f"unknown depth noise model {self.noise!r}: choose one of {list(DEPTH_NOISE)}")
         if self.executor not in EXECUTORS:
             raise ValueError(f"unknown executor {self.executor!r}: choose one of {list(EXECUTORS)}")
         view_poses(self.views)  # validates the view mode
@@ -174,6 +177,8 @@ def clear_table(world: ClutterWorld, planner: GraspPlanner, settings: BenchmarkS
     with no grasp the arm reaches and plans a pick for is a failed attempt."""
     executor = make_sim_executor(settings.executor, world, planner.robot)
     poses = view_poses(settings.views)
+    # The stereo sensor needs the world, not a rendered image: it renders both IR views and matches them.
+    stereo = D435Simulator(world.p, seed=int(rng.integers(2**31))) if settings.noise == STEREO else None
     clearing = Clearing()
     failures = 0
     while True:
@@ -183,7 +188,10 @@ def clear_table(world: ClutterWorld, planner: GraspPlanner, settings: BenchmarkS
         if failures >= MAX_CONSECUTIVE_FAILURES:
             clearing.end = END_FAILURES
             return clearing
-        frames = [apply_depth_noise(world.camera.render(T).depth, settings.noise, rng) for T in poses]
+        if settings.noise == STEREO:
+            frames = [stereo.render(T).to_depth_frame(world.camera.frame_id) for T in poses]
+        else:
+            frames = [apply_depth_noise(world.camera.render(T).depth, settings.noise, rng) for T in poses]
         start = time.perf_counter()
         plan = planner.plan_from_depth(frames, poses)
         clearing.planning_s.append(time.perf_counter() - start)

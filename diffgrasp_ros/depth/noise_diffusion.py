@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -36,8 +35,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..grasping.igd.scheduler import DDIMScheduler
+from ..model_files import CONFIG_FILE, WEIGHTS_FILE, save_model_folder
 
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.pt"
 # The shipped weights: models/depth_noise/ of a source checkout, else where setup.py installs them (share/).
 _CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "depth_noise"
 DEFAULT_WEIGHTS = (_CHECKOUT_WEIGHTS if _CHECKOUT_WEIGHTS.is_dir()
@@ -254,12 +253,7 @@ class NoiseDiffusionModel(nn.Module):
 
     # -- weights on disk: a folder with config.json and weights.pt (a state dict) ------------------
     def save_pretrained(self, folder: str | Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"{WEIGHTS_FILE}.tmp{os.getpid()}"
-        torch.save(self.state_dict(), tmp)
-        self.config.to_json(folder / CONFIG_FILE)
-        os.replace(tmp, folder / WEIGHTS_FILE)
+        save_model_folder(self, folder)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path = DEFAULT_WEIGHTS) -> "NoiseDiffusionModel":

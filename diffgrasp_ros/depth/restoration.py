@@ -14,7 +14,6 @@ Weights on disk: a folder with ``config.json`` (``RestorationConfig``) and ``wei
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -24,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.pt"
+from ..model_files import CONFIG_FILE, WEIGHTS_FILE, save_model_folder
+
 _CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "depth_restore"
 DEFAULT_WEIGHTS = (_CHECKOUT_WEIGHTS if _CHECKOUT_WEIGHTS.is_dir()
                    else Path(sys.prefix) / "share" / "diffgrasp" / "models" / "depth_restore")
@@ -153,12 +153,7 @@ class DepthRestorer(nn.Module):
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Write config.json + weights.pt so ``from_pretrained(folder)`` restores the model; atomic."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"{WEIGHTS_FILE}.tmp{os.getpid()}"
-        torch.save(self.state_dict(), tmp)
-        self.config.to_json(folder / CONFIG_FILE)
-        os.replace(tmp, folder / WEIGHTS_FILE)
+        save_model_folder(self, folder)
 
 
 def check_frame(depth_m, ir_left, config: RestorationConfig) -> None:

@@ -1,13 +1,12 @@
 """IGD weights on disk: a folder with ``config.json`` (``IGDConfig``) and ``weights.pt`` (a state dict)."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
+from ...model_files import CONFIG_FILE, WEIGHTS_FILE, save_model_folder
 from .config import IGDConfig
 
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.pt"
 # The shipped weights: models/igd/ of a source checkout, else where setup.py installs them (share/).
 _CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[3] / "models" / "igd"
 DEFAULT_WEIGHTS = (_CHECKOUT_WEIGHTS if _CHECKOUT_WEIGHTS.is_dir()
@@ -18,14 +17,7 @@ HOW_TO_GET = ("train a model with `diffgrasp train --data DATASET --out FOLDER` 
 
 def save_pretrained(model, folder: Path) -> None:
     """Write ``model`` (an ``IGDModel``) so ``load_pretrained(folder)`` restores it; files replaced atomically."""
-    import torch
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f"{WEIGHTS_FILE}.tmp{os.getpid()}"
-    torch.save(model.state_dict(), tmp)
-    model.config.to_json(folder / CONFIG_FILE)
-    os.replace(tmp, folder / WEIGHTS_FILE)
+    save_model_folder(model, folder)
 
 
 def load_pretrained(folder: Path):

@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..grasping.igd.scheduler import DDIMScheduler
-from ..model_files import CONFIG_FILE, WEIGHTS_FILE, save_model_folder
+from ..model_files import CONFIG_FILE, WEIGHTS_FILE, load_model_folder, save_model_folder
 
 # The shipped weights: models/depth_noise/ of a source checkout, else where setup.py installs them (share/).
 _CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "depth_noise"
@@ -257,18 +257,8 @@ class NoiseDiffusionModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: str | Path = DEFAULT_WEIGHTS) -> "NoiseDiffusionModel":
-        folder = Path(folder)
-        for path in (folder / CONFIG_FILE, folder / WEIGHTS_FILE):
-            if not path.is_file():
-                raise FileNotFoundError(f"depth-noise weights not found: {path} does not exist; {HOW_TO_GET}")
-        try:
-            model = cls(NoiseDiffusionConfig.from_json(folder / CONFIG_FILE))
-            model.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
-        except Exception as error:  # torch raises several types for truncated / foreign / mismatched files
-            raise ValueError(f"depth-noise weights in {folder} are unreadable or do not match their config "
-                             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
-                             f"{HOW_TO_GET}") from error
-        return model.eval()
+        """The model saved in ``folder``, in eval mode; a clear error when it is missing or unreadable."""
+        return load_model_folder(cls, NoiseDiffusionConfig, folder, "depth-noise", HOW_TO_GET)
 
 
 class ArtifactSampler:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model_files import CONFIG_FILE, WEIGHTS_FILE, save_model_folder
+from ..model_files import CONFIG_FILE, WEIGHTS_FILE, load_model_folder, save_model_folder
 
 _CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "depth_restore"
 DEFAULT_WEIGHTS = (_CHECKOUT_WEIGHTS if _CHECKOUT_WEIGHTS.is_dir()
@@ -137,19 +137,7 @@ class DepthRestorer(nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | Path = DEFAULT_WEIGHTS) -> "DepthRestorer":
         """The model saved in ``folder``, in eval mode; a clear error when it is missing or unreadable."""
-        folder = Path(folder)
-        config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise FileNotFoundError(f"depth restoration weights not found: {path} does not exist; {HOW_TO_GET}")
-        try:
-            model = cls(RestorationConfig.from_json(config_path))
-            model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
-        except Exception as error:  # torch raises several types for truncated / foreign / mismatched files
-            raise ValueError(f"depth restoration weights in {folder} are unreadable or do not match their config "
-                             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
-                             f"{HOW_TO_GET}") from error
-        return model.eval()
+        return load_model_folder(cls, RestorationConfig, folder, "depth restoration", HOW_TO_GET)
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Write config.json + weights.pt so ``from_pretrained(folder)`` restores the model; atomic."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ...model_files import CONFIG_FILE, WEIGHTS_FILE, save_model_folder
+from ...model_files import load_model_folder, save_model_folder
 from .config import IGDConfig
 
 # The shipped weights: models/igd/ of a source checkout, else where setup.py installs them (share/).
@@ -22,21 +22,6 @@ def save_pretrained(model, folder: Path) -> None:
 
 def load_pretrained(folder: Path):
     """The ``IGDModel`` saved in ``folder``, in eval mode; a clear error when it is missing or unreadable."""
-    import torch
-
     from .model import IGDModel
 
-    folder = Path(folder)
-    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"IGD weights not found: {path} does not exist; {HOW_TO_GET}")
-    try:
-        config = IGDConfig.from_json(config_path)
-        model = IGDModel(config)
-        model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
-    except Exception as error:  # torch raises several types for truncated / foreign / mismatched files
-        raise ValueError(f"IGD weights in {folder} are unreadable or do not match their config "
-                         f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
-                         f"{HOW_TO_GET}") from error
-    return model.eval()
+    return load_model_folder(IGDModel, IGDConfig, folder, "IGD", HOW_TO_GET)

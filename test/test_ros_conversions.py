@@ -140,3 +140,37 @@ def test_grasps_as_pose_array_and_markers():
     assert lines.color.g > lines.color.r and markers[3].color.r > markers[3].color.g  # score colours
     via_rosbags(conv.grasps_to_markers(grasps, get_robot("franka"), "workspace", 1.0),
                 "visualization_msgs/msg/MarkerArray")
+
+
+def test_a_dexterous_grasp_keeps_its_16_joints_through_moveit_msgs():
+    pytest.importorskip("moveit_msgs", reason="the moveit_msgs subset is built by scripts/setup.sh --test")
+    from moveit_msgs.msg import Grasp as GraspMsg
+
+    from diffgrasp_ros.robots import leap
+
+    embodiment = get_robot("xarm_leap")
+    q_open, q_grasp = leap.posture(0.8), leap.posture(0.3)
+    grasp = Grasp(top_down_grasp(0.1, 0.2, 0.1), 0.06, 0.7, "leap", pregrasp_joints=q_open, grasp_joints=q_grasp)
+    msg = deserialize_message(serialize_message(conv.grasp_to_moveit(grasp, 0, embodiment, 1.0)), GraspMsg)
+    assert list(msg.grasp_posture.joint_names) == list(leap.JOINT_NAMES)
+    np.testing.assert_allclose(msg.pre_grasp_posture.points[0].positions, q_open)
+    np.testing.assert_allclose(msg.grasp_posture.points[0].positions, q_grasp)
+    back = conv.moveit_to_grasp(msg, embodiment, "grasp_server")
+    assert back.dexterous
+    np.testing.assert_allclose(back.grasp_joints, q_grasp)
+    np.testing.assert_allclose(back.T_frame_grasp, grasp.T_frame_grasp, atol=1e-9)
+    assert back.width_m == pytest.approx(leap.aperture_m(q_open))
+    # A plain grasp for the LEAP hand gets the pre-shape for its width and the closed posture.
+    plain = conv.grasp_to_moveit(Grasp(grasp.T_frame_grasp, 0.06, 0.7, "baseline"), 1, embodiment, 1.0)
+    np.testing.assert_allclose(plain.grasp_posture.points[0].positions, leap.CLOSED_Q)
+    with pytest.raises(ValueError, match="16 hand joints"):
+        conv.grasp_to_moveit(grasp, 0, get_robot("franka"), 1.0)
+
+
+def test_a_grasp_needs_both_postures_or_none():
+    with pytest.raises(ValueError, match="both pregrasp_joints and grasp_joints"):
+        Grasp(np.eye(4), 0.05, 0.5, "leap", grasp_joints=np.zeros(16))
+    grasp = Grasp(np.eye(4), 0.05, 0.5, "leap", pregrasp_joints=np.ones(16), grasp_joints=np.zeros(16))
+    again = Grasp.from_dict(grasp.to_dict())
+    assert again.dexterous and np.array_equal(again.pregrasp_joints, np.ones(16))
+    assert not Grasp.from_dict(Grasp(np.eye(4), 0.05, 0.5, "igd").to_dict()).dexterous

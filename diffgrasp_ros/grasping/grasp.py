@@ -11,12 +11,15 @@ from ..scene.scene import Scene
 
 @dataclass
 class Grasp:
-    """A parallel-jaw grasp.
+    """A grasp: a parallel-jaw grasp, or a dexterous one when it carries hand joints.
 
     ``T_frame_grasp`` is the grasp TCP pose in ``frame_id`` (the workspace frame unless stated):
     origin midway between the finger roots, +z the approach direction, +y the closing axis (see
-    ``robots.gripper``). ``width_m`` is the opening to pre-shape to; ``score`` is in [0, 1], higher is
-    better; ``method`` names the planner that produced it.
+    ``robots.gripper``; a LEAP hand's TCP is ``robots.leap.T_PALM_TCP`` from its palm). ``width_m`` is
+    the opening to pre-shape to; ``score`` is in [0, 1], higher is better; ``method`` names the planner
+    that produced it. A dexterous planner also sets ``pregrasp_joints`` (the hand's pre-shape) and
+    ``grasp_joints`` (the posture at contact), in radians in the embodiment's ``hand_joint_names``
+    order; without them an executor derives both postures from ``width_m``.
     """
 
     T_frame_grasp: np.ndarray
@@ -25,6 +28,22 @@ class Grasp:
     method: str
     frame_id: str = "workspace"
     info: dict = field(default_factory=dict)
+    pregrasp_joints: np.ndarray | None = None
+    grasp_joints: np.ndarray | None = None
+
+    def __post_init__(self):
+        if (self.pregrasp_joints is None) != (self.grasp_joints is None):
+            raise ValueError("a dexterous grasp needs both pregrasp_joints and grasp_joints")
+        if self.grasp_joints is not None:
+            self.pregrasp_joints = np.asarray(self.pregrasp_joints, dtype=float)
+            self.grasp_joints = np.asarray(self.grasp_joints, dtype=float)
+            if self.pregrasp_joints.shape != self.grasp_joints.shape or self.grasp_joints.ndim != 1:
+                raise ValueError(f"pregrasp_joints {self.pregrasp_joints.shape} and grasp_joints "
+                                 f"{self.grasp_joints.shape} must be vectors of the same length")
+
+    @property
+    def dexterous(self) -> bool:
+        return self.grasp_joints is not None
 
     @property
     def position_m(self) -> np.ndarray:
@@ -39,6 +58,8 @@ class Grasp:
         return self.T_frame_grasp[:3, 1]
 
     def to_dict(self) -> dict:
+        joints = {} if not self.dexterous else {"pregrasp_joints": self.pregrasp_joints.tolist(),
+                                               "grasp_joints": self.grasp_joints.tolist()}
         return {
             "frame_id": self.frame_id,
             "position_m": self.position_m.tolist(),
@@ -49,6 +70,7 @@ class Grasp:
             "score": float(self.score),
             "method": self.method,
             "info": self.info,
+            **joints,
         }
 
     @classmethod
@@ -57,6 +79,7 @@ class Grasp:
             pose_from_quaternion(data["position_m"], data["orientation_xyzw"]),
             float(data["width_m"]), float(data["score"]), data["method"],
             data.get("frame_id", "workspace"), dict(data.get("info", {})),
+            data.get("pregrasp_joints"), data.get("grasp_joints"),
         )
 
 

@@ -195,16 +195,23 @@ def grasp_to_moveit(grasp: Grasp, rank: int, embodiment: Embodiment, stamp: floa
     """A ranked ``moveit_msgs/Grasp``: pose, quality, open/closed hand postures, approach and retreat.
 
     Approach: along the grasp's +z (the approach axis) for the protocol's pre-grasp distance;
-    retreat: straight up in the grasp's frame id. Postures use the embodiment's hand joint names.
+    retreat: straight up in the grasp's frame id. Postures use the embodiment's hand joint names: a
+    dexterous grasp's own pre-grasp and grasp joints, else the pre-shape for the grasp's width and the
+    closed posture.
     """
     from moveit_msgs.msg import Grasp as GraspMsg
     from moveit_msgs.msg import GripperTranslation
 
     h = header(grasp.frame_id, stamp)
     approach = grasp.approach_axis
-    pre_grasp_posture, grasp_posture = hand_postures(embodiment.hand_joint_names,
-                                                     embodiment.hand_posture(grasp.width_m),
-                                                     embodiment.hand_posture(0.0))
+    if grasp.dexterous:
+        if len(grasp.grasp_joints) != len(embodiment.hand_joint_names):
+            raise ValueError(f"grasp {grasp.method}_{rank} has {len(grasp.grasp_joints)} hand joints, "
+                             f"{embodiment.name}'s hand has {len(embodiment.hand_joint_names)}")
+        open_q, closed_q = grasp.pregrasp_joints, grasp.grasp_joints
+    else:
+        open_q, closed_q = embodiment.hand_posture(grasp.width_m), embodiment.hand_posture(0.0)
+    pre_grasp_posture, grasp_posture = hand_postures(embodiment.hand_joint_names, open_q, closed_q)
     return GraspMsg(
         id=f"{grasp.method}_{rank}",
         pre_grasp_posture=pre_grasp_posture,
@@ -223,8 +230,19 @@ def grasp_to_moveit(grasp: Grasp, rank: int, embodiment: Embodiment, stamp: floa
 
 
 def moveit_to_grasp(msg, embodiment: Embodiment, method: str) -> Grasp:
-    """Back to a library ``Grasp``; the width is read from the pre-grasp (open) posture."""
-    positions = msg.pre_grasp_posture.points[0].positions if msg.pre_grasp_posture.points else []
-    width = float(sum(positions)) if len(positions) else embodiment.gripper.max_opening_m
+    """Back to a library ``Grasp``. A LEAP hand's grasp keeps both postures (it is dexterous) and its width
+    is the pre-shape's aperture; a gripper's width is the sum of its open finger positions."""
+    def positions(posture) -> list[float]:
+        return list(posture.points[0].positions) if posture.points else []
+
+    open_q, closed_q = positions(msg.pre_grasp_posture), positions(msg.grasp_posture)
+    joints = {}
+    if embodiment.hand == "leap" and len(open_q) == len(closed_q) == len(embodiment.hand_joint_names):
+        from ..robots import leap
+
+        width = max(leap.aperture_m(np.array(open_q)), 0.0)
+        joints = {"pregrasp_joints": open_q, "grasp_joints": closed_q}
+    else:
+        width = float(sum(open_q)) if open_q else embodiment.gripper.max_opening_m
     return Grasp(pose_to_matrix(msg.grasp_pose.pose), width, float(msg.grasp_quality), method,
-                 msg.grasp_pose.header.frame_id, {"id": msg.id})
+                 msg.grasp_pose.header.frame_id, {"id": msg.id}, **joints)

@@ -122,7 +122,36 @@ def test_stereo_depth_rounds_are_repeatable(box_folder):
     assert first.rounds["baseline"][0].attempts >= 1
 
 
+def test_mixed_materials_and_restoration_change_what_the_planner_sees(box_folder):
+    from diffgrasp_ros.evaluation.clutter_removal import draw_materials, make_depth_processor
+    from diffgrasp_ros.sim.object_splits import folder_objects
+
+    objects = folder_objects(box_folder).objects
+    with ClutterWorld(objects, seed=3) as world:
+        world.generate("packed", 4)
+        drawn = [draw_materials(world, "mixed", np.random.default_rng(i)) for i in range(20)]
+        assert all(set(d) == set(world.object_ids) for d in drawn)
+        names = {name for d in drawn for name in d.values()}
+        assert names == {"diffuse", "dark", "specular", "transparent"}
+        assert draw_materials(world, "mixed", np.random.default_rng(5)) == drawn[5]
+        assert set(draw_materials(world, "diffuse", np.random.default_rng(0)).values()) == {"diffuse"}
+
+    restore = BenchmarkSettings("packed", rounds=1, seed=2, noise="stereo", materials="mixed", depth_mode="restore")
+    assert make_depth_processor(BenchmarkSettings("packed", rounds=1)) is None
+    assert make_depth_processor(restore).mode == "restore"
+    result = run_benchmark({"baseline": make_planner("baseline")}, objects, restore)
+    round_ = result.rounds["baseline"][0]
+    assert round_.stage_s and all(t["depth"] > 0 for t in round_.stage_s)  # restoration ran on every frame
+    assert all(total >= t["depth"] for total, t in zip(round_.planning_s, round_.stage_s))
+
+
 def test_settings_are_validated():
+    with pytest.raises(ValueError, match="need stereo noise"):
+        BenchmarkSettings("pile", rounds=1, noise="dex", materials="mixed")
+    with pytest.raises(ValueError, match="material mix"):
+        BenchmarkSettings("pile", rounds=1, noise="stereo", materials="velvet")
+    with pytest.raises(ValueError, match="depth mode"):
+        BenchmarkSettings("pile", rounds=1, depth_mode="graft")
     with pytest.raises(ValueError, match="at least one round"):
         BenchmarkSettings("pile", rounds=0)
     with pytest.raises(ValueError, match="noise"):

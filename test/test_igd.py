@@ -127,6 +127,36 @@ def test_every_head_gets_finite_gradients_from_a_real_batch(dataset, tmp_path):
         assert any(g.abs().sum() > 0 for g in grads), name
 
 
+def test_cache_adds_a_grafted_input_variant_without_rerendering_the_others(dataset, tmp_path):
+    from diffgrasp_ros.training.dataset import iter_chunks
+    from diffgrasp_ros.training.igd_train import GridCache, load_scenes
+
+    cache = GridCache(tmp_path / "cache")
+    clean = load_scenes(dataset, cache, log=lambda _: None, inputs=("side",))
+    assert sorted(clean[0].grids) == ["multi", "side"]
+    chunk = next(iter_chunks(dataset))
+    with np.load(cache.path(chunk, 0)) as data:
+        assert sorted(data.files) == ["multi", "side"]
+    grafted = load_scenes(dataset, cache, log=lambda _: None, inputs=("side_graft",))
+    assert sorted(grafted[0].grids) == ["multi", "side_graft"]
+    with np.load(cache.path(chunk, 0)) as data:  # added to the file, the cached grids kept as they were
+        assert sorted(data.files) == ["multi", "side", "side_graft"]
+        np.testing.assert_array_equal(data["side"], clean[0].grids["side"])
+    # Grafting adds holes and noise: the grids differ, but both see the same scene.
+    side, graft = clean[0].grids["side"], grafted[0].grids["side_graft"]
+    assert not np.array_equal(side, graft)
+    assert ((side > 0) & (side < 0.5)).sum() > 0 and ((graft > 0) & (graft < 0.5)).sum() > 0
+
+
+def test_training_inputs_are_validated(tmp_path):
+    from diffgrasp_ros.training.igd_train import TrainOptions
+
+    with pytest.raises(ValueError, match="inputs must be distinct names"):
+        TrainOptions(tmp_path, tmp_path, inputs=("side", "side_kinect"))
+    with pytest.raises(ValueError, match="inputs must be distinct names"):
+        TrainOptions(tmp_path, tmp_path, inputs=())
+
+
 def test_training_runs_checkpoints_resumes_and_lowers_the_loss(dataset, tmp_path):
     import json
 

@@ -10,7 +10,7 @@ from .common import write_json
 
 def add_parser(subparsers) -> None:
     from ..execution import EXECUTORS
-    from ..evaluation.clutter_removal import DEPTH_NOISE
+    from ..evaluation.clutter_removal import DEPTH_MODES, DEPTH_NOISE, MATERIAL_MIXES
 
     parser = subparsers.add_parser(
         "bench", help="clutter-removal benchmark: grasp success and declutter rates over simulated rounds",
@@ -39,6 +39,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--noise", choices=DEPTH_NOISE, default="none",
                         help="simulated depth noise (default: none; dex = the published benchmark's; stereo = "
                              "depth from the simulated D435's IR stereo matching)")
+    parser.add_argument("--materials", choices=list(MATERIAL_MIXES), default="diffuse",
+                        help="object materials the stereo sensor sees (--noise stereo only): all diffuse "
+                             "(default), or each object drawn from " + ", ".join(
+                                 f"{share:.0%} {name}" for name, share in MATERIAL_MIXES["mixed"].items()))
+    parser.add_argument("--depth-mode", choices=DEPTH_MODES, default="passthrough",
+                        help="depth processing before planning, for every method: none (default) or the "
+                             "learned restoration of models/depth_restore (its time counts as planning time)")
     parser.add_argument("--objects-per-round", type=int, default=5,
                         help="objects per generated scene (default: 5, as published)")
     parser.add_argument("--executor", choices=EXECUTORS, default="hand",
@@ -58,6 +65,7 @@ def _command(args: argparse.Namespace, scenes: list[str]) -> str:
     """The run as a command with every option explicit, to reproduce it from the report."""
     argv = ["diffgrasp", "bench", "--scene", *scenes, "--rounds", str(args.rounds), "--seed", str(args.seed),
             "--method", *args.method, "--robot", args.robot, "--views", args.views, "--noise", args.noise,
+            "--materials", args.materials, "--depth-mode", args.depth_mode,
             "--objects-per-round", str(args.objects_per_round), "--executor", args.executor,
             "--workers", str(args.workers)]
     if args.objects is not None:
@@ -74,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     scenes = ["pile", "packed"] if "both" in args.scene else list(dict.fromkeys(args.scene))
     settings = [BenchmarkSettings(scene, args.rounds, args.seed, args.views, args.noise, args.objects_per_round,
-                                  args.executor) for scene in scenes]
+                                  args.executor, args.materials, args.depth_mode) for scene in scenes]
     if len(set(args.method)) != len(args.method):
         raise ValueError(f"a method is named twice in --method {' '.join(args.method)}")
     if args.workers < 1:
@@ -89,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     for setting in settings:
         objects = object_sets[setting.scene]
         print(f"diffgrasp bench: {setting.scene}, {setting.rounds} rounds, seed {setting.seed}, "
-              f"{setting.views} view, noise {setting.noise}, executed by the {setting.executor} of {args.robot}; "
+              f"{setting.views} view, noise {setting.noise}"
+              f"{f' ({setting.materials} materials)' if setting.noise == 'stereo' else ''}, depth {setting.depth_mode}, "
+              f"executed by the {setting.executor} of {args.robot}; "
               f"objects: {objects.name} ({len(objects.objects)})", flush=True)
 
         def progress(index: int, by_method: dict, scene: str = setting.scene, rounds: int = setting.rounds) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
+    from ..training.igd_train import DEFAULT_INPUTS, INPUT_VARIANTS
+
     parser = subparsers.add_parser(
         "train", help="train the Implicit Grasp Diffusion (igd) model on a datagen dataset",
         description="Re-render every scene of the dataset once (grids cached under --cache), then train for "
@@ -33,6 +35,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a model config field of a new run (repeatable), e.g. --set use_dam=false "
                              "for the ablation without deformable attention")
+    parser.add_argument("--inputs", default=",".join(DEFAULT_INPUTS), metavar="VARIANT[,VARIANT...]",
+                        help="side-view depth the model learns from, one drawn per sample: any of "
+                             f"{', '.join(INPUT_VARIANTS)} (clean; the benchmark's dex noise; noise grafted by "
+                             "models/depth_noise; the simulated D435's stereo depth), default %(default)s")
     parser.set_defaults(run=run)
 
 
@@ -60,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
                            BatchSizes(scenes=args.batch_scenes), args.lr, checkpoint_every=args.checkpoint_every,
                            log_every=args.log_every, seed=args.seed, threads=args.threads, tiny=args.tiny,
                            resume=args.resume, max_scenes=args.max_scenes, init=args.init,
-                           config_overrides=overrides)
+                           config_overrides=overrides,
+                           inputs=tuple(filter(None, (name.strip() for name in args.inputs.split(",")))))
     report = train(options, log=lambda line: print(line, flush=True))
     print(f"diffgrasp train: {report.steps} steps in total ({report.steps_this_run} now, "
           f"{report.seconds_this_run / 60:.1f} min; {report.seconds_total / 60:.1f} min over all runs) on "

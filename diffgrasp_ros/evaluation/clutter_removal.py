@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..camera.frame import DepthError
+from ..depth.processing import DepthProcessor
 from ..execution import EXECUTORS, make_sim_executor
 from ..grasping import GraspPlanner
 from ..sim.camera import view_poses
@@ -36,8 +38,15 @@ from ..sim.stereo import D435Simulator
 from ..sim.object_set import ObjectModel
 from ..sim.world import SCENE_KINDS, ClutterWorld
 
-STEREO = "stereo"  # depth from the physically based D435 simulator (sim/stereo.py), all objects diffuse
+STEREO = "stereo"  # depth from the physically based D435 simulator (sim/stereo.py)
 DEPTH_NOISE = (*NOISE_MODELS, STEREO)
+# Object materials under stereo noise: all diffuse, or each object drawn from this mix (household
+# clutter: mostly matte, some black plastic, metal and clear plastic or glass).
+MATERIAL_MIXES: dict[str, dict[str, float]] = {
+    "diffuse": {"diffuse": 1.0},
+    "mixed": {"diffuse": 0.55, "dark": 0.15, "specular": 0.15, "transparent": 0.15},
+}
+DEPTH_MODES = ("passthrough", "restore")  # what happens to the sensor's depth before planning
 MAX_CONSECUTIVE_FAILURES = 2
 END_CLEAR, END_FAILURES, END_NO_GRASP = "table clear", "2 consecutive failures", "no grasp found"
 
@@ -51,6 +60,8 @@ class BenchmarkSettings:
     noise: str = "none"  # one of DEPTH_NOISE: sim.noise.NOISE_MODELS or "stereo" (the simulated D435)
     objects_per_round: int = 5
     executor: str = "hand"  # one of execution.EXECUTORS: "hand" (the published protocol) or "arm"
+    materials: str = "diffuse"  # a MATERIAL_MIXES key; stereo noise only
+    depth_mode: str = "passthrough"  # DEPTH_MODES: "restore" runs the learned restoration (models/depth_restore)
 
     def __post_init__(self):
         if self.scene not in SCENE_KINDS:
@@ -61,6 +72,13 @@ class BenchmarkSettings:
             raise ValueError(f"a round needs at least one object, got {self.objects_per_round}")
         if self.noise not in DEPTH_NOISE:
             raise ValueError(f"unknown depth noise model {self.noise!r}: choose one of {list(DEPTH_NOISE)}")
+        if self.materials not in MATERIAL_MIXES:
+            raise ValueError(f"unknown material mix {self.materials!r}: choose one of {list(MATERIAL_MIXES)}")
+        if self.materials != "diffuse" and self.noise != STEREO:
+            raise ValueError(f"materials {self.materials!r} need stereo noise: only the D435 simulator "
+                             "renders materials")
+        if self.depth_mode not in DEPTH_MODES:
+            raise ValueError(f"unknown depth mode {self.depth_mode!r}: choose one of {list(DEPTH_MODES)}")
         if self.executor not in EXECUTORS:
             raise ValueError(f"unknown executor {self.executor!r}: choose one of {list(EXECUTORS)}")
         view_poses(self.views)  # validates the view mode
@@ -150,6 +168,11 @@ class BenchmarkResult:
                 "rounds": {m: [asdict(r) for r in rs] for m, rs in self.rounds.items()}}
 
 
+def make_depth_processor(settings: BenchmarkSettings) -> DepthProcessor | None:
+    """The depth processing of ``settings.depth_mode`` (None: the planner gets the sensor's depth)."""
+    return None if settings.depth_mode == "passthrough" else DepthProcessor(settings.depth_mode)
+
+
 def round_seed(seed: int, index: int) -> int:
     """The scene seed of round ``index``: independent streams per round, the same for every method."""
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
@@ -171,10 +194,20 @@ class Clearing:
     grasps_reachable: list[int] = field(default_factory=list)
 
 
+def draw_materials(world: ClutterWorld, mix: str, rng: np.random.Generator) -> dict[int, str]:
+    """A material per object of ``world`` (body id -> ``sim.stereo.MATERIALS`` name) drawn from ``mix``."""
+    names, weights = zip(*MATERIAL_MIXES[mix].items())
+    return {body: names[i] for body, i in zip(world.object_ids, rng.choice(len(names), len(world.object_ids),
+                                                                           p=np.array(weights) / sum(weights)))}
+
+
 def clear_table(world: ClutterWorld, planner: GraspPlanner, settings: BenchmarkSettings,
-                rng: np.random.Generator) -> Clearing:
+                rng: np.random.Generator, materials: dict[int, str] | None = None,
+                processor: DepthProcessor | None = None) -> Clearing:
     """Perceive, plan and pick in ``world`` until the round ends. With the arm executor a ranked list
-    with no grasp the arm reaches and plans a pick for is a failed attempt."""
+    with no grasp the arm reaches and plans a pick for is a failed attempt. ``materials`` (body id ->
+    material) is what the stereo sensor sees; ``processor`` processes each depth frame before planning
+    (its time counts as planning time, stage "depth")."""
     executor = make_sim_executor(settings.executor, world, planner.robot)
     poses = view_poses(settings.views)
     # The stereo sensor needs the world, not a rendered image: it renders both IR views and matches them.
@@ -188,14 +221,27 @@ def clear_table(world: ClutterWorld, planner: GraspPlanner, settings: BenchmarkS
         if failures >= MAX_CONSECUTIVE_FAILURES:
             clearing.end = END_FAILURES
             return clearing
+        ir_images: list[np.ndarray | None] = [None] * len(poses)
         if settings.noise == STEREO:
-            frames = [stereo.render(T).to_depth_frame(world.camera.frame_id) for T in poses]
+            present = {body: name for body, name in (materials or {}).items() if body in world.object_ids}
+            stereo_frames = [stereo.render(T, present) for T in poses]
+            frames = [f.to_depth_frame(world.camera.frame_id) for f in stereo_frames]
+            ir_images = [f.ir_left for f in stereo_frames]
         else:
             frames = [apply_depth_noise(world.camera.render(T).depth, settings.noise, rng) for T in poses]
+        depth_s = 0.0
+        if processor is not None:
+            start = time.perf_counter()
+            try:
+                frames = [processor.process(frame, ir) for frame, ir in zip(frames, ir_images)]
+            except DepthError as error:  # nothing usable: the round ends as a planner's "no grasp" would
+                clearing.end, clearing.end_message = END_NO_GRASP, f"depth processing: {error}"
+                return clearing
+            depth_s = time.perf_counter() - start
         start = time.perf_counter()
         plan = planner.plan_from_depth(frames, poses)
-        clearing.planning_s.append(time.perf_counter() - start)
-        clearing.stage_s.append(dict(plan.timings_s))
+        clearing.planning_s.append(time.perf_counter() - start + depth_s)
+        clearing.stage_s.append({**({"depth": depth_s} if processor is not None else {}), **plan.timings_s})
         if not plan.found:
             clearing.end, clearing.end_message = END_NO_GRASP, plan.message
             return clearing
@@ -211,14 +257,16 @@ def clear_table(world: ClutterWorld, planner: GraspPlanner, settings: BenchmarkS
 
 
 def run_round(objects: Sequence[ObjectModel], planner: GraspPlanner, settings: BenchmarkSettings,
-              index: int) -> RoundResult:
+              index: int, processor: DepthProcessor | None = None) -> RoundResult:
     start = time.perf_counter()
     seed = round_seed(settings.seed, index)
     with ClutterWorld(objects, seed=seed) as world:
         placed = world.generate(settings.scene, settings.objects_per_round)
-        # Noise draws depend on the round (and the perception count within it), not on the method.
+        # Noise and material draws depend on the round (and the perception count within it), not on the method.
         rng = np.random.default_rng([settings.seed, index, 1])
-        clearing = clear_table(world, planner, settings, rng)
+        materials = (draw_materials(world, settings.materials, np.random.default_rng([settings.seed, index, 2]))
+                     if settings.noise == STEREO else None)
+        clearing = clear_table(world, planner, settings, rng, materials, processor)
     return RoundResult(index, seed, placed, clearing.attempts, clearing.successes, clearing.end,
                        tuple(clearing.planning_s), time.perf_counter() - start, tuple(clearing.stage_s),
                        clearing.end_message, tuple(clearing.ik_s), tuple(clearing.motion_planning_s),
@@ -236,9 +284,11 @@ def run_benchmark(planners: Mapping[str, GraspPlanner], objects: Sequence[Object
         raise ValueError("the benchmark needs at least one object model")
     import open3d  # noqa: F401  (1.4 s to load: before the first round, so latencies are steady-state)
 
+    processor = make_depth_processor(settings)
     rounds: dict[str, list[RoundResult]] = {name: [] for name in planners}
     for index in range(settings.rounds):
-        this_round = {name: run_round(objects, planner, settings, index) for name, planner in planners.items()}
+        this_round = {name: run_round(objects, planner, settings, index, processor)
+                      for name, planner in planners.items()}
         for name, result in this_round.items():
             rounds[name].append(result)
         if on_round is not None:
@@ -248,6 +298,7 @@ def run_benchmark(planners: Mapping[str, GraspPlanner], objects: Sequence[Object
 
 # -- parallel rounds --------------------------------------------------------------------------------
 _worker_planners: dict[str, GraspPlanner] = {}
+_worker_processors: dict[str, DepthProcessor | None] = {}
 
 
 def _init_worker(methods: Sequence[str], robot: str) -> None:
@@ -261,7 +312,11 @@ def _init_worker(methods: Sequence[str], robot: str) -> None:
 
 def _worker_round(objects: Sequence[ObjectModel], settings: BenchmarkSettings,
                   index: int) -> tuple[int, dict[str, RoundResult]]:
-    return index, {name: run_round(objects, planner, settings, index) for name, planner in _worker_planners.items()}
+    if settings.depth_mode not in _worker_processors:
+        _worker_processors[settings.depth_mode] = make_depth_processor(settings)
+    processor = _worker_processors[settings.depth_mode]
+    return index, {name: run_round(objects, planner, settings, index, processor)
+                   for name, planner in _worker_planners.items()}
 
 
 def run_benchmark_parallel(methods: Sequence[str], robot: str, objects: Sequence[ObjectModel],

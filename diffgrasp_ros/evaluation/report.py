@@ -95,8 +95,10 @@ def to_markdown(results: Sequence[BenchmarkResult], context: dict) -> str:
     for result in results:
         s = result.settings
         summaries = list(result.summaries.values())
-        lines += ["", f"## {s.scene}: {s.rounds} rounds, seed {s.seed}, {s.views} view, noise {s.noise}, "
-                      f"{s.objects_per_round} objects per round, executed by the {s.executor}", "",
+        materials = f" ({s.materials} materials)" if s.noise == "stereo" else ""
+        lines += ["", f"## {s.scene}: {s.rounds} rounds, seed {s.seed}, {s.views} view, noise {s.noise}{materials}, "
+                      f"depth {s.depth_mode}, {s.objects_per_round} objects per round, executed by the {s.executor}",
+                  "",
                   f"Objects: {result.objects}.", "", summary_table(summaries), ""]
         if s.executor == "arm":
             lines += ["Arm execution (per execution: batched grasp + pre-grasp IK of every ranked grasp, then "

@@ -1,8 +1,10 @@
 """Training Implicit Grasp Diffusion (``grasping.igd``) on the labelled-grasp datasets of ``datagen``.
 
 Chunks store scene descriptions, not images, so every scene is re-rendered once and its grids are
-cached (``GridCache``): the model's inputs (single side view, clean and with the benchmark's dex
-noise) and the 6-view fusion that supervises the occupancy head (GIGA's geometry signal, here the
+cached (``GridCache``): the model's inputs (single side view, in the depth variants of
+``INPUT_VARIANTS``: clean, with the benchmark's dex noise, with noise grafted by the learned sensor
+model, or from the simulated D435's stereo matching; a run trains on the ones it is given, default clean
+and dex) and the 6-view fusion that supervises the occupancy head (GIGA's geometry signal, here the
 fused band around the surface: inside = occupied, in front = free). Training then samples, per
 scene, labelled grasps plus generated negatives for the evaluator heads. Batches are drawn from
 ``(seed, step)`` alone, so a resumed run continues exactly as an uninterrupted one would.
@@ -12,8 +14,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +29,14 @@ from ..sim.camera import side_view, view_poses
 from ..sim.noise import apply_depth_noise
 from .dataset import DatasetChunk, iter_chunks, rebuild_world
 
-INPUT_VARIANTS = ("side", "side_dex")
+# Side-view depth variants a model can be trained on; each scene's variant is drawn once, with a
+# fixed seed, and cached. "side_graft" is the sim-to-real input (DiffuDepGrasp): clean depth with
+# artifacts sampled from the shipped depth noise model (models/depth_noise).
+INPUT_VARIANTS = ("side", "side_dex", "side_graft", "side_stereo")
+DEFAULT_INPUTS = ("side", "side_dex")
+OCCUPANCY_TARGET = "multi"
 
 
-# -- scene grids ----------------------------------------------------------------------------------
 def _fuse(frames, poses) -> np.ndarray:
     volume = TSDFVolume(STANDARD_WORKSPACE, STANDARD_WORKSPACE.resolution)
     for frame, T in zip(frames, poses):
@@ -37,22 +44,48 @@ def _fuse(frames, poses) -> np.ndarray:
     return volume.grid()
 
 
-def render_scene_grids(chunk: DatasetChunk, scene_index: int) -> dict[str, np.ndarray]:
-    """The 40³ input grids (clean and dex-noise side view) and the 6-view grid of one stored scene."""
+@lru_cache(maxsize=1)
+def _noise_model():
+    from ..depth.noise_diffusion import DEFAULT_WEIGHTS, NoiseDiffusionModel
+
+    return NoiseDiffusionModel.from_pretrained(DEFAULT_WEIGHTS)
+
+
+def render_scene_grids(chunk: DatasetChunk, scene_index: int,
+                       names: Sequence[str] = (*DEFAULT_INPUTS, OCCUPANCY_TARGET)) -> dict[str, np.ndarray]:
+    """The 40³ grids ``names`` (``INPUT_VARIANTS`` or the 6-view "multi") of one stored scene."""
+    unknown = set(names) - {*INPUT_VARIANTS, OCCUPANCY_TARGET}
+    if unknown:
+        raise ValueError(f"unknown grid(s) {sorted(unknown)}: choose from {[*INPUT_VARIANTS, OCCUPANCY_TARGET]}")
     description = chunk.scenes[scene_index]
+    grids: dict[str, np.ndarray] = {}
     with rebuild_world(description, chunk.object_root) as world:
         side = world.camera.render(side_view())
-        multi = [world.camera.render(T) for T in view_poses("multi")]
-    rng = np.random.default_rng([description.seed, 7])
-    noisy = apply_depth_noise(side.depth, "dex", rng)
-    T = side.T_workspace_camera
-    return {"side": _fuse([side.depth], [T]), "side_dex": _fuse([noisy], [T]),
-            "multi": _fuse([v.depth for v in multi], [v.T_workspace_camera for v in multi])}
+        T = side.T_workspace_camera
+        if "side" in names:
+            grids["side"] = _fuse([side.depth], [T])
+        if "side_dex" in names:
+            grids["side_dex"] = _fuse([apply_depth_noise(side.depth, "dex", np.random.default_rng([description.seed, 7]))], [T])
+        if "side_graft" in names:
+            from ..camera.frame import DepthFrame
+            from ..depth.grafting import graft
+
+            depth = graft(side.depth.depth_m, _noise_model(), np.random.default_rng([description.seed, 11]))
+            grids["side_graft"] = _fuse([DepthFrame(depth, side.depth.intrinsics, side.depth.frame_id)], [T])
+        if "side_stereo" in names:
+            from ..sim.stereo import D435Simulator
+
+            stereo = D435Simulator(world.p, seed=int(np.random.SeedSequence([description.seed, 13]).generate_state(1)[0]))
+            grids["side_stereo"] = _fuse([stereo.render(side_view()).to_depth_frame(side.depth.frame_id)], [T])
+        if OCCUPANCY_TARGET in names:
+            multi = [world.camera.render(pose) for pose in view_poses("multi")]
+            grids[OCCUPANCY_TARGET] = _fuse([v.depth for v in multi], [v.T_workspace_camera for v in multi])
+    return grids
 
 
 @dataclass
 class TrainingScene:
-    grids: dict[str, np.ndarray]  # INPUT_VARIANTS + "multi", (40, 40, 40) float32 each
+    grids: dict[str, np.ndarray]  # the run's inputs (INPUT_VARIANTS) + "multi", (40, 40, 40) float32 each
     position_m: np.ndarray  # (G, 3) grasp TCP positions
     rotation: np.ndarray  # (G, 3, 3)
     width_m: np.ndarray  # (G,)
@@ -71,21 +104,34 @@ class GridCache:
         seed = chunk.scenes[scene_index].seed
         return self.folder / f"chunk{chunk.index:06d}_scene{scene_index:02d}_{seed}.npz"
 
-    def grids(self, chunk: DatasetChunk, scene_index: int) -> dict[str, np.ndarray]:
+    def has(self, chunk: DatasetChunk, scene_index: int, names: Sequence[str]) -> bool:
         path = self.path(chunk, scene_index)
+        if not path.exists():
+            return False
+        with np.load(path) as data:
+            return set(names) <= set(data.files)
+
+    def grids(self, chunk: DatasetChunk, scene_index: int,
+              names: Sequence[str] = (*DEFAULT_INPUTS, OCCUPANCY_TARGET)) -> dict[str, np.ndarray]:
+        """The grids ``names`` of a scene, rendering (and adding to its file) only those not cached yet."""
+        path = self.path(chunk, scene_index)
+        cached: dict[str, np.ndarray] = {}
         if path.exists():
             with np.load(path) as data:
-                return {k: data[k] for k in data.files}
-        grids = render_scene_grids(chunk, scene_index)
-        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")  # another process may fill the cache too
-        np.savez_compressed(tmp, **grids)
-        tmp.replace(path)
-        return grids
+                cached = {k: data[k] for k in data.files}
+        missing = [name for name in names if name not in cached]
+        if missing:
+            cached.update(render_scene_grids(chunk, scene_index, missing))
+            tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")  # another process may fill the cache too
+            np.savez_compressed(tmp, **cached)
+            tmp.replace(path)
+        return {name: cached[name] for name in names}
 
 
 def load_scenes(data: Path, cache: GridCache, log: Callable[[str], None] = print,
-                max_scenes: int | None = None) -> list[TrainingScene]:
-    """Every scene of the dataset at ``data`` with its grids (rendered into the cache when missing)."""
+                max_scenes: int | None = None, inputs: Sequence[str] = DEFAULT_INPUTS) -> list[TrainingScene]:
+    """Every scene of the dataset at ``data`` with its ``inputs`` grids and the occupancy target
+    (rendered into the cache when missing)."""
     from scipy.spatial.transform import Rotation
 
     scenes: list[TrainingScene] = []
@@ -98,9 +144,10 @@ def load_scenes(data: Path, cache: GridCache, log: Callable[[str], None] = print
             mine = g.scene == s
             if not mine.any():
                 continue
-            fresh = not cache.path(chunk, s).exists()
-            grids = cache.grids(chunk, s)
-            candidates = STANDARD_WORKSPACE.voxel_centres()[candidate_mask(grids["side"], STANDARD_WORKSPACE)]
+            fresh = not cache.has(chunk, s, (*inputs, OCCUPANCY_TARGET))
+            grids = cache.grids(chunk, s, (*inputs, OCCUPANCY_TARGET))
+            # Candidates from the first input, as inference finds them in the grid it is given.
+            candidates = STANDARD_WORKSPACE.voxel_centres()[candidate_mask(grids[inputs[0]], STANDARD_WORKSPACE)]
             scenes.append(TrainingScene(
                 grids, g.position_m[mine].astype(np.float32),
                 Rotation.from_quat(g.quaternion_xyzw[mine]).as_matrix().astype(np.float32),
@@ -201,7 +248,8 @@ def sample_scene(scene: TrainingScene, rng: np.random.Generator, sizes: BatchSiz
     occ_p = ((cells + rng.uniform(0.25, 0.75, cells.shape)) * voxel).astype(np.float32)
     occ_label = np.repeat(np.array([1.0, 0.0], np.float32), [n_in, sizes.occupancy - n_in])
 
-    return {"tsdf": scene.grids[INPUT_VARIANTS[rng.integers(len(INPUT_VARIANTS))]],
+    inputs = [name for name in scene.grids if name != OCCUPANCY_TARGET]
+    return {"tsdf": scene.grids[inputs[rng.integers(len(inputs))]],
             "grasp_p": grasp_p, "grasp_R": grasp_R, "grasp_label": grasp_label, "grasp_width": grasp_width,
             "diff_p": diff_p, "diff_R": diff_R, "diff_mask": diff_mask,
             "centre_p": centre_p, "centre_label": centre_label, "occ_p": occ_p, "occ_label": occ_label}
@@ -239,6 +287,11 @@ class TrainOptions:
     max_scenes: int | None = None
     init: Path | None = None  # start a new run from these weights (a ``save_pretrained`` folder), fresh optimizer
     config_overrides: tuple[tuple[str, object], ...] = ()  # IGDConfig fields of a new run, e.g. (("use_dam", False),)
+    inputs: tuple[str, ...] = DEFAULT_INPUTS  # the depth variants (INPUT_VARIANTS) a batch draws its input from
+
+    def __post_init__(self):
+        if not self.inputs or set(self.inputs) - set(INPUT_VARIANTS) or len(set(self.inputs)) != len(self.inputs):
+            raise ValueError(f"inputs must be distinct names from {list(INPUT_VARIANTS)}, got {list(self.inputs)}")
 
 
 @dataclass
@@ -305,7 +358,7 @@ def train(options: TrainOptions, log: Callable[[str], None] = print) -> TrainRep
     log(f"IGD model: {parameters / 1e6:.2f} M parameters, config {asdict(config)}")
 
     cache = GridCache(options.cache or Path(options.data) / "igd_grid_cache")
-    scenes = load_scenes(Path(options.data), cache, log, options.max_scenes)
+    scenes = load_scenes(Path(options.data), cache, log, options.max_scenes, options.inputs)
     grasps = sum(len(s.label) for s in scenes)
     log(f"{len(scenes)} scenes, {grasps} labelled grasps ({int(sum(s.label.sum() for s in scenes))} positive); "
         f"data ready in {time.perf_counter() - start:.0f} s")

@@ -1,0 +1,100 @@
+"""The sim-to-real table: grasp models trained on different depth, evaluated on simulated D435 depth.
+
+    diffgrasp bench --scene pile packed --rounds 30 --noise stereo --materials mixed --workers 2 \
+        --method baseline igd:weights=RUN_CLEAN igd:weights=RUN_GRAFT --json raw.json
+    diffgrasp bench ... the same ... --depth-mode restore --json restored.json
+    python benchmarks/sim_to_real_report.py raw.json restored.json --labels labels.json \
+        --compare igd:weights=RUN_GRAFT igd:weights=RUN_CLEAN > report.md
+
+Prints GSR / DR per method (rows) for every run and scene type (columns), then the paired difference
+between the two ``--compare`` methods: they ran on the same scenes with the same sensor noise, so the
+difference is taken round by round, with a 95 % bootstrap interval over rounds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}"
+
+
+def _column(run: dict, result: dict) -> str:
+    s = result["settings"]
+    return f"{s['scene']}, depth {s.get('depth_mode', 'passthrough')}"
+
+
+def paired_gsr_difference(rounds_a: list[dict], rounds_b: list[dict], resamples: int = 10_000,
+                          seed: int = 0) -> tuple[float, float, float]:
+    """GSR(a) - GSR(b) with a 95 % bootstrap interval, resampling rounds (each keeps both methods' outcome)."""
+    if [r["index"] for r in rounds_a] != [r["index"] for r in rounds_b]:
+        raise SystemExit("the two methods did not run the same rounds")
+    succ = np.array([[r["successes"] for r in rounds_a], [r["successes"] for r in rounds_b]], dtype=float)
+    tries = np.array([[r["attempts"] for r in rounds_a], [r["attempts"] for r in rounds_b]], dtype=float)
+
+    def gsr_diff(idx: np.ndarray) -> np.ndarray:
+        s, t = succ[:, idx].sum(-1), tries[:, idx].sum(-1)
+        return s[0] / np.maximum(t[0], 1) - s[1] / np.maximum(t[1], 1)
+
+    rng = np.random.default_rng(seed)
+    n = succ.shape[1]
+    boot = np.array([gsr_diff(rng.integers(0, n, n)) for _ in range(resamples)])
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return float(gsr_diff(np.arange(n))), float(low), float(high)
+
+
+def report(runs: list[dict], labels: dict[str, str], compare: tuple[str, str] | None) -> str:
+    columns, cells, methods = [], {}, []
+    for run in runs:
+        for result in run["results"]:
+            column = _column(run, result)
+            columns.append(column)
+            for method, summary in result["summary"].items():
+                if method not in methods:
+                    methods.append(method)
+                cells[method, column] = summary
+    lines = []
+    for run in runs:
+        lines.append(f"- `{run['command']}` ({run['date']}, {run['machine']}, "
+                     f"{run.get('git_commit') or 'no commit'})")
+    lines += ["", "GSR / DR (%), latency p50 (ms, depth processing included):", "",
+              "| model | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
+    for method in methods:
+        row = []
+        for column in columns:
+            s = cells.get((method, column))
+            row.append("n/a" if s is None else f"{_pct(s['gsr'])} / {_pct(s['dr'])}, "
+                                                f"{1000 * (s['latency_p50_s'] or 0):.0f} ms")
+        lines.append(f"| {labels.get(method, method)} | " + " | ".join(row) + " |")
+    if compare:
+        a, b = compare
+        lines += ["", f"Paired GSR difference, {labels.get(a, a)} minus {labels.get(b, b)} "
+                      "(points, 95 % bootstrap interval over rounds):", ""]
+        for run in runs:
+            for result in run["results"]:
+                rounds = result["rounds"]
+                if a not in rounds or b not in rounds:
+                    raise SystemExit(f"--compare methods must both be in every run; {_column(run, result)} "
+                                     f"has {sorted(rounds)}")
+                diff, low, high = paired_gsr_difference(rounds[a], rounds[b])
+                lines.append(f"- {_column(run, result)}: {100 * diff:+.1f} ({100 * low:+.1f} … {100 * high:+.1f})")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="bench --json files")
+    parser.add_argument("--labels", type=Path, help="JSON: method spec -> readable name")
+    parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="methods to difference, A - B")
+    args = parser.parse_args()
+    labels = json.loads(args.labels.read_text()) if args.labels else {}
+    print(report([json.loads(p.read_text()) for p in args.runs], labels,
+                 tuple(args.compare) if args.compare else None), end="")
+
+
+if __name__ == "__main__":
+    main()

@@ -28,6 +28,7 @@ from ..scene.workspace import STANDARD_WORKSPACE
 from ..sim.camera import side_view, view_poses
 from ..sim.noise import apply_depth_noise
 from .dataset import DatasetChunk, iter_chunks, rebuild_world
+from .loop import HasLoopSettings, open_run, run_loop
 
 # Side-view depth variants a model can be trained on; each scene's variant is drawn once, with a
 # fixed seed, and cached. "side_graft" is the sim-to-real input (DiffuDepGrasp): clean depth with
@@ -81,6 +82,11 @@ def render_scene_grids(chunk: DatasetChunk, scene_index: int,
             multi = [world.camera.render(pose) for pose in view_poses("multi")]
             grids[OCCUPANCY_TARGET] = _fuse([v.depth for v in multi], [v.T_workspace_camera for v in multi])
     return grids
+
+
+def check_inputs(inputs: Sequence[str]) -> None:
+    if not inputs or set(inputs) - set(INPUT_VARIANTS) or len(set(inputs)) != len(inputs):
+        raise ValueError(f"inputs must be distinct names from {list(INPUT_VARIANTS)}, got {list(inputs)}")
 
 
 @dataclass
@@ -263,13 +269,9 @@ def sample_batch(scenes: list[TrainingScene], rng: np.random.Generator, sizes: B
     return {k: torch.from_numpy(np.stack([s[k] for s in picked]).astype(np.float32)) for k in picked[0]}
 
 
-# -- the training loop ----------------------------------------------------------------------------
-CHECKPOINT = "checkpoint.pt"
-LOG = "train_log.jsonl"
-
-
+# -- training -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class TrainOptions:
+class TrainOptions(HasLoopSettings):
     data: Path
     out: Path
     cache: Path | None = None  # default: <data>/igd_grid_cache
@@ -290,8 +292,7 @@ class TrainOptions:
     inputs: tuple[str, ...] = DEFAULT_INPUTS  # the depth variants (INPUT_VARIANTS) a batch draws its input from
 
     def __post_init__(self):
-        if not self.inputs or set(self.inputs) - set(INPUT_VARIANTS) or len(set(self.inputs)) != len(self.inputs):
-            raise ValueError(f"inputs must be distinct names from {list(INPUT_VARIANTS)}, got {list(self.inputs)}")
+        check_inputs(self.inputs)
 
 
 @dataclass
@@ -305,53 +306,26 @@ class TrainReport:
     losses: dict[str, float]  # means over the last logging window
 
 
-def _save_checkpoint(path: Path, model, optimizer, step: int, seconds: float) -> None:
-    import torch
-
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "seconds": seconds, "config": json.dumps(asdict(model.config))}, tmp)
-    tmp.replace(path)
-
-
 def train(options: TrainOptions, log: Callable[[str], None] = print) -> TrainReport:
     """Train (or resume) an IGD model; writes checkpoints, a JSON-lines loss log and ``save_pretrained`` weights
     into ``options.out``."""
-    import torch
-
     from ..grasping.igd.model import IGDModel
     from ..grasping.igd.pretrained import load_pretrained, save_pretrained
     from ..grasping.igd.scheduler import DDIMScheduler
 
     start = time.perf_counter()
-    out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / CHECKPOINT
-    if checkpoint.exists() and not options.resume:
-        raise ValueError(f"{checkpoint} exists: pass --resume to continue that run, or choose another --out")
-    if options.threads:
-        torch.set_num_threads(options.threads)
-    torch.manual_seed(options.seed)
-
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True) if checkpoint.exists() else None
-    if state and (options.init is not None or options.config_overrides):
-        raise ValueError(f"{checkpoint} exists: a resumed run keeps its weights and config, so do not pass "
+    run = open_run(options.loop)
+    if run.state and (options.init is not None or options.config_overrides):
+        raise ValueError(f"{run.checkpoint} exists: a resumed run keeps its weights and config, so do not pass "
                          "--init or --set with --resume")
-    if state:
-        config = IGDConfig(**json.loads(state["config"]))
+    if run.state:
+        config = IGDConfig(**json.loads(run.state["config"]))
     elif options.init is not None:
         config = load_pretrained(options.init).config.replace(**dict(options.config_overrides))
     else:
         config = IGDConfig(**(TINY if options.tiny else {})).replace(**dict(options.config_overrides))
     model = IGDModel(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=1e-4)
-    step, seconds_before = 0, 0.0
-    if state:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, seconds_before = int(state["step"]), float(state["seconds"])
-        log(f"resuming {checkpoint} at step {step}")
-    elif options.init is not None:
+    if options.init is not None and not run.state:
         model.load_state_dict(load_pretrained(options.init).state_dict())
         log(f"starting from the weights in {options.init} (new optimizer, step 0)")
     parameters = sum(p.numel() for p in model.parameters())
@@ -364,40 +338,8 @@ def train(options: TrainOptions, log: Callable[[str], None] = print) -> TrainRep
         f"data ready in {time.perf_counter() - start:.0f} s")
 
     scheduler = DDIMScheduler(config.train_steps)
-    deadline = None if options.max_minutes is None else time.perf_counter() + 60.0 * options.max_minutes
-    model.train()
-    first_step, loop_start = step, time.perf_counter()
-    window: dict[str, list[float]] = {}
-    means: dict[str, float] = {}
-    with open(out / LOG, "a") as log_file:
-        while step < options.max_steps and (deadline is None or time.perf_counter() < deadline):
-            rng = np.random.default_rng([options.seed, step])
-            generator = torch.Generator().manual_seed(options.seed * 1_000_003 + step)
-            losses = model.losses(sample_batch(scenes, rng, options.batch), scheduler, generator)
-            for group in optimizer.param_groups:
-                group["lr"] = options.lr * min(1.0, (step + 1) / options.warmup_steps)
-            optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            step += 1
-            for name, value in losses.items():
-                window.setdefault(name, []).append(value.detach().item())
-            elapsed = seconds_before + time.perf_counter() - loop_start
-            if step % options.log_every == 0 or step == options.max_steps:
-                means = {k: float(np.mean(v)) for k, v in window.items()}
-                window.clear()
-                log_file.write(json.dumps({"step": step, "seconds": round(elapsed, 1), **means}) + "\n")
-                log_file.flush()
-                log(f"step {step:6d}  {elapsed / 60:6.1f} min  " + "  ".join(f"{k} {v:.4f}" for k, v in means.items()))
-            if step % options.checkpoint_every == 0:
-                _save_checkpoint(checkpoint, model, optimizer, step, elapsed)
-                save_pretrained(model, out)
-    if window:
-        means = {k: float(np.mean(v)) for k, v in window.items()}
-    seconds_total = seconds_before + time.perf_counter() - loop_start
-    _save_checkpoint(checkpoint, model, optimizer, step, seconds_total)
-    save_pretrained(model, out)
-    log(f"saved step {step} to {out} ({step - first_step} steps in {time.perf_counter() - loop_start:.0f} s)")
-    return TrainReport(step, step - first_step, time.perf_counter() - loop_start, seconds_total, len(scenes), grasps,
-                       means)
+    result = run_loop(run, options.loop, model,
+                      lambda rng, generator: model.losses(sample_batch(scenes, rng, options.batch), scheduler, generator),
+                      lambda: save_pretrained(model, run.out), log)
+    return TrainReport(result.steps, result.steps_this_run, result.seconds_this_run, result.seconds_total,
+                       len(scenes), grasps, result.losses)

@@ -17,14 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-CHECKPOINT, LOG = "checkpoint.pt", "train_log.jsonl"
+from .loop import HasLoopSettings, open_run, run_loop
+
 MIN_SEQUENCE_FRAMES = 5  # fewer frames give a median too noisy to stand in for the clean depth
 
 
@@ -113,7 +113,7 @@ def sample_batch(data: TrainingSet, config, rng: np.random.Generator, batch: int
 
 
 @dataclass(frozen=True)
-class NoiseTrainOptions:
+class NoiseTrainOptions(HasLoopSettings):
     out: Path
     pairs: tuple[Path, ...] = ()
     sequences: tuple[Path, ...] = ()
@@ -147,82 +147,31 @@ class NoiseTrainReport:
 
 def train(options: NoiseTrainOptions, log: Callable[[str], None] = print) -> NoiseTrainReport:
     """Train (or resume) a depth-noise model; checkpoint, JSON-lines log and ``save_pretrained`` weights in ``out``."""
-    import torch
-
     from ..depth.noise_diffusion import NoiseDiffusionConfig, NoiseDiffusionModel
     from ..grasping.igd.scheduler import DDIMScheduler
 
-    out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / CHECKPOINT
-    if checkpoint.exists() and not options.resume:
-        raise ValueError(f"{checkpoint} exists: pass --resume to continue that run, or choose another --out")
-    if options.threads:
-        torch.set_num_threads(options.threads)
-    torch.manual_seed(options.seed)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True) if checkpoint.exists() else None
-    if state:
-        config = NoiseDiffusionConfig.from_dict(json.loads(state["config"]), str(checkpoint))
+    run = open_run(options.loop)
+    if run.state:
+        config = NoiseDiffusionConfig.from_dict(json.loads(run.state["config"]), str(run.checkpoint))
     else:
         config = NoiseDiffusionConfig(**(TINY if options.tiny else {}))
     if options.crop_px % config.multiple_px:
         raise ValueError(f"crop_px must be a multiple of {config.multiple_px}, got {options.crop_px}")
     model = NoiseDiffusionModel(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=1e-4)
-    step, seconds_before = 0, 0.0
-    if state:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, seconds_before = int(state["step"]), float(state["seconds"])
-        log(f"resuming {checkpoint} at step {step}")
     log(f"depth-noise model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
         f"config {asdict(config)}")
     data = load_training_set(options.pairs, options.sequences, options.max_frames)
     log(f"{len(data)} raw frames on {len(data.cleans)} clean references")
 
     scheduler = DDIMScheduler(config.train_steps, clip_sample=1.0)
-    deadline = None if options.max_minutes is None else time.perf_counter() + 60.0 * options.max_minutes
-    model.train()
-    first_step, loop_start = step, time.perf_counter()
-    window: list[float] = []
-    loss_mean = math.nan
 
-    def save(elapsed: float) -> None:
-        tmp = checkpoint.with_name(checkpoint.name + ".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                    "seconds": elapsed, "config": json.dumps(asdict(config))}, tmp)
-        tmp.replace(checkpoint)
-        model.save_pretrained(out)
+    def losses(rng, generator):
+        condition, artifacts, top, left = sample_batch(data, config, rng, options.batch, options.crop_px)
+        return {"loss": model.loss(condition, artifacts, scheduler, generator, top, left)}
 
-    with open(out / LOG, "a") as log_file:
-        while step < options.max_steps and (deadline is None or time.perf_counter() < deadline):
-            rng = np.random.default_rng([options.seed, step])  # resumed runs draw the batches they would have
-            generator = torch.Generator().manual_seed(options.seed * 1_000_003 + step)
-            condition, artifacts, top, left = sample_batch(data, config, rng, options.batch, options.crop_px)
-            loss = model.loss(condition, artifacts, scheduler, generator, top, left)
-            for group in optimizer.param_groups:
-                group["lr"] = options.lr * min(1.0, (step + 1) / options.warmup_steps)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            step += 1
-            window.append(loss.item())
-            elapsed = seconds_before + time.perf_counter() - loop_start
-            if step % options.log_every == 0:
-                loss_mean = float(np.mean(window))
-                window.clear()
-                log_file.write(json.dumps({"step": step, "seconds": round(elapsed, 1), "loss": loss_mean}) + "\n")
-                log_file.flush()
-                log(f"step {step:6d}  {elapsed / 60:6.1f} min  loss {loss_mean:.4f}")
-            if step % options.checkpoint_every == 0:
-                save(elapsed)
-    if window:
-        loss_mean = float(np.mean(window))
-    seconds_total = seconds_before + time.perf_counter() - loop_start
-    save(seconds_total)
-    log(f"saved step {step} to {out} ({step - first_step} steps in {time.perf_counter() - loop_start:.0f} s)")
-    return NoiseTrainReport(step, step - first_step, seconds_total, len(data), loss_mean)
+    result = run_loop(run, options.loop, model, losses, lambda: model.save_pretrained(run.out), log, objective="loss")
+    return NoiseTrainReport(result.steps, result.steps_this_run, result.seconds_total, len(data),
+                            result.losses.get("loss", math.nan))
 
 
 def main(argv: list[str] | None = None) -> int:

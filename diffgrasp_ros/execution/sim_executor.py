@@ -1,19 +1,32 @@
-"""Executes the best grasp of a plan with the simulated free-floating hand."""
+"""Executes the best grasp of a plan with the simulated free-floating hand of the embodiment.
+
+A parallel-gripper embodiment (``franka``) executes with the free-floating parallel hand
+(``sim.hand``, the VGN protocol); a LEAP embodiment with the free-floating LEAP hand
+(``sim.leap_hand``): a dexterous grasp with its own ``pregrasp_joints`` / ``grasp_joints`` (the palm
+is ``T_frame_grasp @ inv(leap.T_PALM_TCP)``), a plain parallel grasp retargeted onto the hand by
+``leap.retarget_parallel_grasp`` (pre-shaped for its width, closed to the fixed ``leap.CLOSED_Q``:
+the heuristic baseline). Either way a held object is removed, as the benchmark protocol does.
+"""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
+from ..geometry import invert
 from ..grasping.grasp import Grasp, PlanResult
+from ..robots import leap
 from ..robots.registry import Embodiment
 from ..sim.hand import GraspOutcome, SimulatedHand
+from ..sim.leap_hand import LeapGraspOutcome, SimulatedLeapHand
 from ..sim.world import ClutterWorld
 
 
 @dataclass
 class ExecutionReport:
     grasp: Grasp | None
-    outcome: GraspOutcome | None
+    outcome: GraspOutcome | LeapGraspOutcome | None
     duration_s: float
     message: str
 
@@ -23,18 +36,43 @@ class ExecutionReport:
 
 
 class SimHandExecutor:
-    def __init__(self, world: ClutterWorld, robot: Embodiment):
+    """``leap_friction``: the hand-object friction coefficient of the LEAP hand's tests (1.0, as the
+    arm simulation's hand; 0.2 is DexGraspNet's strict value); ``leap_squeeze``: how far past a
+    dexterous grasp's ``grasp_joints`` the digits are driven, as a share of the closing motion from
+    ``pregrasp_joints`` (``SimulatedLeapHand.squeezed_target``)."""
+
+    def __init__(self, world: ClutterWorld, robot: Embodiment, leap_friction: float = 1.0,
+                 leap_squeeze: float = 0.5):
         self.robot = robot
-        self.hand = SimulatedHand(world, robot.gripper)
+        self.world = world
+        self.leap_squeeze = float(leap_squeeze)
+        if robot.hand == "leap":
+            self.hand = SimulatedLeapHand(world, friction=leap_friction)
+        else:
+            self.hand = SimulatedHand(world, robot.gripper)
+
+    def leap_postures(self, grasp: Grasp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(T_workspace_palm, q_pregrasp, q_grasp)`` the LEAP hand executes ``grasp`` with."""
+        if grasp.dexterous:
+            if grasp.grasp_joints.shape != (len(leap.JOINT_NAMES),):
+                raise ValueError(f"a LEAP grasp needs 16 hand joints, got {grasp.grasp_joints.shape}")
+            return grasp.T_frame_grasp @ invert(leap.T_PALM_TCP), grasp.pregrasp_joints, grasp.grasp_joints
+        return leap.retarget_parallel_grasp(grasp.T_frame_grasp, grasp.width_m)
 
     def execute(self, plan: PlanResult) -> ExecutionReport:
         start = time.perf_counter()
         if not plan.found:
             return ExecutionReport(None, None, 0.0, f"nothing to execute: {plan.message}")
         grasp = plan.best
-        if grasp.frame_id != self.hand.world.workspace.frame_id:
+        if grasp.frame_id != self.world.workspace.frame_id:
             raise ValueError(f"grasp is in frame {grasp.frame_id!r}, the simulated hand needs "
-                             f"{self.hand.world.workspace.frame_id!r}")
-        outcome = self.hand.execute(grasp.T_frame_grasp)
+                             f"{self.world.workspace.frame_id!r}")
+        if isinstance(self.hand, SimulatedLeapHand):
+            T_palm, q_pre, q_grasp = self.leap_postures(grasp)
+            # A retargeted grasp closes to the fixed CLOSED_Q (a target past contact already).
+            squeeze = self.leap_squeeze if grasp.dexterous else 0.0
+            outcome = self.hand.execute(T_palm, q_pre, q_grasp, squeeze=squeeze, remove_held=True)
+        else:
+            outcome = self.hand.execute(grasp.T_frame_grasp)
         message = "grasp succeeded" if outcome.success else f"grasp failed: {outcome.reason}"
         return ExecutionReport(grasp, outcome, time.perf_counter() - start, message)

@@ -65,24 +65,22 @@ def chunk_path(folder: Path, index: int) -> Path:
 
 def write_chunk(path: Path, chunk: DatasetChunk) -> None:
     """Write atomically: a reader (or a resumed run) never sees a partial chunk."""
-    objects = [o for s in chunk.scenes for o in s.objects]
     g = chunk.grasps
     arrays = {
         "format_version": np.int32(FORMAT_VERSION), "chunk_index": np.int64(chunk.index),
         "label_mode": np.str_(chunk.label_mode), "object_root": np.str_(chunk.object_root),
-        "scene_kind": np.array([s.kind for s in chunk.scenes], dtype=str),
-        "scene_seed": np.array([s.seed for s in chunk.scenes], dtype=np.int64),
-        "scene_object_count": np.array([len(s.objects) for s in chunk.scenes], dtype=np.int32),
-        "object_model": np.array([o.model for o in objects], dtype=str),
-        "object_scale": np.array([o.scale for o in objects], dtype=np.float64),
-        "object_position": np.array([o.position_m for o in objects], dtype=np.float64).reshape(-1, 3),
-        "object_quaternion_xyzw": np.array([o.quaternion_xyzw for o in objects], dtype=np.float64).reshape(-1, 4),
+        **scene_arrays(chunk.scenes),
         "grasp_scene": g.scene.astype(np.int32), "grasp_position": g.position_m.astype(np.float32),
         "grasp_quaternion_xyzw": g.quaternion_xyzw.astype(np.float32), "grasp_width": g.width_m.astype(np.float32),
         "grasp_label": g.label.astype(np.int8), "grasp_source": g.source.astype(np.uint8),
     }
     if g.label_analytic is not None:
         arrays["grasp_label_analytic"] = g.label_analytic.astype(np.int8)
+    save_npz_atomic(path, arrays)
+
+
+def save_npz_atomic(path: Path, arrays: dict) -> None:
+    """``np.savez_compressed`` to a temporary file renamed over ``path`` (never a partial file)."""
     path = Path(path)
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     with open(tmp, "wb") as f:
@@ -90,17 +88,36 @@ def write_chunk(path: Path, chunk: DatasetChunk) -> None:
     os.replace(tmp, path)
 
 
+def scene_arrays(scenes: Sequence[SceneDescription]) -> dict[str, np.ndarray]:
+    """The per-scene and per-object arrays of a chunk (``scene_*``, ``object_*``) for ``scenes``."""
+    objects = [o for s in scenes for o in s.objects]
+    return {
+        "scene_kind": np.array([s.kind for s in scenes], dtype=str),
+        "scene_seed": np.array([s.seed for s in scenes], dtype=np.int64),
+        "scene_object_count": np.array([len(s.objects) for s in scenes], dtype=np.int32),
+        "object_model": np.array([o.model for o in objects], dtype=str),
+        "object_scale": np.array([o.scale for o in objects], dtype=np.float64),
+        "object_position": np.array([o.position_m for o in objects], dtype=np.float64).reshape(-1, 3),
+        "object_quaternion_xyzw": np.array([o.quaternion_xyzw for o in objects], dtype=np.float64).reshape(-1, 4),
+    }
+
+
+def scenes_from_arrays(data) -> list[SceneDescription]:
+    """The scenes of a chunk's ``scene_*`` / ``object_*`` arrays (``scene_arrays``' inverse)."""
+    ends = np.cumsum(data["scene_object_count"])
+    objects = [PlacedObject(str(m), float(s), tuple(p.tolist()), tuple(q.tolist())) for m, s, p, q in zip(
+        data["object_model"], data["object_scale"], data["object_position"], data["object_quaternion_xyzw"])]
+    return [SceneDescription(str(kind), int(seed), tuple(objects[end - count:end]))
+            for kind, seed, count, end in zip(data["scene_kind"], data["scene_seed"],
+                                              data["scene_object_count"], ends)]
+
+
 def read_chunk(path: Path) -> DatasetChunk:
     with np.load(path, allow_pickle=False) as data:
         if int(data["format_version"]) != FORMAT_VERSION:
             raise ValueError(f"{path}: dataset format {int(data['format_version'])}, this version reads "
                              f"{FORMAT_VERSION}")
-        ends = np.cumsum(data["scene_object_count"])
-        objects = [PlacedObject(str(m), float(s), tuple(p.tolist()), tuple(q.tolist())) for m, s, p, q in zip(
-            data["object_model"], data["object_scale"], data["object_position"], data["object_quaternion_xyzw"])]
-        scenes = [SceneDescription(str(kind), int(seed), tuple(objects[end - count:end]))
-                  for kind, seed, count, end in zip(data["scene_kind"], data["scene_seed"],
-                                                    data["scene_object_count"], ends)]
+        scenes = scenes_from_arrays(data)
         grasps = GraspRecords(data["grasp_scene"], data["grasp_position"], data["grasp_quaternion_xyzw"],
                               data["grasp_width"], data["grasp_label"], data["grasp_source"],
                               data["grasp_label_analytic"] if "grasp_label_analytic" in data else None)

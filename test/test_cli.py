@@ -21,12 +21,26 @@ def save_mm_png(path: Path, depth_m: np.ndarray) -> Path:
     return path
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["plan", "--help"]])
-def test_every_command_has_help(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 0
-    assert "--method" in capsys.readouterr().out or argv == ["--help"]
+def _commands() -> list[str]:
+    import argparse
+
+    from diffgrasp_ros.cli.main import build_parser
+
+    actions = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(actions[0].choices)
+
+
+def test_every_command_has_help(capsys):
+    commands = _commands()
+    assert {"demo", "plan", "bench", "train", "train-leap", "leap-datagen"} <= set(commands)
+    for argv in [["--help"], *([command, "--help"] for command in commands)]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0, argv
+        out = capsys.readouterr().out
+        assert "usage: diffgrasp" in out, argv
+        if argv[0] in ("demo", "plan", "bench"):
+            assert "--method" in out
 
 
 def test_console_entry_point_runs_as_a_module():

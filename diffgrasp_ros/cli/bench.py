@@ -42,7 +42,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--materials", choices=list(MATERIAL_MIXES), default="diffuse",
                         help="object materials the stereo sensor sees (--noise stereo only): all diffuse "
                              "(default), or each object drawn from " + ", ".join(
-                                 f"{share:.0%} {name}" for name, share in MATERIAL_MIXES["mixed"].items()))
+                                 f"{100 * share:.0f}%% {name}" for name, share in MATERIAL_MIXES["mixed"].items()))
     parser.add_argument("--depth-mode", choices=DEPTH_MODES, default="passthrough",
                         help="depth processing before planning, for every method: none (default) or the "
                              "learned restoration of models/depth_restore (its time counts as planning time)")

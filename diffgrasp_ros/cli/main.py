@@ -5,8 +5,9 @@ import argparse
 import sys
 
 from .. import __version__
-from . import bench, datagen, demo, depth, plan, record, up
+from . import bench, datagen, demo, depth, leap_datagen, plan, record, up
 from . import train
+from . import train_leap
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,8 +19,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_parser(subparsers)
     bench.add_parser(subparsers)
     datagen.add_parser(subparsers)
+    leap_datagen.add_parser(subparsers)
     up.add_parser(subparsers)
     train.add_parser(subparsers)
+    train_leap.add_parser(subparsers)
     depth.add_parsers(subparsers)
     record.add_parser(subparsers)
     return parser

@@ -21,9 +21,14 @@ class GraspServerNode(DiffgraspNode):
         super().__init__("grasp_server", **kwargs)
         self.declare("method", "igd", f"grasp planning method: {', '.join(planner_names())}; options may follow "
                                       "as method:key=value,... (e.g. igd:evaluator=affordance)")
-        self.declare("weights", "", "igd: folder with config.json + weights.pt (empty: the shipped model)")
-        self.declare("rounds", 0, "igd: orientations sampled per grasp centre, N (0: the model's default)")
-        self.declare("denoising_steps", 0, "igd: DDIM steps per sample (0: the model's default)")
+        self.declare("weights", "", "igd, leap: folder with config.json + weights.pt (empty: the shipped model)")
+        self.declare("rounds", 0, "igd: orientations sampled per grasp centre, N; leap: wrist poses per seed "
+                                  "(0: the model's default)")
+        self.declare("denoising_steps", 0, "igd, leap: DDIM steps per sample (0: the model's default)")
+        self.declare("approach", "", "leap: guide grasps to approach along this direction: top, +x, -x, +y, -y "
+                                     "or x:y:z in the workspace frame (empty: any direction)")
+        self.declare("region", "", "leap: grasp only in this sphere, x:y:z:radius in workspace metres "
+                                   "(empty: anywhere)")
         self.declare("robot", "franka", "embodiment the grasps are for")
         self.declare("planning_group", "panda_arm", "MoveIt planning group; requests naming another are refused")
         self.declare("max_grasps", 20, "ranked grasps returned at most")
@@ -39,8 +44,8 @@ class GraspServerNode(DiffgraspNode):
     def configure(self) -> None:
         workspace = self.workspace_from_params()
         # Model options only when set, so a method without them (baseline) configures with the defaults.
-        model_options = {name: self.param(name) for name in ("weights", "rounds", "denoising_steps")
-                         if self.param(name)}
+        model_options = {name: self.param(name) for name in ("weights", "rounds", "denoising_steps", "approach",
+                                                             "region") if self.param(name)}
         self.planner = make_planner(self.param("method"), self.param("robot"), workspace,
                                     max_grasps=self.param("max_grasps"), seed=self.param("seed"), **model_options)
         self._surface = self._tsdf = self._scene = None

@@ -1,0 +1,252 @@
+"""The ``leap`` method: dexterous LEAP-hand grasps from the TSDF (DexGraspNet 2.0 style, see ``model``).
+
+Inference: surface points above the table (a random subset of at most ``max_points``; inside the
+``region`` sphere when one is asked for) -> per-point features, objectness and graspness -> seeds: the
+``seed_candidates`` most graspable object points thinned to ``seeds`` by farthest-point sampling ->
+``rounds`` wrist poses per seed by DDIM over (TCP offset from the seed, 9-D rotation), guided when asked,
+rotations projected onto SO(3) by SVD -> joint head (grasp and pre-grasp postures) -> likelihood
+(denoising ELBO) -> filters (workspace bounds; the hand's palm/finger proxy ``leap.PARALLEL_PROXY``
+against the table, the TSDF and the observed points; the fingertips of both postures above the table
+and out of observed solid; the approach cone when an approach is asked for) -> rank by
+log-likelihood + η · graspness, suppress near-duplicates.
+
+Options (``make_planner("leap:approach=top,guidance=2")``): ``approach`` = top | +x | -x | +y | -y | x:y:z
+(where the TCP +z, out of the palm, should point; "top" = 0:0:-1, from above), ``closing`` = x:y:z (the
+thumb -> fingers axis), ``region`` = x:y:z:r (workspace metres: seeds only there, TCP guided into it),
+``guidance`` (gradient scale, 0 = sample unguided and only filter), ``max_angle`` (degrees off the
+approach a returned grasp may be), ``eta``, ``rounds``, ``denoising_steps``, ``seeds``, ``max_grasps``,
+``min_objectness``, ``min_graspness``, ``weights``, ``seed``.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from ...robots import leap
+from ...robots.registry import Embodiment, get_robot
+from ...scene.scene import Scene
+from ...scene.workspace import STANDARD_WORKSPACE, Workspace
+from ..filters import hits_cloud, penetrates_tsdf
+from ..grasp import Grasp, PlanResult
+from ..planner import GraspPlanner, register_planner
+from .pretrained import DEFAULT_WEIGHTS, load_pretrained
+
+NAMED_DIRECTIONS = {"top": (0.0, 0.0, -1.0), "+x": (1.0, 0.0, 0.0), "-x": (-1.0, 0.0, 0.0),
+                    "+y": (0.0, 1.0, 0.0), "-y": (0.0, -1.0, 0.0)}
+
+
+def parse_vector(text, count: int, name: str) -> np.ndarray:
+    """``"0:0:-1"`` (colons: planner options are comma-separated) or a sequence -> float array of ``count``."""
+    if isinstance(text, str):
+        parts = text.split(":")
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            values = []
+    else:
+        values = [float(v) for v in np.atleast_1d(text)]
+    if len(values) != count or not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} must be {count} numbers separated by colons (e.g. "
+                         f"{':'.join(['0'] * count)}), got {text!r}")
+    return np.array(values, float)
+
+
+def parse_direction(text, name: str) -> np.ndarray | None:
+    if text is None or (isinstance(text, str) and text.strip() == ""):
+        return None
+    if isinstance(text, str) and text.strip().lower() in NAMED_DIRECTIONS:
+        return np.array(NAMED_DIRECTIONS[text.strip().lower()])
+    v = parse_vector(text, 3, name)
+    if np.linalg.norm(v) < 1e-9:
+        raise ValueError(f"{name} must be a non-zero direction, got {text!r}")
+    return v / np.linalg.norm(v)
+
+
+def _rotation_angles(R: np.ndarray, Rs: np.ndarray) -> np.ndarray:
+    cos = (np.einsum("ij,nij->n", R, Rs) - 1.0) / 2.0
+    return np.arccos(np.clip(cos, -1.0, 1.0))
+
+
+@register_planner("leap")
+class LeapPlanner(GraspPlanner):
+    def __init__(self, robot: Embodiment, workspace: Workspace = STANDARD_WORKSPACE, weights: str | Path | None = None,
+                 rounds: int | None = None, denoising_steps: int | None = None, seeds: int | None = None,
+                 eta: float | None = None, approach=None, closing=None, region=None, guidance: float | None = None,
+                 max_angle: float | None = None, min_objectness: float | None = None,
+                 min_graspness: float | None = None, max_grasps: int | None = None, seed: int = 0):
+        if getattr(robot, "hand", None) != "leap":
+            raise ValueError(f"the leap planner plans for LEAP-hand embodiments (xarm_leap, ur5_leap), not "
+                             f"{robot.name!r} (hand {robot.hand!r}); use igd or baseline for a parallel gripper")
+        super().__init__(robot, workspace)
+        from ..igd.scheduler import DDIMScheduler
+        from .sampler import Guidance
+
+        self.model = load_pretrained(Path(weights) if weights else DEFAULT_WEIGHTS)
+        cfg = self.model.config
+        if (workspace.size_m, workspace.resolution) != (cfg.workspace_size_m, cfg.resolution):
+            raise ValueError(f"this LEAP model was trained for a {cfg.resolution}³ grid over {cfg.workspace_size_m} m, "
+                             f"not {workspace.resolution}³ over {workspace.size_m} m")
+        pick = lambda value, default: default if value is None else value  # noqa: E731
+        self.rounds = int(pick(rounds, cfg.rounds))
+        self.denoising_steps = int(pick(denoising_steps, cfg.sampling_steps))
+        self.seeds = int(pick(seeds, cfg.seeds))
+        self.max_grasps = int(pick(max_grasps, cfg.max_grasps))
+        for name in ("rounds", "denoising_steps", "seeds", "max_grasps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        self.eta = float(pick(eta, cfg.eta))
+        self.min_objectness = float(pick(min_objectness, cfg.min_objectness))
+        self.min_graspness = float(pick(min_graspness, cfg.min_graspness))
+        self.max_angle_deg = float(pick(max_angle, cfg.max_approach_angle_deg))
+        self.approach = parse_direction(approach, "approach")
+        self.closing = parse_direction(closing, "closing")
+        self.region = None if region in (None, "") else parse_vector(region, 4, "region (x:y:z:radius)")
+        if self.region is not None and self.region[3] <= 0:
+            raise ValueError(f"the region radius must be positive, got {self.region[3]}")
+        scale = float(pick(guidance, cfg.guidance_scale))
+        if scale < 0:
+            raise ValueError(f"guidance must be non-negative, got {scale}")
+        self.guidance = Guidance(self.approach, self.closing,
+                                 None if self.region is None else self.region[:3],
+                                 0.0 if self.region is None else float(self.region[3]), scale)
+        self.scheduler = DDIMScheduler(cfg.train_steps)
+        self.scheduler.set_timesteps(self.denoising_steps)
+        self.seed = seed
+        self.gripper = robot.gripper  # leap.PARALLEL_PROXY: palm and knuckles box + finger boxes
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, robot: str | Embodiment = "xarm_leap",
+                        workspace: Workspace = STANDARD_WORKSPACE, **options) -> "LeapPlanner":
+        return cls(get_robot(robot) if isinstance(robot, str) else robot, workspace, weights=path, **options)
+
+    # -- feasibility --------------------------------------------------------------------------------
+    def _tips_ok(self, scene: Scene, R: np.ndarray, t: np.ndarray, q_pre: np.ndarray, q_grasp: np.ndarray) -> np.ndarray:
+        """Fingertips of both postures above the table; the pre-grasp ones also out of observed solid."""
+        ws = self.workspace
+        tips = leap.tip_positions(np.concatenate([q_pre, q_grasp]))  # (2n, 4, 3) in leap_palm
+        t_palm = t - R @ leap.T_PALM_TCP[:3, 3]
+        n = len(R)
+        world = np.einsum("nij,nkj->nki", np.concatenate([R, R]), tips) + np.concatenate([t_palm, t_palm])[:, None]
+        ok = world[..., 2].min(1) > ws.table_height_m + 0.003
+        ok = ok[:n] & ok[n:]
+        idx = np.floor(world[:n] / ws.voxel_size_m).astype(int)
+        valid = np.all((idx >= 0) & (idx < ws.resolution), -1)
+        idx = np.clip(idx, 0, ws.resolution - 1)
+        values = scene.tsdf_grid[idx[..., 0], idx[..., 1], idx[..., 2]]
+        return ok & ~np.any(valid & (values > 0.0) & (values < 0.4), 1)
+
+    def _feasible(self, scene: Scene, cloud: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
+        g, ws = self.gripper, self.workspace
+        corners = np.einsum("nij,sj->nsi", R, g.corner_points(g.max_opening_m)) + t[:, None]
+        ok = ws.contains_grasp(t) & (corners[..., 2].min(1) > ws.table_height_m + 0.002)
+        ok[ok] &= ~penetrates_tsdf(scene, R[ok], t[ok], g)
+        if len(cloud):
+            ok[ok] &= ~hits_cloud(cloud, R[ok], t[ok], g.collision_boxes(g.max_opening_m), tree=cKDTree(cloud))
+        return ok
+
+    # -- planning -----------------------------------------------------------------------------------
+    def _plan(self, scene: Scene) -> PlanResult:
+        import torch
+
+        from .sampler import farthest_point_sampling, log_likelihood, sample_poses, to_pose, to_x
+
+        timings: dict[str, float] = {}
+        model, cfg, ws = self.model, self.model.config, self.workspace
+        clock = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[name] = now - clock
+            clock = now
+
+        def nothing(why: str) -> PlanResult:
+            return PlanResult([], self.name, timings, f"no grasp found: {why}")
+
+        rng = np.random.default_rng(self.seed)
+        index = np.flatnonzero(scene.object_points_mask() & ws.inside(scene.points_m))
+        if self.region is not None:
+            index = index[np.linalg.norm(scene.points_m[index] - self.region[:3], axis=1) <= self.region[3]]
+            if len(index) == 0:
+                return nothing(f"no observed object point within {self.region[3]:.3f} m of {self.region[:3].tolist()}")
+        if len(index) > cfg.max_points:
+            index = np.sort(rng.choice(index, cfg.max_points, replace=False))
+        points = scene.points_m[index].astype(np.float32)
+        with torch.inference_mode():
+            planes = model.encode(torch.from_numpy(np.ascontiguousarray(scene.tsdf_grid, np.float32))[None])
+            lap("encoder")
+            features = model.point_features(planes, torch.from_numpy(points)[None])[0]
+            objectness = torch.sigmoid(model.objectness_logits(features)).numpy()
+            graspness = torch.sigmoid(model.graspness_logits(features)).numpy()
+            usable = np.flatnonzero((objectness >= self.min_objectness) & (graspness >= self.min_graspness))
+            if len(usable) == 0:
+                lap("seeds")
+                return nothing(f"no surface point reaches objectness {self.min_objectness} and graspness "
+                               f"{self.min_graspness} (best {objectness.max():.2f} / {graspness.max():.2f} "
+                               f"of {len(points)} points)")
+            top = usable[np.argsort(-graspness[usable], kind="stable")[:cfg.seed_candidates]]
+            chosen = top[farthest_point_sampling(points[top].astype(np.float64), self.seeds)]
+            seed_p = torch.from_numpy(points[chosen])
+            condition = features[chosen]
+            lap("seeds")
+            generator = torch.Generator().manual_seed(self.seed)
+            x = sample_poses(model, condition, seed_p, self.scheduler, self.rounds, generator, self.guidance)
+            at = seed_p.repeat_interleave(self.rounds, 0)
+            cond = condition.repeat_interleave(self.rounds, 0)
+            R_t, t_t = to_pose(x, at, cfg.translation_scale_m)
+            lap("diffusion")
+            x_proj = to_x(R_t, t_t, at, cfg.translation_scale_m)
+            ll = log_likelihood(model, x_proj, cond, self.scheduler, cfg.likelihood_timesteps, self.seed).numpy()
+            q_grasp, q_pre = (q.numpy().astype(np.float64) for q in model.joints(cond, x_proj))
+            lap("likelihood_joints")
+        R, t = R_t.numpy().astype(np.float64), t_t.numpy().astype(np.float64)
+        g = np.repeat(graspness[chosen], self.rounds)
+        o = np.repeat(objectness[chosen], self.rounds)
+        rank = ll + self.eta * g
+        n = len(R)
+        ok = np.ones(n, bool)
+        angle = None
+        if self.approach is not None:
+            angle = np.degrees(np.arccos(np.clip(R[:, :, 2] @ self.approach, -1.0, 1.0)))
+            ok &= angle <= self.max_angle_deg
+        cloud = scene.points_m[scene.object_points_mask(clearance_m=0.003)]
+        ok[ok] &= self._feasible(scene, cloud, R[ok], t[ok])
+        ok[ok] &= self._tips_ok(scene, R[ok], t[ok], q_pre[ok], q_grasp[ok])
+        lap("filters")
+        if not ok.any():
+            return nothing(f"all {n} sampled grasps ({len(chosen)} seeds x {self.rounds}) collide, leave the "
+                           "workspace" + (f" or point more than {self.max_angle_deg:.0f} deg off the approach"
+                                          if self.approach is not None else ""))
+        order = [int(i) for i in np.argsort(-rank, kind="stable") if ok[i]]
+        kept: list[int] = []
+        for i in order:
+            if not kept or not np.any((np.linalg.norm(t[kept] - t[i], axis=1) < 0.01)
+                                      & (_rotation_angles(R[i], R[kept]) < np.radians(30))):
+                kept.append(i)
+            if len(kept) >= self.max_grasps:
+                break
+        tips = leap.tip_positions(q_pre[kept])
+        apertures = np.maximum(tips[:, 1, 1] - tips[:, 3, 1], 0.0)  # leap.aperture_m, batched
+        grasps = []
+        for i, width in zip(kept, apertures):
+            T = np.eye(4)
+            T[:3, :3], T[:3, 3] = R[i], t[i]
+            score = float(np.clip(np.exp(rank[i] - self.eta), 0.0, 1.0))  # ll <= 0, graspness <= 1
+            info = {"graspness": float(g[i]), "objectness": float(o[i]), "log_likelihood": float(ll[i]),
+                    "seed_m": at[i].tolist()}
+            if angle is not None:
+                info["approach_angle_deg"] = float(angle[i])
+            grasps.append(Grasp(T, float(width), score, self.name, ws.frame_id, info,
+                                pregrasp_joints=q_pre[i], grasp_joints=q_grasp[i]))
+        lap("output")
+        asked = [f"approach {self.approach.round(3).tolist()}" if self.approach is not None else "",
+                 f"closing {self.closing.round(3).tolist()}" if self.closing is not None else "",
+                 f"region {self.region.tolist()}" if self.region is not None else ""]
+        asked = [a for a in asked if a]
+        return PlanResult(grasps, self.name, timings, (
+            f"{len(grasps)} LEAP grasps from {len(chosen)} seeds x {self.rounds} poses ({int(ok.sum())} feasible, "
+            f"{self.denoising_steps} denoising steps" + (f", guided by {', '.join(asked)} at scale "
+                                                          f"{self.guidance.scale}" if asked else "") + ")"))

@@ -1,0 +1,250 @@
+"""The dexterous LEAP grasp model (grasping.leap): networks, sampler, guidance, planner, training."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from diffgrasp_ros.grasping import make_planner  # noqa: E402
+from diffgrasp_ros.grasping.igd.scheduler import DDIMScheduler  # noqa: E402
+from diffgrasp_ros.grasping.leap import LeapConfig, LeapPlanner, from_pretrained, save_pretrained  # noqa: E402
+from diffgrasp_ros.grasping.leap.config import TINY  # noqa: E402
+from diffgrasp_ros.grasping.leap.model import LeapGraspModel  # noqa: E402
+from diffgrasp_ros.grasping.leap.sampler import (Guidance, farthest_point_sampling, guidance_cost,  # noqa: E402
+                                                 guidance_gradient, sample_poses, to_pose)
+from diffgrasp_ros.robots import leap  # noqa: E402
+
+TINY_CONFIG = LeapConfig(**TINY)
+TABLE = 0.05
+BOX = (0.04, 0.05, 0.06)
+
+
+def tiny_model(seed=0):
+    torch.manual_seed(seed)
+    return LeapGraspModel(TINY_CONFIG).eval()
+
+
+@pytest.fixture(scope="module")
+def box_scene(tmp_path_factory):
+    """The side view of one upright 4x5x6 cm box, fused into a Scene."""
+    from conftest import write_box_urdf
+    from scipy.spatial.transform import Rotation
+
+    from diffgrasp_ros.scene.tsdf import SceneBuilder
+    from diffgrasp_ros.sim.camera import side_view
+    from diffgrasp_ros.sim.object_set import find_objects
+    from diffgrasp_ros.sim.world import ClutterWorld
+
+    folder = tmp_path_factory.mktemp("leap_box")
+    write_box_urdf(folder, "box_a", BOX)
+    objects = find_objects(folder)
+    world = ClutterWorld(objects, seed=0)
+    try:
+        world.add_object(objects[0], (0.15, 0.15, TABLE + 0.03 + 0.001), Rotation.identity(), 1.0)
+        world.wait_for_objects_to_rest()
+        view = world.camera.render(side_view())
+    finally:
+        world.close()
+    builder = SceneBuilder()
+    builder.integrate(view.depth, view.T_workspace_camera)
+    return builder.scene()
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("leap_w")
+    save_pretrained(tiny_model(), folder)
+    return folder
+
+
+# -- networks and sampler --------------------------------------------------------------------------
+def test_forward_shapes():
+    model = tiny_model()
+    planes = model.encode(torch.rand(2, 40, 40, 40))
+    f = model.point_features(planes, torch.rand(2, 7, 3) * 0.3)
+    assert f.shape == (2, 7, TINY_CONFIG.hidden)
+    assert model.objectness_logits(f).shape == model.graspness_logits(f).shape == (2, 7)
+    eps = model.denoiser(torch.randn(2, 7, 12), torch.randint(0, 20, (2, 7)), f)
+    assert eps.shape == (2, 7, 12)
+    q_grasp, q_pre = model.joints(f, torch.randn(2, 7, 12) * 5)
+    assert q_grasp.shape == q_pre.shape == (2, 7, 16)
+    for q in (q_grasp, q_pre):
+        assert (q >= torch.tensor(leap.LOWER_RAD, dtype=torch.float32) - 1e-6).all()
+        assert (q <= torch.tensor(leap.UPPER_RAD, dtype=torch.float32) + 1e-6).all()
+
+
+def test_sampled_rotations_are_proper_and_sampling_is_deterministic():
+    model, cfg = tiny_model(), TINY_CONFIG
+    scheduler = DDIMScheduler(cfg.train_steps)
+    scheduler.set_timesteps(4)
+    cond, seeds = torch.randn(5, cfg.hidden), torch.rand(5, 3) * 0.2 + 0.05
+    x1 = sample_poses(model, cond, seeds, scheduler, 3, torch.Generator().manual_seed(7))
+    x2 = sample_poses(model, cond, seeds, scheduler, 3, torch.Generator().manual_seed(7))
+    x3 = sample_poses(model, cond, seeds, scheduler, 3, torch.Generator().manual_seed(8))
+    torch.testing.assert_close(x1, x2)
+    assert not torch.allclose(x1, x3)
+    R, t = to_pose(x1, seeds.repeat_interleave(3, 0), cfg.translation_scale_m)
+    assert R.shape == (15, 3, 3) and t.shape == (15, 3)
+    torch.testing.assert_close(R @ R.transpose(1, 2), torch.eye(3).expand(15, 3, 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.det(R), torch.ones(15), atol=1e-5, rtol=0)
+    # Translations stay within the clipped offset of their seed.
+    assert ((t - seeds.repeat_interleave(3, 0)).abs() <= cfg.translation_scale_m + 1e-5).all()
+
+
+def test_guidance_gradient_matches_autograd():
+    x = torch.randn(6, 12, dtype=torch.float64, requires_grad=True)
+    seeds = torch.rand(6, 3, dtype=torch.float64)
+    g = Guidance(np.array([0, 0, -1.0]), np.array([0.6, 0.8, 0.0]), np.array([0.1, 0.1, 0.1]), 0.01, 1.0)
+    auto, = torch.autograd.grad(guidance_cost(x, seeds, g, 0.08).sum(), x)
+    torch.testing.assert_close(guidance_gradient(x.detach(), seeds, g, 0.08), auto)
+
+
+def test_guidance_pulls_approach_and_translation_towards_the_request():
+    model, cfg = tiny_model(), TINY_CONFIG
+    scheduler = DDIMScheduler(cfg.train_steps)
+    scheduler.set_timesteps(cfg.sampling_steps)
+    cond, seeds = torch.randn(32, cfg.hidden), torch.rand(32, 3) * 0.1 + 0.1
+    at = seeds.repeat_interleave(4, 0)
+    down = np.array([0.0, 0.0, -1.0])
+
+    def mean_angle(guidance):
+        x = sample_poses(model, cond, seeds, scheduler, 4, torch.Generator().manual_seed(0), guidance)
+        R, t = to_pose(x, at, cfg.translation_scale_m)
+        return float(np.degrees(np.arccos(np.clip(R[:, :, 2].numpy() @ down, -1, 1))).mean()), t
+
+    free, t_free = mean_angle(None)
+    guided, _ = mean_angle(Guidance(down, scale=1.0))
+    assert free > 70.0 and guided < free - 20.0, (free, guided)
+    centre = np.array([0.15, 0.15, 0.10])
+    _, t_region = mean_angle(Guidance(region_centre_m=centre, region_radius_m=0.02, scale=1.0))
+    d_free = (t_free - torch.as_tensor(centre).float()).norm(dim=-1).mean()
+    d_region = (t_region - torch.as_tensor(centre).float()).norm(dim=-1).mean()
+    assert d_region < 0.5 * d_free, (d_free, d_region)
+
+
+def test_farthest_point_sampling_spreads_the_seeds():
+    points = np.concatenate([np.zeros((50, 3)), np.ones((50, 3)), [[5.0, 5.0, 5.0]]])
+    chosen = farthest_point_sampling(points, 3)
+    assert len(set(chosen)) == 3 and 100 in chosen
+    assert {tuple(points[i]) for i in chosen} == {(0, 0, 0), (1, 1, 1), (5, 5, 5)}
+    assert len(farthest_point_sampling(points[:2], 5)) == 2
+
+
+# -- planner ---------------------------------------------------------------------------------------
+def test_planner_returns_dexterous_grasps_or_says_why_not(box_scene, tiny_weights):
+    planner = make_planner("leap:min_objectness=0", "xarm_leap", weights=tiny_weights)
+    result = planner.plan(box_scene)
+    assert result.method == "leap" and result.message
+    assert {"encoder", "seeds", "diffusion", "filters", "plan"} <= set(result.timings_s)
+    if not result.found:
+        assert result.message.startswith("no grasp found: ")
+    for grasp in result.grasps:
+        T = grasp.T_frame_grasp
+        np.testing.assert_allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-5)
+        assert np.linalg.det(T[:3, :3]) > 0
+        assert box_scene.workspace.contains_grasp(grasp.position_m)[0] and 0.0 <= grasp.score <= 1.0
+        assert grasp.dexterous and grasp.grasp_joints.shape == grasp.pregrasp_joints.shape == (16,)
+        for q in (grasp.grasp_joints, grasp.pregrasp_joints):
+            assert np.all(q >= leap.LOWER_RAD - 1e-6) and np.all(q <= leap.UPPER_RAD + 1e-6)
+        assert grasp.width_m == pytest.approx(max(leap.aperture_m(grasp.pregrasp_joints), 0.0), abs=1e-4)
+        assert {"graspness", "log_likelihood"} <= set(grasp.info)
+    scores = [g.score for g in result.grasps]
+    assert scores == sorted(scores, reverse=True)
+    again = planner.plan(box_scene)
+    assert [g.to_dict() for g in again.grasps] == [g.to_dict() for g in result.grasps]
+
+
+def test_planner_options_guidance_and_no_grasp_message(box_scene, tiny_weights):
+    planner = make_planner("leap:min_objectness=0,approach=top,max_angle=45", "ur5_leap", weights=tiny_weights)
+    result = planner.plan(box_scene)
+    for grasp in result.grasps:
+        assert grasp.approach_axis @ np.array([0, 0, -1.0]) >= np.cos(np.radians(45)) - 1e-6
+        assert grasp.info["approach_angle_deg"] <= 45 + 1e-6
+    # A region with nothing observed in it.
+    empty = make_planner("leap:region=0.03:0.03:0.2:0.01", "xarm_leap", weights=tiny_weights).plan(box_scene)
+    assert not empty.found and empty.message.startswith("no grasp found: ")
+    # Impossible thresholds.
+    none = make_planner("leap", "xarm_leap", weights=tiny_weights, min_graspness=1.01).plan(box_scene)
+    assert not none.found and none.message.startswith("no grasp found: ")
+    with pytest.raises(ValueError, match="approach"):
+        make_planner("leap:approach=sideways", "xarm_leap", weights=tiny_weights)
+    with pytest.raises(ValueError, match="region"):
+        make_planner("leap:region=0.1:0.1:0.1", "xarm_leap", weights=tiny_weights)
+
+
+def test_planner_refuses_a_parallel_gripper(tiny_weights):
+    with pytest.raises(ValueError, match="LEAP"):
+        make_planner("leap", "franka", weights=tiny_weights)
+
+
+def test_missing_and_corrupt_weights_give_clear_errors(tmp_path, monkeypatch):
+    import diffgrasp_ros.grasping.leap.planner as leap_planner
+
+    monkeypatch.setattr(leap_planner, "DEFAULT_WEIGHTS", tmp_path / "models" / "leap")
+    with pytest.raises(FileNotFoundError, match="train-leap"):
+        make_planner("leap", "xarm_leap")
+    with pytest.raises(FileNotFoundError, match="train-leap"):
+        LeapPlanner.from_pretrained(tmp_path / "nowhere")
+    save_pretrained(tiny_model(), tmp_path / "w")
+    (tmp_path / "w" / "weights.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="unreadable"):
+        from_pretrained(tmp_path / "w")
+
+
+# -- training --------------------------------------------------------------------------------------
+def write_fake_leap_chunk(folder, object_root):
+    """One scene (the box standing in the middle) with top-down LEAP grasps, in the data helper's format."""
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(0)
+    n = 24
+    yaw = rng.uniform(-np.pi, np.pi, n)
+    R = Rotation.from_euler("xz", np.stack([np.full(n, np.pi), yaw], 1)).as_matrix()  # approach -z
+    tcp = np.array([0.15, 0.15, TABLE + 0.05]) + rng.normal(0, 0.005, (n, 3))
+    palm = tcp - R @ leap.T_PALM_TCP[:3, 3]
+    label = (np.arange(n) % 3 != 0).astype(np.int8)
+    arrays = {
+        "format_version": np.int32(1), "chunk_index": np.int64(0), "object_root": np.str_(str(object_root)),
+        "friction": np.float64(0.2),
+        "scene_kind": np.array(["pile"]), "scene_seed": np.array([12345], np.int64),
+        "scene_object_count": np.array([1], np.int32), "object_model": np.array(["box_a.urdf"]),
+        "object_scale": np.array([1.0]), "object_position": np.array([[0.15, 0.15, TABLE + 0.03]]),
+        "object_quaternion_xyzw": np.array([[0.0, 0.0, 0.0, 1.0]]),
+        "grasp_scene": np.zeros(n, np.int32), "palm_position": palm.astype(np.float32),
+        "palm_quaternion_xyzw": Rotation.from_matrix(R).as_quat().astype(np.float32),
+        "q_pregrasp": np.tile(leap.OPEN_Q, (n, 1)).astype(np.float32),
+        "q_grasp": np.tile(leap.posture(0.3), (n, 1)).astype(np.float32),
+        "label": label, "source_width": np.full(n, 0.05, np.float32), "source_label": label.copy(),
+    }
+    np.savez_compressed(folder / "leap_chunk_000000.npz", **arrays)
+
+
+def test_tiny_training_run_writes_loadable_weights(tmp_path, box_scene):
+    from conftest import write_box_urdf
+
+    from diffgrasp_ros.cli.main import main
+    from diffgrasp_ros.training.leap_train import read_leap_chunk, tcp_from_palm
+
+    objects = tmp_path / "objects"
+    objects.mkdir()
+    write_box_urdf(objects, "box_a", BOX)
+    data = tmp_path / "data"
+    data.mkdir()
+    write_fake_leap_chunk(data, objects)
+    chunk = read_leap_chunk(data / "leap_chunk_000000.npz")
+    R, t = tcp_from_palm(chunk.palm_position, chunk.palm_quaternion_xyzw)
+    assert np.all(np.abs(t[:, :2] - 0.15) < 0.03) and np.allclose(R[:, :, 2] @ [0, 0, -1.0], 1, atol=1e-5)
+
+    out = tmp_path / "run"
+    args = ["train-leap", "--data", str(data), "--cache", str(tmp_path / "cache"), "--out", str(out), "--tiny",
+            "--threads", "1", "--log-every", "2", "--checkpoint-every", "2"]
+    assert main([*args, "--steps", "3"]) == 0
+    assert (out / "train_log.jsonl").read_text().count("\n") >= 1
+    assert main([*args, "--steps", "4", "--resume"]) == 0
+    import json
+
+    last = json.loads((out / "train_log.jsonl").read_text().splitlines()[-1])
+    assert last["step"] == 4 and all(np.isfinite(last[k]) for k in ("objectness", "graspness", "diffusion", "joints"))
+    model = from_pretrained(out)
+    assert model.config == TINY_CONFIG
+    result = LeapPlanner.from_pretrained(out, min_objectness=0.0).plan(box_scene)
+    assert result.method == "leap" and result.message

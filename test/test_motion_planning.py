@@ -169,3 +169,23 @@ def test_moveit_pose_goal_message():
     from scipy.spatial.transform import Rotation
 
     assert np.allclose(Rotation.from_quat(q).as_matrix(), TOP_DOWN, atol=1e-9)
+
+
+def test_a_dexterous_grasp_brings_its_own_hand_postures_to_the_pick():
+    from diffgrasp_ros.execution.motion.pick import pick_hand_postures
+    from diffgrasp_ros.grasping import Grasp
+    from diffgrasp_ros.robots import leap
+
+    arm = load_arm("ur5_leap")
+    plain = Grasp(np.eye(4), 0.05, 0.5, "baseline")
+    assert all(np.array_equal(a, b) for a, b in zip(pick_hand_postures(arm, plain),
+                                                      (arm.hand_open_q, arm.hand_closed_q)))
+    q_pre, q_grasp = leap.posture(0.9), leap.posture(0.5)
+    dexterous = Grasp(np.eye(4), 0.05, 0.5, "leap", pregrasp_joints=q_pre, grasp_joints=q_grasp)
+    hand_open, hand_closed = pick_hand_postures(arm, dexterous)
+    np.testing.assert_array_equal(hand_open, q_pre)
+    # Past contact along the closing motion: further from the pre-shape than the contact posture.
+    assert np.linalg.norm(hand_closed - q_pre) > np.linalg.norm(q_grasp - q_pre)
+    assert np.all(hand_closed >= leap.LOWER_RAD) and np.all(hand_closed <= leap.UPPER_RAD)
+    with pytest.raises(ValueError, match="cannot be executed by franka"):
+        pick_hand_postures(load_arm("franka"), dexterous)

@@ -163,6 +163,8 @@ def test_a_dexterous_grasp_keeps_its_16_joints_through_moveit_msgs():
     # A plain grasp for the LEAP hand gets the pre-shape for its width and the closed posture.
     plain = conv.grasp_to_moveit(Grasp(grasp.T_frame_grasp, 0.06, 0.7, "baseline"), 1, embodiment, 1.0)
     np.testing.assert_allclose(plain.grasp_posture.points[0].positions, leap.CLOSED_Q)
+    plain_back = conv.moveit_to_grasp(plain, embodiment, "grasp_server")
+    assert not plain_back.dexterous and plain_back.width_m > 0.06  # the pre-shape is a little wider
     with pytest.raises(ValueError, match="16 hand joints"):
         conv.grasp_to_moveit(grasp, 0, get_robot("franka"), 1.0)
 

@@ -39,10 +39,10 @@ class SimHandExecutor:
     """``leap_friction``: the hand-object friction coefficient of the LEAP hand's tests (1.0, as the
     arm simulation's hand; 0.2 is DexGraspNet's strict value); ``leap_squeeze``: how far past a
     dexterous grasp's ``grasp_joints`` the digits are driven, as a share of the closing motion from
-    ``pregrasp_joints`` (``SimulatedLeapHand.squeezed_target``)."""
+    ``pregrasp_joints`` (``robots.leap.squeezed_posture``)."""
 
     def __init__(self, world: ClutterWorld, robot: Embodiment, leap_friction: float = 1.0,
-                 leap_squeeze: float = 0.5):
+                 leap_squeeze: float = leap.DEXTEROUS_SQUEEZE):
         self.robot = robot
         self.world = world
         self.leap_squeeze = float(leap_squeeze)

@@ -230,8 +230,9 @@ def grasp_to_moveit(grasp: Grasp, rank: int, embodiment: Embodiment, stamp: floa
 
 
 def moveit_to_grasp(msg, embodiment: Embodiment, method: str) -> Grasp:
-    """Back to a library ``Grasp``. A LEAP hand's grasp keeps both postures (it is dexterous) and its width
-    is the pre-shape's aperture; a gripper's width is the sum of its open finger positions."""
+    """Back to a library ``Grasp``. For a LEAP hand the width is the pre-shape's aperture, and a grasp whose
+    closing posture is not the hand's fixed closed posture (``grasp_to_moveit`` of a plain grasp) is
+    dexterous: it keeps both postures. A gripper's width is the sum of its open finger positions."""
     def positions(posture) -> list[float]:
         return list(posture.points[0].positions) if posture.points else []
 
@@ -241,7 +242,8 @@ def moveit_to_grasp(msg, embodiment: Embodiment, method: str) -> Grasp:
         from ..robots import leap
 
         width = max(leap.aperture_m(np.array(open_q)), 0.0)
-        joints = {"pregrasp_joints": open_q, "grasp_joints": closed_q}
+        if not np.allclose(closed_q, embodiment.hand_posture(0.0)):
+            joints = {"pregrasp_joints": open_q, "grasp_joints": closed_q}
     else:
         width = float(sum(open_q)) if open_q else embodiment.gripper.max_opening_m
     return Grasp(pose_to_matrix(msg.grasp_pose.pose), width, float(msg.grasp_quality), method,

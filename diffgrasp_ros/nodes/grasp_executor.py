@@ -55,6 +55,7 @@ class GraspExecutorNode(DiffgraspNode):
         self.declare("transform_timeout_s", 0.5, "how long to wait for the base pose in TF")
         self._lock = threading.RLock()  # the models and the last plan: one plan or execution at a time
         self._close_timer = self._tf_buffer = self._tf_listener = None
+        self._closed_q = None  # the LEAP posture the close timer commands
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def configure(self) -> None:
@@ -247,7 +248,7 @@ class GraspExecutorNode(DiffgraspNode):
             # Reachable grasps, from the one whose pick planned on (those above it did not plan).
             first = selection.rank or 0
             ranks = [r for r in np.flatnonzero(selection.reachable) if r >= first][: self.param("max_grasps")]
-            response.grasps = [self._as_planned(candidates[r]) for r in ranks]
+            response.grasps = [self._as_planned(candidates[r], grasps[r]) for r in ranks]
             response.error_code.val = codes.SUCCESS
             if selection.pick is not None:
                 self._last_pick = selection.pick
@@ -259,10 +260,13 @@ class GraspExecutorNode(DiffgraspNode):
                         self.report(message)
         return response
 
-    def _as_planned(self, grasp):
-        """The grasp with the postures and pre-grasp distance the executor checks and executes."""
+    def _as_planned(self, grasp, planned):
+        """The grasp message with the postures and pre-grasp distance the executor checks and executes
+        (``planned``: the library ``Grasp`` it was read into)."""
+        from ..execution.motion.pick import pick_hand_postures
+
         grasp.pre_grasp_posture, grasp.grasp_posture = hand_postures(
-            self.arm.hand_joint_names, self.arm.hand_open_q, self.arm.hand_closed_q)
+            self.arm.hand_joint_names, *pick_hand_postures(self.arm, planned))
         grasp.pre_grasp_approach.desired_distance = float(self.param("pregrasp_offset_m"))
         grasp.pre_grasp_approach.min_distance = 0.5 * grasp.pre_grasp_approach.desired_distance
         return grasp
@@ -316,7 +320,9 @@ class GraspExecutorNode(DiffgraspNode):
             self.hand_command_pub.publish(joint_trajectory(motion.joint_names[n:], motion.positions[:, n:],
                                                            motion.times_s))
             return
-        self._command_leap(self.arm.hand_open_q)
+        n_hand = len(self.arm.hand_joint_names)
+        self._command_leap(motion.positions[0, -n_hand:])
+        self._closed_q = motion.positions[-1, -n_hand:]
         if self._close_timer is not None:
             self.destroy_timer(self._close_timer)
         self._close_timer = self.create_timer(close_start_s, self._on_close_time, callback_group=self.callback_group)
@@ -324,7 +330,7 @@ class GraspExecutorNode(DiffgraspNode):
     @guarded
     def _on_close_time(self) -> None:
         self._close_timer.cancel()  # one shot
-        self._command_leap(self.arm.hand_closed_q)
+        self._command_leap(self._closed_q)
 
     def _command_leap(self, q: np.ndarray) -> None:
         from ..robots.leap import to_driver_command
@@ -334,11 +340,12 @@ class GraspExecutorNode(DiffgraspNode):
     def _execute_with_moveit(self, pick) -> None:
         """Segment by segment through moveit_py (blocking); a LEAP hand gets its postures on its topic."""
         leap = self.arm.hand_kind == "leap"
+        close = pick.segment("close").plan
         if leap:
-            self._command_leap(self.arm.hand_open_q)
+            self._command_leap(close.positions[0])
         for segment in pick.segments:
             if segment.name == "close" and leap:
-                self._command_leap(self.arm.hand_closed_q)
+                self._command_leap(close.positions[-1])
                 time.sleep(segment.plan.duration_s)
             else:
                 self.motion_planner.execute(segment.plan)

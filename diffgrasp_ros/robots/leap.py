@@ -112,6 +112,19 @@ def retarget_parallel_grasp(T_workspace_grasp: np.ndarray,
     return T @ invert(T_PALM_TCP), posture_for_width(width_m), CLOSED_Q.copy()
 
 
+def squeezed_posture(q_pregrasp: np.ndarray, q_grasp: np.ndarray, squeeze: float) -> np.ndarray:
+    """The closing target of a dexterous grasp: ``q_grasp`` (the posture at contact) pushed past contact
+    along the closing motion, ``q_grasp + squeeze * (q_grasp - q_pregrasp)``, within the joint limits, so
+    the digits in contact press on the object with the motors' torque."""
+    q_grasp = _check_q(q_grasp)
+    q = q_grasp + float(squeeze) * (q_grasp - _check_q(q_pregrasp))
+    return np.clip(q, LOWER_RAD, UPPER_RAD)
+
+
+# How far past contact the executors drive a dexterous grasp's digits (``squeezed_posture``).
+DEXTEROUS_SQUEEZE = 0.5
+
+
 def tip_positions(q: np.ndarray) -> np.ndarray:
     """(n, 4, 3) pad points of index, middle, ring, thumb in the ``leap_palm`` frame, for (n, 16) q."""
     import torch

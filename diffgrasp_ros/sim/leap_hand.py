@@ -182,15 +182,6 @@ class SimulatedLeapHand:
             self.world.step()
         self.world.step(int(round(self.settle_s / self.world.dt)))
 
-    @staticmethod
-    def squeezed_target(q_pregrasp: np.ndarray, q_grasp: np.ndarray, squeeze: float) -> np.ndarray:
-        """The closing target: ``q_grasp`` pushed past contact along the closing motion,
-        ``q_grasp + squeeze * (q_grasp - q_pregrasp)``, within the joint limits (so the digits in
-        contact press on the object with the motors' torque)."""
-        q_grasp = np.asarray(q_grasp, dtype=float)
-        q = q_grasp + float(squeeze) * (q_grasp - np.asarray(q_pregrasp, dtype=float))
-        return np.clip(q, leap.LOWER_RAD, leap.UPPER_RAD)
-
     # -- objects' friction -------------------------------------------------------------------------
     def _hold_object_friction(self) -> dict[int, float]:
         saved = {}
@@ -209,7 +200,7 @@ class SimulatedLeapHand:
     def _reach_and_close(self, T_world_palm: np.ndarray, q_pregrasp: np.ndarray, q_grasp: np.ndarray,
                          squeeze: float, approach_beyond_m: float = 0.0) -> ContactResult:
         q_pre = np.clip(leap._check_q(q_pregrasp), leap.LOWER_RAD, leap.UPPER_RAD)
-        target = self.squeezed_target(q_pre, leap._check_q(q_grasp), squeeze)
+        target = leap.squeezed_posture(q_pre, q_grasp, squeeze)
         T_pre = np.array(T_world_palm, dtype=float)
         T_pre[:3, 3] = T_pre[:3, 3] - self.pregrasp_distance_m * T_pre[:3, 2]
         self._spawn(T_pre, q_pre)

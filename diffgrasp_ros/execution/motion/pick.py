@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...grasping.grasp import Grasp
+from ...robots import leap
 from ...robots.arm import ArmModel
 from ...scene.workspace import STANDARD_WORKSPACE
 from .base import MotionPlan, MotionPlanner, MotionStatus, OrientedBox, SceneObstacles
@@ -117,6 +118,19 @@ def hand_motion(arm: ArmModel, q_from: np.ndarray, q_to: np.ndarray, duration_s:
                       0.0, MotionStatus.SUCCESS, "hand")
 
 
+def pick_hand_postures(arm: ArmModel, grasp: Grasp) -> tuple[np.ndarray, np.ndarray]:
+    """The hand's open and closing postures for ``grasp``: a dexterous grasp's own pre-grasp posture and
+    its grasp posture squeezed past contact (``robots.leap.squeezed_posture``), else the arm's fixed
+    open and closed postures."""
+    if not grasp.dexterous:
+        return arm.hand_open_q, arm.hand_closed_q
+    if arm.hand_kind != "leap" or grasp.grasp_joints.shape != arm.hand_closed_q.shape:
+        raise ValueError(f"a dexterous grasp with {grasp.grasp_joints.shape[0]} hand joints cannot be executed "
+                         f"by {arm.name}'s {arm.hand_kind} hand ({len(arm.hand_joint_names)} joints)")
+    return grasp.pregrasp_joints, leap.squeezed_posture(grasp.pregrasp_joints, grasp.grasp_joints,
+                                                        leap.DEXTEROUS_SQUEEZE)
+
+
 def plan_pick(planner: MotionPlanner, q_start: np.ndarray, grasp: Grasp, points_workspace_m: np.ndarray,
               settings: PickSettings = PickSettings(), q_pregrasp: np.ndarray | None = None) -> PickPlan:
     """Plan the whole pick from ``q_start`` (arm joints) for a grasp in the workspace frame.
@@ -134,6 +148,7 @@ def plan_pick(planner: MotionPlanner, q_start: np.ndarray, grasp: Grasp, points_
     T_lift = T_grasp.copy()
     T_lift[2, 3] += settings.lift_m
     contact = contact_box(arm, T_grasp, settings.contact_margin_m)
+    hand_open, hand_closed = pick_hand_postures(arm, grasp)
     carried = contact.swept_bounds(np.array([0.0, 0.0, settings.lift_m]))
 
     def done(status: MotionStatus, message: str, failed: str | None = None) -> PickPlan:
@@ -141,22 +156,22 @@ def plan_pick(planner: MotionPlanner, q_start: np.ndarray, grasp: Grasp, points_
 
     steps = (
         ("pregrasp", (), T_pre,
-         lambda q: planner.plan_to_pose(q, T_pre, hand_q=arm.hand_open_q, timeout_s=settings.transit_timeout_s,
+         lambda q: planner.plan_to_pose(q, T_pre, hand_q=hand_open, timeout_s=settings.transit_timeout_s,
                                         ik_seed=q_pregrasp)),
         ("approach", (contact,), T_grasp,
-         lambda q: planner.plan_to_pose(q, T_grasp, hand_q=arm.hand_open_q, straight=True,
+         lambda q: planner.plan_to_pose(q, T_grasp, hand_q=hand_open, straight=True,
                                         timeout_s=settings.straight_timeout_s)),
         ("lift", (carried,), T_lift,
-         lambda q: planner.plan_to_pose(q, T_lift, hand_q=arm.hand_closed_q, straight=True,
+         lambda q: planner.plan_to_pose(q, T_lift, hand_q=hand_closed, straight=True,
                                         timeout_s=settings.straight_timeout_s)),
         ("retreat", (carried,), None,
-         lambda q: planner.plan_to_joints(q, arm.home_q, hand_q=arm.hand_closed_q,
+         lambda q: planner.plan_to_joints(q, arm.home_q, hand_q=hand_closed,
                                           timeout_s=settings.transit_timeout_s)),
     )
     q = np.asarray(q_start, dtype=float)
     for name, allowed, T_goal, plan_segment in steps:
         if name == "lift":
-            segments.append(PickSegment("close", hand_motion(arm, arm.hand_open_q, arm.hand_closed_q,
+            segments.append(PickSegment("close", hand_motion(arm, hand_open, hand_closed,
                                                              settings.close_duration_s)))
         planner.set_scene(SceneObstacles(np.asarray(points_workspace_m, dtype=float), allowed,
                                          settings.table_height_m))

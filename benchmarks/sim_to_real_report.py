@@ -6,9 +6,9 @@
     python benchmarks/sim_to_real_report.py raw.json restored.json --labels labels.json \
         --compare igd:weights=RUN_GRAFT igd:weights=RUN_CLEAN > report.md
 
-Prints GSR / DR per method (rows) for every run and scene type (columns), then the paired difference
-between the two ``--compare`` methods: they ran on the same scenes with the same sensor noise, so the
-difference is taken round by round, with a 95 % bootstrap interval over rounds.
+Prints GSR / DR per method (rows) for every run and scene type (columns), then the GSR and DR
+differences between the two ``--compare`` methods: they ran on the same scenes with the same sensor
+noise, so rounds are resampled as pairs for a 95 % bootstrap interval.
 """
 from __future__ import annotations
 
@@ -28,23 +28,28 @@ def _column(run: dict, result: dict) -> str:
     return f"{s['scene']}, depth {s.get('depth_mode', 'passthrough')}"
 
 
-def paired_gsr_difference(rounds_a: list[dict], rounds_b: list[dict], resamples: int = 10_000,
-                          seed: int = 0) -> tuple[float, float, float]:
-    """GSR(a) - GSR(b) with a 95 % bootstrap interval, resampling rounds (each keeps both methods' outcome)."""
+def paired_differences(rounds_a: list[dict], rounds_b: list[dict], resamples: int = 10_000,
+                       seed: int = 0) -> dict[str, tuple[float, float, float]]:
+    """GSR(a) - GSR(b) and DR(a) - DR(b), each with a 95 % bootstrap interval, resampling rounds (a
+    resampled round keeps both methods' outcomes on it)."""
     if [r["index"] for r in rounds_a] != [r["index"] for r in rounds_b]:
         raise SystemExit("the two methods did not run the same rounds")
-    succ = np.array([[r["successes"] for r in rounds_a], [r["successes"] for r in rounds_b]], dtype=float)
-    tries = np.array([[r["attempts"] for r in rounds_a], [r["attempts"] for r in rounds_b]], dtype=float)
+    def counts(key: str) -> np.ndarray:
+        return np.array([[r[key] for r in rounds_a], [r[key] for r in rounds_b]], dtype=float)
 
-    def gsr_diff(idx: np.ndarray) -> np.ndarray:
-        s, t = succ[:, idx].sum(-1), tries[:, idx].sum(-1)
-        return s[0] / np.maximum(t[0], 1) - s[1] / np.maximum(t[1], 1)
+    successes, attempts, placed = counts("successes"), counts("attempts"), counts("objects_placed")
+
+    def diffs(idx: np.ndarray) -> np.ndarray:
+        s, t, n = successes[:, idx].sum(-1), attempts[:, idx].sum(-1), placed[:, idx].sum(-1)
+        gsr, dr = s / np.maximum(t, 1), s / np.maximum(n, 1)
+        return np.array([gsr[0] - gsr[1], dr[0] - dr[1]])
 
     rng = np.random.default_rng(seed)
-    n = succ.shape[1]
-    boot = np.array([gsr_diff(rng.integers(0, n, n)) for _ in range(resamples)])
-    low, high = np.percentile(boot, [2.5, 97.5])
-    return float(gsr_diff(np.arange(n))), float(low), float(high)
+    n = successes.shape[1]
+    boot = np.array([diffs(rng.integers(0, n, n)) for _ in range(resamples)])
+    low, high = np.percentile(boot, [2.5, 97.5], axis=0)
+    full = diffs(np.arange(n))
+    return {name: (float(full[i]), float(low[i]), float(high[i])) for i, name in enumerate(("GSR", "DR"))}
 
 
 def report(runs: list[dict], labels: dict[str, str], compare: tuple[str, str] | None) -> str:
@@ -72,7 +77,7 @@ def report(runs: list[dict], labels: dict[str, str], compare: tuple[str, str] | 
         lines.append(f"| {labels.get(method, method)} | " + " | ".join(row) + " |")
     if compare:
         a, b = compare
-        lines += ["", f"Paired GSR difference, {labels.get(a, a)} minus {labels.get(b, b)} "
+        lines += ["", f"Paired differences, {labels.get(a, a)} minus {labels.get(b, b)} "
                       "(points, 95 % bootstrap interval over rounds):", ""]
         for run in runs:
             for result in run["results"]:
@@ -80,8 +85,9 @@ def report(runs: list[dict], labels: dict[str, str], compare: tuple[str, str] | 
                 if a not in rounds or b not in rounds:
                     raise SystemExit(f"--compare methods must both be in every run; {_column(run, result)} "
                                      f"has {sorted(rounds)}")
-                diff, low, high = paired_gsr_difference(rounds[a], rounds[b])
-                lines.append(f"- {_column(run, result)}: {100 * diff:+.1f} ({100 * low:+.1f} … {100 * high:+.1f})")
+                parts = [f"{name} {100 * d:+.1f} ({100 * low:+.1f} … {100 * high:+.1f})"
+                         for name, (d, low, high) in paired_differences(rounds[a], rounds[b]).items()]
+                lines.append(f"- {_column(run, result)}: " + ", ".join(parts))
     return "\n".join(lines) + "\n"
 
 

@@ -67,3 +67,22 @@ def test_requirements_pin_the_cpu_torch_first():
     lines = [l for l in (ROOT / "requirements.txt").read_text().splitlines() if l and not l.startswith("#")]
     assert lines[0] == "torch==2.13.0"
     assert all("==" in l for l in lines)
+
+
+def test_every_model_folder_has_a_card_loadable_weights_and_is_installed():
+    import json
+
+    import torch
+
+    setup = (ROOT / "setup.py").read_text()
+    folders = sorted(p for p in (ROOT / "models").iterdir() if p.is_dir())
+    assert {"igd", "igd_graft", "depth_restore", "depth_noise"} <= {p.name for p in folders}
+    for folder in folders:
+        card = (folder / "MODEL_CARD.md").read_text()
+        assert "```bash" in card or "python" in card, f"{folder.name}: the card gives no reproducing command"
+        json.loads((folder / "config.json").read_text())
+        state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+        assert state and all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()), folder.name
+        assert (folder / "weights.pt").stat().st_size < 30e6, f"{folder.name}: weights over 30 MB"
+        assert f'glob("models/{folder.name}/*")' in setup, f"setup.py does not install models/{folder.name}"
+        assert f"`{folder.name}/`" in (ROOT / "models" / "README.md").read_text(), f"{folder.name} not in models/README.md"

@@ -1,7 +1,7 @@
 """Planning latency per method on validation scenes: depth frame in -> ranked grasps out.
 
     .venv/bin/python benchmarks/planning_latency.py [--methods baseline igd igd:rounds=1] [--scenes 10]
-        [--repeats 3] [--threads 1] [--json out.json]
+        [--repeats 3] [--threads 1] [--robot franka] [--json out.json]
 
 Renders `--scenes` pile and as many packed scenes from the validation objects (single side view, the
 benchmark's dex noise), then plans each `--repeats` times with every method (after one warm-up plan).
@@ -25,6 +25,8 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=10, help="scenes per scene type (default: 10)")
     parser.add_argument("--repeats", type=int, default=3, help="plans per scene and method (default: 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    parser.add_argument("--robot", default="franka",
+                        help="embodiment the planners plan for (default: franka; leap needs xarm_leap or ur5_leap)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
@@ -49,7 +51,7 @@ def main() -> None:
 
     figures = {}
     for method in args.methods:
-        planner = make_planner(method)
+        planner = make_planner(method, args.robot)
         planner.plan_from_depth(frames[0], T)  # warm-up: lazy imports, allocator
         timings = [planner.plan_from_depth(f, T).timings_s for f in frames for _ in range(args.repeats)]
         total = [t["fusion"] + t["plan"] for t in timings]
@@ -60,7 +62,7 @@ def main() -> None:
                                              for k in stages}}
     reference = figures[args.methods[0]]["p50_ms"]
     print(f"{len(frames)} scenes x {args.repeats} plans per method, side view, dex noise, "
-          f"{args.threads} torch thread(s)")
+          f"{args.threads} torch thread(s), robot {args.robot}")
     for method, f in figures.items():
         f["ratio_to_first"] = f["p50_ms"] / reference
         stages = ", ".join(f"{k} {v:.0f}" for k, v in f["stages_p50_ms"].items())

@@ -249,7 +249,7 @@ def test_replay_of_a_rosbag2_recording(tmp_path):
             writer.write(info_conn, t, bytes(serialize_message(info)))
             writer.write(image_conn, t, bytes(serialize_message(image)))
 
-    capture = make(DepthCaptureNode, source="replay", rate_hz=30.0, **{"replay.path": str(path), "replay.loop": False})
+    capture = make(DepthCaptureNode, source="replay", rate_hz=10.0, **{"replay.path": str(path), "replay.loop": False})
     listener = rclpy.create_node("replay_listener")
     received = []
     listener.create_subscription(Image, "depth/image_raw", received.append, 10)
@@ -258,7 +258,10 @@ def test_replay_of_a_rosbag2_recording(tmp_path):
         executor.add_node(node)
     try:
         with Spinner(executor):
-            assert capture.trigger_configure() == OK and capture.trigger_activate() == OK
+            assert capture.trigger_configure() == OK
+            # The recording plays once: start it only when the listener is matched (slow discovery on a busy machine).
+            assert wait_for(lambda: capture.count_subscribers("depth/image_raw") > 0, 10.0)
+            assert capture.trigger_activate() == OK
             assert wait_for(lambda: len(received) >= 3, 10.0)
             assert wait_for(lambda: "end of recording" in capture.last_error, 5.0)
     finally:

@@ -222,7 +222,8 @@ def test_tiny_training_run_writes_loadable_weights(tmp_path, box_scene):
     from conftest import write_box_urdf
 
     from diffgrasp_ros.cli.main import main
-    from diffgrasp_ros.training.leap_train import read_leap_chunk, tcp_from_palm
+    from diffgrasp_ros.training.leap_data import read_leap_chunk
+    from diffgrasp_ros.training.leap_train import tcp_from_palm
 
     objects = tmp_path / "objects"
     objects.mkdir()
@@ -231,7 +232,7 @@ def test_tiny_training_run_writes_loadable_weights(tmp_path, box_scene):
     data.mkdir()
     write_fake_leap_chunk(data, objects)
     chunk = read_leap_chunk(data / "leap_chunk_000000.npz")
-    R, t = tcp_from_palm(chunk.palm_position, chunk.palm_quaternion_xyzw)
+    R, t = tcp_from_palm(chunk.grasps.palm_position_m, chunk.grasps.palm_quaternion_xyzw)
     assert np.all(np.abs(t[:, :2] - 0.15) < 0.03) and np.allclose(R[:, :, 2] @ [0, 0, -1.0], 1, atol=1e-5)
 
     out = tmp_path / "run"

@@ -28,46 +28,12 @@ import numpy as np
 from ..grasping.leap.config import TINY, LeapConfig
 from ..robots import leap
 from ..scene.tsdf import scene_from_grid
-from ..sim.world import PlacedObject, SceneDescription
 from .igd_train import DEFAULT_INPUTS, GridCache, check_inputs
+from .leap_data import read_leap_chunk
 from .loop import HasLoopSettings, open_run, run_loop
-
-LEAP_FORMAT_VERSION = 1
 
 
 # -- data -----------------------------------------------------------------------------------------
-@dataclass
-class LeapChunk:
-    """What ``GridCache`` needs (``index``, ``scenes``, ``object_root``) plus the LEAP grasps."""
-
-    index: int
-    object_root: str
-    scenes: list[SceneDescription]
-    grasp_scene: np.ndarray  # (N,)
-    palm_position: np.ndarray  # (N, 3)
-    palm_quaternion_xyzw: np.ndarray  # (N, 4)
-    q_pregrasp: np.ndarray  # (N, 16)
-    q_grasp: np.ndarray  # (N, 16)
-    label: np.ndarray  # (N,)
-
-
-def read_leap_chunk(path: Path) -> LeapChunk:
-    with np.load(path, allow_pickle=False) as data:
-        version = int(data["format_version"])
-        if version != LEAP_FORMAT_VERSION:
-            raise ValueError(f"{path}: LEAP chunk format {version}, this version reads {LEAP_FORMAT_VERSION}")
-        ends = np.cumsum(data["scene_object_count"])
-        objects = [PlacedObject(str(m), float(s), tuple(p.tolist()), tuple(q.tolist())) for m, s, p, q in zip(
-            data["object_model"], data["object_scale"], data["object_position"], data["object_quaternion_xyzw"])]
-        scenes = [SceneDescription(str(kind), int(seed), tuple(objects[end - count:end]))
-                  for kind, seed, count, end in zip(data["scene_kind"], data["scene_seed"],
-                                                    data["scene_object_count"], ends)]
-        return LeapChunk(int(data["chunk_index"]), str(data["object_root"]), scenes,
-                         data["grasp_scene"].astype(np.int64), data["palm_position"].astype(np.float32),
-                         data["palm_quaternion_xyzw"].astype(np.float32), data["q_pregrasp"].astype(np.float32),
-                         data["q_grasp"].astype(np.float32), data["label"].astype(np.int8))
-
-
 class SeedMatchingGridCache(GridCache):
     """``GridCache`` that also finds a scene cached under another chunk index (same scene index and seed)."""
 
@@ -115,7 +81,8 @@ def load_scenes(data: Path, cache: GridCache, log: Callable[[str], None] = print
         for s in range(len(chunk.scenes)):
             if max_scenes is not None and len(scenes) >= max_scenes:
                 return scenes
-            mine = chunk.grasp_scene == s
+            g = chunk.grasps
+            mine = g.scene == s
             if not mine.any():
                 continue
             fresh = not cache.has(chunk, s, inputs)
@@ -124,10 +91,10 @@ def load_scenes(data: Path, cache: GridCache, log: Callable[[str], None] = print
             points = {name: scene_from_grid(grid).points_m.astype(np.float32) for name, grid in grids.items()}
             if any(len(p) == 0 for p in points.values()):
                 continue
-            good = mine & (chunk.label > 0)
-            R, t = tcp_from_palm(chunk.palm_position[good], chunk.palm_quaternion_xyzw[good])
+            good = mine & (g.label > 0)
+            R, t = tcp_from_palm(g.palm_position_m[good], g.palm_quaternion_xyzw[good])
             scenes.append(LeapTrainingScene(grids, points, {k: cKDTree(p) for k, p in points.items()}, R, t,
-                                            chunk.q_grasp[good], chunk.q_pregrasp[good], int(mine.sum())))
+                                            g.q_grasp[good], g.q_pregrasp[good], int(mine.sum())))
             if fresh and rendered % 50 == 0:
                 log(f"  rendered {rendered} scene(s) into the cache ({time.perf_counter() - start:.0f} s)")
     if not scenes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ...model_files import CONFIG_FILE, WEIGHTS_FILE, save_model_folder
+from ...model_files import load_model_folder, save_model_folder
 from .config import LeapConfig
 
 # The shipped weights: models/leap/ of a source checkout, else where setup.py installs them (share/).
@@ -22,24 +22,9 @@ def save_pretrained(model, folder: Path) -> None:
 
 def load_pretrained(folder: Path):
     """The ``LeapGraspModel`` saved in ``folder``, in eval mode; a clear error when missing or unreadable."""
-    import torch
-
     from .model import LeapGraspModel
 
-    folder = Path(folder)
-    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"LEAP grasp-model weights not found: {path} does not exist; {HOW_TO_GET}")
-    try:
-        config = LeapConfig.from_json(config_path)
-        model = LeapGraspModel(config)
-        model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
-    except Exception as error:  # torch raises several types for truncated / foreign / mismatched files
-        raise ValueError(f"LEAP weights in {folder} are unreadable or do not match their config "
-                         f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
-                         f"{HOW_TO_GET}") from error
-    return model.eval()
+    return load_model_folder(LeapGraspModel, LeapConfig, folder, "LEAP grasp-model", HOW_TO_GET)
 
 
 def from_pretrained(folder: Path):

@@ -220,6 +220,8 @@ def test_bench_with_the_arm_reports_planning_times_and_reachability(box_folder, 
     ("empty_dir", "no objects in"),
     ("unknown_method", "unknown grasp planning method 'vgn'"),
     ("zero_rounds", "at least one round"),
+    ("leap_friction_for_franka", "--leap-friction is for the LEAP robots"),
+    ("zero_leap_friction", "friction must be positive"),
 ])
 def test_bench_rejects_bad_input_with_one_line(case, message, box_folder, tmp_path, capsys):
     argv = ["bench", "--rounds", "1", "--objects", str(box_folder)]
@@ -230,6 +232,10 @@ def test_bench_rejects_bad_input_with_one_line(case, message, box_folder, tmp_pa
         argv[-1] = str(tmp_path / "empty")
     elif case == "unknown_method":
         argv += ["--method", "baseline", "vgn"]
+    elif case == "leap_friction_for_franka":
+        argv += ["--leap-friction", "0.2"]
+    elif case == "zero_leap_friction":
+        argv += ["--robot", "xarm_leap", "--leap-friction", "0"]
     else:
         argv[2] = "0"
     assert main(argv) == 1

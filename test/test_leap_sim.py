@@ -94,6 +94,14 @@ def test_franka_keeps_the_parallel_hand_and_leap_robots_get_the_leap_hand(box_wo
     assert isinstance(SimHandExecutor(box_world, get_robot("xarm_leap")).hand, SimulatedLeapHand)
 
 
+def test_benchmark_executor_takes_the_leap_friction(box_world):
+    from diffgrasp_ros.execution import make_sim_executor
+
+    assert make_sim_executor("hand", box_world, get_robot("ur5_leap"), leap_friction=0.2).hand.friction == 0.2
+    with pytest.raises(ValueError, match="has no LEAP hand"):
+        make_sim_executor("hand", box_world, get_robot("franka"), leap_friction=0.2)
+
+
 def test_leap_executor_retargets_a_parallel_grasp_and_removes_the_held_box(box_world):
     grasp = Grasp(top_down_grasp(0.15, 0.15, BOX_TOP_M - 0.015), 0.04, 0.9, "test")
     report = SimHandExecutor(box_world, get_robot("ur5_leap")).execute(_plan(grasp))

@@ -53,6 +53,9 @@ def add_parser(subparsers) -> None:
                              "(default) or the robot's whole arm (reachability IK, motion planning, the arm "
                              "in the simulation; a plan with no reachable, plannable grasp is a failed "
                              "attempt)")
+    parser.add_argument("--leap-friction", type=float, default=1.0,
+                        help="hand-object friction of the LEAP hand, LEAP robots only (default: 1.0, the objects' "
+                             "own; 0.2 is DexGraspNet's strict value, at which the LEAP training grasps are tested)")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes running rounds in parallel, one core each (default: 1; the outcomes do "
                              "not depend on it, latencies are then single-core figures)")
@@ -67,6 +70,7 @@ def _command(args: argparse.Namespace, scenes: list[str]) -> str:
             "--method", *args.method, "--robot", args.robot, "--views", args.views, "--noise", args.noise,
             "--materials", args.materials, "--depth-mode", args.depth_mode,
             "--objects-per-round", str(args.objects_per_round), "--executor", args.executor,
+            "--leap-friction", str(args.leap_friction),
             "--workers", str(args.workers)]
     if args.objects is not None:
         argv += ["--objects", str(args.objects)]
@@ -82,13 +86,16 @@ def run(args: argparse.Namespace) -> int:
 
     scenes = ["pile", "packed"] if "both" in args.scene else list(dict.fromkeys(args.scene))
     settings = [BenchmarkSettings(scene, args.rounds, args.seed, args.views, args.noise, args.objects_per_round,
-                                  args.executor, args.materials, args.depth_mode) for scene in scenes]
+                                  args.executor, args.materials, args.depth_mode, args.leap_friction)
+                for scene in scenes]
     if len(set(args.method)) != len(args.method):
         raise ValueError(f"a method is named twice in --method {' '.join(args.method)}")
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
     # Built here in every case, so a bad method spec or missing weights fail before any round runs.
     planners = {method: make_planner(method, args.robot) for method in args.method}
+    if args.leap_friction != 1.0 and next(iter(planners.values())).robot.hand != "leap":
+        raise ValueError(f"--leap-friction is for the LEAP robots (xarm_leap, ur5_leap), not {args.robot!r}")
     object_sets = {scene: folder_objects(args.objects) if args.objects is not None else validation_objects(scene)
                    for scene in scenes}
     context = run_context(_command(args, scenes))
@@ -99,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"diffgrasp bench: {setting.scene}, {setting.rounds} rounds, seed {setting.seed}, "
               f"{setting.views} view, noise {setting.noise}"
               f"{f' ({setting.materials} materials)' if setting.noise == 'stereo' else ''}, depth {setting.depth_mode}, "
-              f"executed by the {setting.executor} of {args.robot}; "
+              f"executed by the {setting.executor} of {args.robot}"
+              f"{f' (LEAP friction {setting.leap_friction})' if setting.leap_friction != 1.0 else ''}; "
               f"objects: {objects.name} ({len(objects.objects)})", flush=True)
 
         def progress(index: int, by_method: dict, scene: str = setting.scene, rounds: int = setting.rounds) -> None:

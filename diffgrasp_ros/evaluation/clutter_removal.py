@@ -62,6 +62,7 @@ class BenchmarkSettings:
     executor: str = "hand"  # one of execution.EXECUTORS: "hand" (the published protocol) or "arm"
     materials: str = "diffuse"  # a MATERIAL_MIXES key; stereo noise only
     depth_mode: str = "passthrough"  # DEPTH_MODES: "restore" runs the learned restoration (models/depth_restore)
+    leap_friction: float = 1.0  # the LEAP hand's hand-object friction (0.2: DexGraspNet's strict value)
 
     def __post_init__(self):
         if self.scene not in SCENE_KINDS:
@@ -81,6 +82,8 @@ class BenchmarkSettings:
             raise ValueError(f"unknown depth mode {self.depth_mode!r}: choose one of {list(DEPTH_MODES)}")
         if self.executor not in EXECUTORS:
             raise ValueError(f"unknown executor {self.executor!r}: choose one of {list(EXECUTORS)}")
+        if not self.leap_friction > 0:
+            raise ValueError(f"the LEAP hand's friction must be positive, got {self.leap_friction}")
         view_poses(self.views)  # validates the view mode
 
 
@@ -208,7 +211,7 @@ def clear_table(world: ClutterWorld, planner: GraspPlanner, settings: BenchmarkS
     with no grasp the arm reaches and plans a pick for is a failed attempt. ``materials`` (body id ->
     material) is what the stereo sensor sees; ``processor`` processes each depth frame before planning
     (its time counts as planning time, stage "depth")."""
-    executor = make_sim_executor(settings.executor, world, planner.robot)
+    executor = make_sim_executor(settings.executor, world, planner.robot, settings.leap_friction)
     poses = view_poses(settings.views)
     # The stereo sensor needs the world, not a rendered image: it renders both IR views and matches them.
     stereo = D435Simulator(world.p, seed=int(rng.integers(2**31))) if settings.noise == STEREO else None

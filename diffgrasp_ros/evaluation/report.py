@@ -97,7 +97,8 @@ def to_markdown(results: Sequence[BenchmarkResult], context: dict) -> str:
         summaries = list(result.summaries.values())
         materials = f" ({s.materials} materials)" if s.noise == "stereo" else ""
         lines += ["", f"## {s.scene}: {s.rounds} rounds, seed {s.seed}, {s.views} view, noise {s.noise}{materials}, "
-                      f"depth {s.depth_mode}, {s.objects_per_round} objects per round, executed by the {s.executor}",
+                      f"depth {s.depth_mode}, {s.objects_per_round} objects per round, executed by the {s.executor}"
+                      + (f", LEAP hand friction {s.leap_friction}" if s.leap_friction != 1.0 else ""),
                   "",
                   f"Objects: {result.objects}.", "", summary_table(summaries), ""]
         if s.executor == "arm":

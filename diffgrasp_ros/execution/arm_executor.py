@@ -53,9 +53,9 @@ class SimArmExecutor:
     """``max_attempts`` reachable grasps are motion-planned at most per ``execute``."""
 
     def __init__(self, world: ClutterWorld, arm: ArmModel, backend: str | MotionPlanner = "mplib",
-                 max_attempts: int = 5, settings: PickSettings = PickSettings()):
+                 max_attempts: int = 5, settings: PickSettings = PickSettings(), hand_friction: float = 1.0):
         self.world, self.arm = world, arm
-        self.sim_arm = SimulatedArm(world, arm)
+        self.sim_arm = SimulatedArm(world, arm, hand_friction=hand_friction)
         self.planner = make_motion_planner(backend, arm) if isinstance(backend, str) else backend
         self.reachability = ReachabilityChecker(arm)
         self.max_attempts, self.settings = max_attempts, settings

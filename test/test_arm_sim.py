@@ -77,7 +77,7 @@ def test_executor_skips_unreachable_grasps_and_picks(arm, world_with_box):
     report = executor.execute(plan, box_scene_cloud())
     assert report.success, report.message
     assert report.rank == 1 and report.reachable == 1 and [a.rank for a in report.attempts] == [1]
-    assert 0.0 < report.planning_time_s < 10.0
+    assert 0.0 < report.planning_time_s < 60.0  # a sanity bound, not a speed target (benchmarks/arm_planning.py)
     assert body not in world.object_ids
     empty = executor.execute(PlanResult([], "test", message="no grasp found"), box_scene_cloud())
     assert not empty.success and "no grasp found" in empty.message

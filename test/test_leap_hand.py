@@ -92,6 +92,24 @@ def test_thumb_and_middle_finger_pads_face_each_other_around_the_tcp():
     assert abs(middle[-1, 1] + thumb[-1, 1]) < 0.01  # the open hand is centred on the TCP
 
 
+def test_digit_points_cover_the_digits_and_follow_the_posture():
+    """27 lattice points per digit-link box; the lattice of each distal link surrounds its pad point, and
+    closing the hand moves the digit points while the joint limits keep adduction in range."""
+    q = np.stack([leap.OPEN_Q, leap.CLOSED_Q])
+    points = leap.digit_points(q)
+    assert points.shape == (2, 27 * 16, 3)  # 4 links per finger x 3 fingers + 4 thumb links
+    tips = leap.tip_positions(q)
+    for posture in range(2):
+        nearest = np.linalg.norm(points[posture][None] - tips[posture][:, None], axis=-1).min(1)
+        assert np.all(nearest < 0.03), nearest
+    assert np.abs(points[1] - points[0]).max() > 0.03
+    closed = leap.DEXTEROUS_CLOSED_Q
+    assert np.all(closed >= leap.LOWER_RAD) and np.all(closed <= leap.UPPER_RAD)
+    assert closed[0] > leap.CLOSED_Q[0] and closed[8] < leap.CLOSED_Q[8]  # index and ring towards the middle
+    with pytest.raises(ValueError, match="16 joints"):
+        leap.adducted(np.zeros(15), 0.3)
+
+
 def test_retargeting_puts_the_tcp_on_the_grasp_and_preshapes_to_its_width():
     T = np.eye(4)
     T[:3, 3] = (0.15, 0.15, 0.1)

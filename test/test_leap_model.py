@@ -190,6 +190,28 @@ def test_missing_and_corrupt_weights_give_clear_errors(tmp_path, monkeypatch):
         from_pretrained(tmp_path / "w")
 
 
+def test_shipped_weights_grasp_a_lone_box_and_follow_a_top_approach(box_world):
+    """The shipped model, on the side view of a box it never saw: its best grasp holds the box in the
+    free-floating LEAP hand, and asked for a top approach it plans within the allowed angle."""
+    from diffgrasp_ros.execution import SimHandExecutor
+    from diffgrasp_ros.grasping.leap.pretrained import DEFAULT_WEIGHTS
+    from diffgrasp_ros.robots import get_robot
+    from diffgrasp_ros.sim.camera import side_view
+
+    if not (DEFAULT_WEIGHTS / "weights.pt").is_file():
+        pytest.skip("no shipped LEAP weights in this checkout")
+    view = box_world.camera.render(side_view())
+    result = make_planner("leap", "xarm_leap").plan_from_depth(view.depth, view.T_workspace_camera)
+    assert result.found, result.message
+    assert np.linalg.norm(result.best.position_m[:2] - 0.15) < 0.04  # on the box, not beside it
+    top = make_planner("leap:approach=top,max_angle=30", "xarm_leap").plan_from_depth(view.depth,
+                                                                                       view.T_workspace_camera)
+    assert top.found, top.message
+    assert all(g.approach_axis @ np.array([0, 0, -1.0]) >= np.cos(np.radians(30)) - 1e-6 for g in top.grasps)
+    report = SimHandExecutor(box_world, get_robot("xarm_leap")).execute(result)
+    assert report.success, report.message
+
+
 # -- training --------------------------------------------------------------------------------------
 def write_fake_leap_chunk(folder, object_root):
     """One scene (the box standing in the middle) with top-down LEAP grasps, in the data helper's format."""

@@ -109,21 +109,24 @@ def test_leap_executor_retargets_a_parallel_grasp_and_removes_the_held_box(box_w
     assert box_world.num_objects == 0  # removed, as the parallel hand's benchmark path does
 
 
-def test_leap_executor_uses_a_dexterous_grasps_own_joints(box_world):
+def test_leap_executor_closes_a_dexterous_grasp_from_its_own_pre_grasp_posture(box_world):
     T_palm, q_open, q_closed = _box_grasp()
     rest = box_world.p.getBasePositionAndOrientation(box_world.object_ids[0])
     contact = SimulatedLeapHand(box_world, friction=1.0).close_to_contact(T_palm, q_open, q_closed)
-    box_world.p.resetBasePositionAndOrientation(box_world.object_ids[0], *rest)
-    box_world.p.resetBaseVelocity(box_world.object_ids[0], (0, 0, 0), (0, 0, 0))
     T_grasp = contact.T_palm_contact @ leap.T_PALM_TCP
+
+    def reset():
+        box_world.p.resetBasePositionAndOrientation(box_world.object_ids[0], *rest)
+        box_world.p.resetBaseVelocity(box_world.object_ids[0], (0, 0, 0), (0, 0, 0))
+
     executor = SimHandExecutor(box_world, get_robot("xarm_leap"))
-    # Postures that never close (grasp = pre-grasp): the open hand lifts nothing.
-    still = Grasp(T_grasp, 0.04, 0.9, "test", pregrasp_joints=q_open, grasp_joints=q_open)
-    failed = executor.execute(_plan(still))
-    assert not failed.success and box_world.num_objects == 1
-    box_world.p.resetBasePositionAndOrientation(box_world.object_ids[0], *rest)
-    box_world.p.resetBaseVelocity(box_world.object_ids[0], (0, 0, 0), (0, 0, 0))
-    # The contact posture, squeezed past contact: held and removed.
+    # A pre-grasp posture already closed: the digits start inside the box.
+    reset()
+    closed = Grasp(T_grasp, 0.04, 0.9, "test", pregrasp_joints=leap.CLOSED_Q, grasp_joints=contact.q_contact)
+    failed = executor.execute(_plan(closed))
+    assert not failed.success and "collision at pre-grasp" in failed.message and box_world.num_objects == 1
+    # Its own open pre-grasp posture, closed towards DEXTEROUS_CLOSED_Q: held and removed.
+    reset()
     dexterous = Grasp(T_grasp, 0.04, 0.9, "test", pregrasp_joints=q_open, grasp_joints=contact.q_contact)
     report = executor.execute(_plan(dexterous))
     assert report.success, report.message

@@ -2,8 +2,9 @@
 
 A parallel-gripper embodiment (``franka``) executes with the free-floating parallel hand
 (``sim.hand``, the VGN protocol); a LEAP embodiment with the free-floating LEAP hand
-(``sim.leap_hand``): a dexterous grasp with its own ``pregrasp_joints`` / ``grasp_joints`` (the palm
-is ``T_frame_grasp @ inv(leap.T_PALM_TCP)``), a plain parallel grasp retargeted onto the hand by
+(``sim.leap_hand``): a dexterous grasp from its own ``pregrasp_joints`` (the palm is
+``T_frame_grasp @ inv(leap.T_PALM_TCP)``), closed towards ``leap.DEXTEROUS_CLOSED_Q`` until the digits
+stop on the object (its ``grasp_joints`` are where they are expected to stop), a plain parallel grasp retargeted onto the hand by
 ``leap.retarget_parallel_grasp`` (pre-shaped for its width, closed to the fixed ``leap.CLOSED_Q``:
 the heuristic baseline). Either way a held object is removed, as the benchmark protocol does.
 """
@@ -37,26 +38,22 @@ class ExecutionReport:
 
 class SimHandExecutor:
     """``leap_friction``: the hand-object friction coefficient of the LEAP hand's tests (1.0, as the
-    arm simulation's hand; 0.2 is DexGraspNet's strict value); ``leap_squeeze``: how far past a
-    dexterous grasp's ``grasp_joints`` the digits are driven, as a share of the closing motion from
-    ``pregrasp_joints`` (``robots.leap.squeezed_posture``)."""
+    arm simulation's hand; 0.2 is DexGraspNet's strict value)."""
 
-    def __init__(self, world: ClutterWorld, robot: Embodiment, leap_friction: float = 1.0,
-                 leap_squeeze: float = leap.DEXTEROUS_SQUEEZE):
+    def __init__(self, world: ClutterWorld, robot: Embodiment, leap_friction: float = 1.0):
         self.robot = robot
         self.world = world
-        self.leap_squeeze = float(leap_squeeze)
         if robot.hand == "leap":
             self.hand = SimulatedLeapHand(world, friction=leap_friction)
         else:
             self.hand = SimulatedHand(world, robot.gripper)
 
     def leap_postures(self, grasp: Grasp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(T_workspace_palm, q_pregrasp, q_grasp)`` the LEAP hand executes ``grasp`` with."""
+        """``(T_workspace_palm, q_pregrasp, q_closing)`` the LEAP hand executes ``grasp`` with."""
         if grasp.dexterous:
             if grasp.grasp_joints.shape != (len(leap.JOINT_NAMES),):
                 raise ValueError(f"a LEAP grasp needs 16 hand joints, got {grasp.grasp_joints.shape}")
-            return grasp.T_frame_grasp @ invert(leap.T_PALM_TCP), grasp.pregrasp_joints, grasp.grasp_joints
+            return grasp.T_frame_grasp @ invert(leap.T_PALM_TCP), grasp.pregrasp_joints, leap.DEXTEROUS_CLOSED_Q
         return leap.retarget_parallel_grasp(grasp.T_frame_grasp, grasp.width_m)
 
     def execute(self, plan: PlanResult) -> ExecutionReport:
@@ -68,10 +65,8 @@ class SimHandExecutor:
             raise ValueError(f"grasp is in frame {grasp.frame_id!r}, the simulated hand needs "
                              f"{self.world.workspace.frame_id!r}")
         if isinstance(self.hand, SimulatedLeapHand):
-            T_palm, q_pre, q_grasp = self.leap_postures(grasp)
-            # A retargeted grasp closes to the fixed CLOSED_Q (a target past contact already).
-            squeeze = self.leap_squeeze if grasp.dexterous else 0.0
-            outcome = self.hand.execute(T_palm, q_pre, q_grasp, squeeze=squeeze, remove_held=True)
+            T_palm, q_pre, q_closing = self.leap_postures(grasp)
+            outcome = self.hand.execute(T_palm, q_pre, q_closing, remove_held=True)
         else:
             outcome = self.hand.execute(grasp.T_frame_grasp)
         message = "grasp succeeded" if outcome.success else f"grasp failed: {outcome.reason}"

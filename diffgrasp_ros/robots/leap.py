@@ -112,17 +112,24 @@ def retarget_parallel_grasp(T_workspace_grasp: np.ndarray,
     return T @ invert(T_PALM_TCP), posture_for_width(width_m), CLOSED_Q.copy()
 
 
-def squeezed_posture(q_pregrasp: np.ndarray, q_grasp: np.ndarray, squeeze: float) -> np.ndarray:
-    """The closing target of a dexterous grasp: ``q_grasp`` (the posture at contact) pushed past contact
-    along the closing motion, ``q_grasp + squeeze * (q_grasp - q_pregrasp)``, within the joint limits, so
-    the digits in contact press on the object with the motors' torque."""
-    q_grasp = _check_q(q_grasp)
-    q = q_grasp + float(squeeze) * (q_grasp - _check_q(q_pregrasp))
+def adducted(q: np.ndarray, adduction_rad: float) -> np.ndarray:
+    """``q`` with index and ring turned ``adduction_rad`` towards the middle finger (their MCP side
+    joints), within the joint limits: three fingers oppose the thumb rather than one."""
+    q = np.array(q, dtype=float)  # a copy; checked here since the module-level constants below need it
+    if q.shape[-1:] != (16,):
+        raise ValueError(f"LEAP hand postures have 16 joints, got shape {q.shape}")
+    q[0] += adduction_rad  # index towards the middle finger
+    q[8] -= adduction_rad  # ring towards the middle finger
     return np.clip(q, LOWER_RAD, UPPER_RAD)
 
 
-# How far past contact the executors drive a dexterous grasp's digits (``squeezed_posture``).
-DEXTEROUS_SQUEEZE = 0.5
+# Where the executors drive a dexterous grasp's digits, from its pre-grasp posture, effort-limited: the
+# closed hand with index and ring adducted, so the digits stop on the object (near the grasp's predicted
+# contact posture, ``Grasp.grasp_joints``) and press with the motors' full torque. The LEAP training
+# grasps were lift-tested closing this way (``training.leap_data``); closing only a little past the
+# predicted contact posture held far less often in the benchmark (models/leap/MODEL_CARD.md).
+DEXTEROUS_ADDUCTION_RAD = 0.3
+DEXTEROUS_CLOSED_Q = adducted(CLOSED_Q, DEXTEROUS_ADDUCTION_RAD)
 
 
 def tip_positions(q: np.ndarray) -> np.ndarray:
@@ -135,6 +142,40 @@ def tip_positions(q: np.ndarray) -> np.ndarray:
     T_base_palm = fk[PALM_LINK].get_matrix()
     T_palm_base = torch.linalg.inv(T_base_palm)
     return np.stack([(T_palm_base @ fk[tip].get_matrix())[:, :3, 3].numpy() for tip in TIP_LINKS], axis=1)
+
+
+def digit_points(q: np.ndarray) -> np.ndarray:
+    """(n, P, 3) points on the digits' collision boxes (a 3x3x3 lattice over the box of every finger and
+    thumb link in the URDF) in the ``leap_palm`` frame, for (n, 16) q: where a posture puts the digits,
+    for cheap collision checks of dexterous grasps against the table and the scene."""
+    import torch
+
+    chain, order = _chain()
+    q = np.atleast_2d(np.asarray(q, dtype=float))
+    fk = chain.forward_kinematics(torch.as_tensor(q[:, order]))
+    T_palm_base = torch.linalg.inv(fk[PALM_LINK].get_matrix())
+    points = []
+    for link, local in _digit_box_points().items():
+        T = (T_palm_base @ fk[link].get_matrix()).numpy()
+        points.append(np.einsum("nij,pj->npi", T[:, :3, :3], local) + T[:, None, :3, 3])
+    return np.concatenate(points, axis=1)
+
+
+@lru_cache(maxsize=1)
+def _digit_box_points() -> dict[str, np.ndarray]:
+    """Per digit link, a 3x3x3 lattice over its collision box, in the link frame."""
+    import xml.etree.ElementTree as ET
+
+    lattice = np.stack(np.meshgrid(*[np.array([-1.0, 0.0, 1.0])] * 3, indexing="ij"), -1).reshape(-1, 3)
+    boxes = {}
+    for link in ET.parse(URDF_PATH).getroot().iter("link"):
+        box = link.find("collision/geometry/box")
+        if box is None or link.get("name") in (BASE_LINK, PALM_LINK):
+            continue
+        origin = link.find("collision/origin")
+        centre = np.array([float(v) for v in origin.get("xyz", "0 0 0").split()]) if origin is not None else np.zeros(3)
+        boxes[link.get("name")] = centre + lattice * 0.5 * np.array([float(v) for v in box.get("size").split()])
+    return boxes
 
 
 def _check_q(q: np.ndarray) -> np.ndarray:

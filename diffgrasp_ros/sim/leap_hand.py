@@ -5,7 +5,7 @@ hand's own joints: spawn the hand with its ``leap_palm`` 0.05 m back along the a
 palm) in the pre-grasp posture, fail if it starts inside something, approach in a straight line
 (stopping when the hand presses on something with more than 1 N; optionally continuing past the palm
 pose until it does, ``approach_beyond_m``), close the 16 joints from the pre-grasp posture towards
-the grasp posture pushed past contact (``squeeze``, along the closing motion) with effort-limited
+a closing target (for a dexterous grasp, ``leap.DEXTEROUS_CLOSED_Q``) with effort-limited
 position control (the URDF's 0.95 N m, the real motors'), record the settled joints (``q_contact``),
 lift 0.1 m straight up, hold briefly and judge: held when the object most touched by the hand rose
 at least half the lift with the hand, and the thumb and at least one finger touch it.
@@ -73,7 +73,7 @@ class SimulatedLeapHand:
 
     pregrasp_distance_m = 0.05
     lift_distance_m = 0.10
-    close_s = 0.4  # the joint targets sweep from pre-grasp to the squeezed grasp posture in this time
+    close_s = 0.4  # the joint targets sweep from pre-grasp to the closing target in this time
     settle_s = 0.3  # then held, before reading q_contact
     hold_s = 0.25  # held after the lift, before judging
     mount_force_n = 300.0
@@ -197,10 +197,10 @@ class SimulatedLeapHand:
                 self.p.changeDynamics(body, -1, lateralFriction=value)
 
     # -- protocol ----------------------------------------------------------------------------------
-    def _reach_and_close(self, T_world_palm: np.ndarray, q_pregrasp: np.ndarray, q_grasp: np.ndarray,
-                         squeeze: float, approach_beyond_m: float = 0.0) -> ContactResult:
+    def _reach_and_close(self, T_world_palm: np.ndarray, q_pregrasp: np.ndarray, q_closing: np.ndarray,
+                         approach_beyond_m: float = 0.0) -> ContactResult:
         q_pre = np.clip(leap._check_q(q_pregrasp), leap.LOWER_RAD, leap.UPPER_RAD)
-        target = leap.squeezed_posture(q_pre, q_grasp, squeeze)
+        target = np.clip(leap._check_q(q_closing), leap.LOWER_RAD, leap.UPPER_RAD)
         T_pre = np.array(T_world_palm, dtype=float)
         T_pre[:3, 3] = T_pre[:3, 3] - self.pregrasp_distance_m * T_pre[:3, 2]
         self._spawn(T_pre, q_pre)
@@ -217,19 +217,19 @@ class SimulatedLeapHand:
         digits = tuple(sorted({d for d in touched[body] if d is not None}))
         return ContactResult(True, q_contact, body, digits, "closed", T_contact)
 
-    def close_to_contact(self, T_world_palm: np.ndarray, q_pregrasp: np.ndarray, q_grasp: np.ndarray = leap.CLOSED_Q,
-                         squeeze: float = 0.0, approach_beyond_m: float = 0.0) -> ContactResult:
+    def close_to_contact(self, T_world_palm: np.ndarray, q_pregrasp: np.ndarray, q_closing: np.ndarray = leap.CLOSED_Q,
+                         approach_beyond_m: float = 0.0) -> ContactResult:
         """Pre-grasp, approach and close only: the settled joints and what they touch. The hand is
         removed afterwards; the objects stay where the hand left them."""
         saved = self._hold_object_friction()
         try:
-            return self._reach_and_close(T_world_palm, q_pregrasp, q_grasp, squeeze, approach_beyond_m)
+            return self._reach_and_close(T_world_palm, q_pregrasp, q_closing, approach_beyond_m)
         finally:
             self._remove()
             self._restore_object_friction(saved)
 
-    def execute(self, T_world_palm: np.ndarray, q_pregrasp: np.ndarray, q_grasp: np.ndarray,
-                squeeze: float = 0.0, remove_held: bool = False, approach_beyond_m: float = 0.0) -> LeapGraspOutcome:
+    def execute(self, T_world_palm: np.ndarray, q_pregrasp: np.ndarray, q_closing: np.ndarray,
+                remove_held: bool = False, approach_beyond_m: float = 0.0) -> LeapGraspOutcome:
         """The lift test of one grasp (``leap_palm`` pose in the world frame, 16-joint postures).
 
         ``remove_held``: on success remove the held object and let the rest settle, as the parallel
@@ -238,7 +238,7 @@ class SimulatedLeapHand:
         the object); the pre-grasp stays 0.05 m behind ``T_world_palm``."""
         saved = self._hold_object_friction()
         try:
-            contact = self._reach_and_close(T_world_palm, q_pregrasp, q_grasp, squeeze, approach_beyond_m)
+            contact = self._reach_and_close(T_world_palm, q_pregrasp, q_closing, approach_beyond_m)
             if not contact.ok:
                 return LeapGraspOutcome(False, None, None, contact.reason)
             if contact.object_id is None:

@@ -63,7 +63,7 @@ class LeapDatagenConfig:
     perturbed_share: float = 0.2  # this share perturbed positives (when the scene has positives)
     friction: float = 0.2
     aperture_extra_m: float = 0.02  # pre-shape this much wider than the gripper width (+ leap's margin)
-    adduction_rad: float = 0.3  # index and ring turned towards the middle finger (MCP side joints)
+    adduction_rad: float = leap.DEXTEROUS_ADDUCTION_RAD  # index and ring towards the middle finger (MCP side joints)
     approach_beyond_m: float = 0.07  # approach past the retargeted palm until the hand presses on something
     try_flipped: bool = True  # refinement: retry a failed positive turned 180 deg about the approach
     perturb_offset_m: float = 0.005
@@ -77,11 +77,7 @@ def leap_postures(T_workspace_grasp: np.ndarray, width_m: float,
     ``aperture_extra_m`` wider, index and ring adducted by ``adduction_rad`` in both postures (three
     fingers against the thumb rather than one: more contact, more friction)."""
     T_palm, q_pre, q_closed = leap.retarget_parallel_grasp(T_workspace_grasp, width_m + config.aperture_extra_m)
-    q_pre, q_closed = q_pre.copy(), q_closed.copy()
-    for q in (q_pre, q_closed):
-        q[0] += config.adduction_rad  # index towards the middle finger
-        q[8] -= config.adduction_rad  # ring towards the middle finger
-    return T_palm, np.clip(q_pre, leap.LOWER_RAD, leap.UPPER_RAD), np.clip(q_closed, leap.LOWER_RAD, leap.UPPER_RAD)
+    return T_palm, leap.adducted(q_pre, config.adduction_rad), leap.adducted(q_closed, config.adduction_rad)
 
 
 @dataclass
@@ -219,8 +215,7 @@ def _label_scene(description: SceneDescription, object_root: str, T_grasps: np.n
                     p.resetBasePositionAndOrientation(body, position, orientation)
                     p.resetBaseVelocity(body, (0, 0, 0), (0, 0, 0))
                 T_palm, q_pre, q_closed = leap_postures(T_try, float(widths[index]), config)
-                outcome = hand.execute(T_palm, q_pre, q_closed, squeeze=0.0,
-                                       approach_beyond_m=config.approach_beyond_m)
+                outcome = hand.execute(T_palm, q_pre, q_closed, approach_beyond_m=config.approach_beyond_m)
                 attempt = (T_palm, q_pre, outcome)
                 if first is None:
                     first = attempt

@@ -120,15 +120,14 @@ def hand_motion(arm: ArmModel, q_from: np.ndarray, q_to: np.ndarray, duration_s:
 
 def pick_hand_postures(arm: ArmModel, grasp: Grasp) -> tuple[np.ndarray, np.ndarray]:
     """The hand's open and closing postures for ``grasp``: a dexterous grasp's own pre-grasp posture and
-    its grasp posture squeezed past contact (``robots.leap.squeezed_posture``), else the arm's fixed
-    open and closed postures."""
+    ``robots.leap.DEXTEROUS_CLOSED_Q`` (effort-limited, the digits stop on the object near the grasp's
+    ``grasp_joints``), else the arm's fixed open and closed postures."""
     if not grasp.dexterous:
         return arm.hand_open_q, arm.hand_closed_q
     if arm.hand_kind != "leap" or grasp.grasp_joints.shape != arm.hand_closed_q.shape:
         raise ValueError(f"a dexterous grasp with {grasp.grasp_joints.shape[0]} hand joints cannot be executed "
                          f"by {arm.name}'s {arm.hand_kind} hand ({len(arm.hand_joint_names)} joints)")
-    return grasp.pregrasp_joints, leap.squeezed_posture(grasp.pregrasp_joints, grasp.grasp_joints,
-                                                        leap.DEXTEROUS_SQUEEZE)
+    return grasp.pregrasp_joints, leap.DEXTEROUS_CLOSED_Q.copy()
 
 
 def plan_pick(planner: MotionPlanner, q_start: np.ndarray, grasp: Grasp, points_workspace_m: np.ndarray,

@@ -5,9 +5,10 @@ Inference: surface points above the table (a random subset of at most ``max_poin
 ``seed_candidates`` most graspable object points thinned to ``seeds`` by farthest-point sampling ->
 ``rounds`` wrist poses per seed by DDIM over (TCP offset from the seed, 9-D rotation), guided when asked,
 rotations projected onto SO(3) by SVD -> joint head (grasp and pre-grasp postures) -> likelihood
-(denoising ELBO) -> filters (workspace bounds; the hand's palm/finger proxy ``leap.PARALLEL_PROXY``
-against the table, the TSDF and the observed points; the fingertips of both postures above the table
-and out of observed solid; the approach cone when an approach is asked for) -> rank by
+(denoising ELBO) -> filters (workspace bounds; the palm and knuckles box of ``leap.PARALLEL_PROXY``
+against the table, the TSDF and the observed points; the digits' collision boxes in both predicted
+postures above the table, and in the pre-grasp posture out of observed solid; the approach cone when an
+approach is asked for) -> rank by
 log-likelihood + η · graspness, suppress near-duplicates.
 
 Options (``make_planner("leap:approach=top,guidance=2")``): ``approach`` = top | +x | -x | +y | -y | x:y:z
@@ -29,7 +30,7 @@ from ...robots import leap
 from ...robots.registry import Embodiment, get_robot
 from ...scene.scene import Scene
 from ...scene.workspace import STANDARD_WORKSPACE, Workspace
-from ..filters import hits_cloud, penetrates_tsdf
+from ..filters import hits_cloud
 from ..grasp import Grasp, PlanResult
 from ..planner import GraspPlanner, register_planner
 from .pretrained import DEFAULT_WEIGHTS, load_pretrained
@@ -123,28 +124,41 @@ class LeapPlanner(GraspPlanner):
         return cls(get_robot(robot) if isinstance(robot, str) else robot, workspace, weights=path, **options)
 
     # -- feasibility --------------------------------------------------------------------------------
-    def _tips_ok(self, scene: Scene, R: np.ndarray, t: np.ndarray, q_pre: np.ndarray, q_grasp: np.ndarray) -> np.ndarray:
-        """Fingertips of both postures above the table; the pre-grasp ones also out of observed solid."""
+    def _in_solid(self, scene: Scene, points: np.ndarray) -> np.ndarray:
+        """(n, P, 3) workspace points -> (n,): any of a row's points inside observed solid (behind the surface)."""
         ws = self.workspace
-        tips = leap.tip_positions(np.concatenate([q_pre, q_grasp]))  # (2n, 4, 3) in leap_palm
-        t_palm = t - R @ leap.T_PALM_TCP[:3, 3]
-        n = len(R)
-        world = np.einsum("nij,nkj->nki", np.concatenate([R, R]), tips) + np.concatenate([t_palm, t_palm])[:, None]
-        ok = world[..., 2].min(1) > ws.table_height_m + 0.003
-        ok = ok[:n] & ok[n:]
-        idx = np.floor(world[:n] / ws.voxel_size_m).astype(int)
+        idx = np.floor(points / ws.voxel_size_m).astype(int)
         valid = np.all((idx >= 0) & (idx < ws.resolution), -1)
         idx = np.clip(idx, 0, ws.resolution - 1)
         values = scene.tsdf_grid[idx[..., 0], idx[..., 1], idx[..., 2]]
-        return ok & ~np.any(valid & (values > 0.0) & (values < 0.4), 1)
+        return np.any(valid & (values > 0.0) & (values < 0.4), 1)
 
-    def _feasible(self, scene: Scene, cloud: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
-        g, ws = self.gripper, self.workspace
-        corners = np.einsum("nij,sj->nsi", R, g.corner_points(g.max_opening_m)) + t[:, None]
-        ok = ws.contains_grasp(t) & (corners[..., 2].min(1) > ws.table_height_m + 0.002)
-        ok[ok] &= ~penetrates_tsdf(scene, R[ok], t[ok], g)
-        if len(cloud):
-            ok[ok] &= ~hits_cloud(cloud, R[ok], t[ok], g.collision_boxes(g.max_opening_m), tree=cKDTree(cloud))
+    def _digits_ok(self, scene: Scene, R: np.ndarray, t: np.ndarray, q_pre: np.ndarray,
+                   q_grasp: np.ndarray) -> np.ndarray:
+        """The digits (``leap.digit_points``, the URDF's collision boxes) of both postures above the table;
+        those of the pre-grasp posture, the approach shape, also out of observed solid."""
+        n = len(R)
+        if n == 0:
+            return np.zeros(0, bool)
+        points = leap.digit_points(np.concatenate([q_pre, q_grasp]))  # (2n, P, 3) in leap_palm
+        t_palm = t - R @ leap.T_PALM_TCP[:3, 3]
+        world = np.einsum("nij,npj->npi", np.concatenate([R, R]), points) + np.concatenate([t_palm, t_palm])[:, None]
+        above = world[..., 2].min(1) > self.workspace.table_height_m + 0.003
+        return above[:n] & above[n:] & ~self._in_solid(scene, world[:n])
+
+    def _palm_ok(self, scene: Scene, cloud: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """TCP in the workspace; the palm and knuckles (``leap.PARALLEL_PROXY.palm``) above the table, out of
+        observed solid and free of observed points. The digits are checked in their predicted postures
+        (``_digits_ok``), not as the proxy's parallel fingers, which reach deeper than a dexterous grasp."""
+        ws, palm = self.workspace, self.gripper.palm
+        signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], float)
+        samples = np.asarray(palm.centre_m) + np.concatenate([signs, 0.5 * signs, np.zeros((1, 3))]) \
+            * np.asarray(palm.half_extents_m)
+        world = np.einsum("nij,sj->nsi", R, samples) + t[:, None]
+        ok = ws.contains_grasp(t) & (world[..., 2].min(1) > ws.table_height_m + 0.002)
+        ok[ok] &= ~self._in_solid(scene, world[ok])
+        if len(cloud) and ok.any():
+            ok[ok] &= ~hits_cloud(cloud, R[ok], t[ok], [palm], tree=cKDTree(cloud))
         return ok
 
     # -- planning -----------------------------------------------------------------------------------
@@ -213,8 +227,8 @@ class LeapPlanner(GraspPlanner):
             angle = np.degrees(np.arccos(np.clip(R[:, :, 2] @ self.approach, -1.0, 1.0)))
             ok &= angle <= self.max_angle_deg
         cloud = scene.points_m[scene.object_points_mask(clearance_m=0.003)]
-        ok[ok] &= self._feasible(scene, cloud, R[ok], t[ok])
-        ok[ok] &= self._tips_ok(scene, R[ok], t[ok], q_pre[ok], q_grasp[ok])
+        ok[ok] &= self._palm_ok(scene, cloud, R[ok], t[ok])
+        ok[ok] &= self._digits_ok(scene, R[ok], t[ok], q_pre[ok], q_grasp[ok])
         lap("filters")
         if not ok.any():
             return nothing(f"all {n} sampled grasps ({len(chosen)} seeds x {self.rounds}) collide, leave the "

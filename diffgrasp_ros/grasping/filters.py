@@ -7,6 +7,17 @@ from ..robots.gripper import ParallelGripper
 from ..scene.scene import Scene
 
 
+def in_observed_solid(scene: Scene, points: np.ndarray) -> np.ndarray:
+    """(n, P, 3) workspace points -> (n,): whether any of a row's points lies inside observed solid (a TSDF
+    value below the surface); points outside the grid are free."""
+    ws = scene.workspace
+    idx = np.floor(points / ws.voxel_size_m).astype(int)
+    valid = np.all((idx >= 0) & (idx < ws.resolution), axis=-1)
+    idx = np.clip(idx, 0, ws.resolution - 1)
+    values = scene.tsdf_grid[idx[..., 0], idx[..., 1], idx[..., 2]]
+    return np.any(valid & (values > 0.0) & (values < 0.4), axis=1)
+
+
 def penetrates_tsdf(scene: Scene, R: np.ndarray, t: np.ndarray, gripper: ParallelGripper) -> np.ndarray:
     """Grasps whose open hand has sample points inside observed solid (TSDF value below the surface)."""
     samples = []
@@ -14,13 +25,7 @@ def penetrates_tsdf(scene: Scene, R: np.ndarray, t: np.ndarray, gripper: Paralle
         lin = [np.linspace(-h, h, 3) for h in box.half_extents_m]
         grid = np.stack(np.meshgrid(*lin, indexing="ij"), axis=-1).reshape(-1, 3)
         samples.append(grid + np.asarray(box.centre_m))
-    world = np.einsum("cij,sj->csi", R, np.concatenate(samples)) + t[:, None, :]
-    ws = scene.workspace
-    idx = np.floor(world / ws.voxel_size_m).astype(int)
-    valid = np.all((idx >= 0) & (idx < ws.resolution), axis=-1)
-    idx = np.clip(idx, 0, ws.resolution - 1)
-    values = scene.tsdf_grid[idx[..., 0], idx[..., 1], idx[..., 2]]
-    return np.any(valid & (values > 0.0) & (values < 0.4), axis=1)
+    return in_observed_solid(scene, np.einsum("cij,sj->csi", R, np.concatenate(samples)) + t[:, None, :])
 
 
 def hits_cloud(cloud: np.ndarray, R: np.ndarray, t: np.ndarray, boxes, margin_m: float = 0.001,

@@ -67,6 +67,13 @@ PARALLEL_PROXY = ParallelGripper(
 APERTURE_MARGIN_M = 0.02
 
 
+def _check_q(q: np.ndarray) -> np.ndarray:
+    q = np.asarray(q, dtype=float)
+    if q.shape[-1:] != (16,):
+        raise ValueError(f"LEAP hand postures have 16 joints, got shape {q.shape}")
+    return q
+
+
 def to_driver_command(q: np.ndarray) -> np.ndarray:
     """URDF joint positions -> the LEAP driver's ``/cmd_leap`` convention."""
     return _check_q(q) + DRIVER_OFFSET_RAD
@@ -115,9 +122,7 @@ def retarget_parallel_grasp(T_workspace_grasp: np.ndarray,
 def adducted(q: np.ndarray, adduction_rad: float) -> np.ndarray:
     """``q`` with index and ring turned ``adduction_rad`` towards the middle finger (their MCP side
     joints), within the joint limits: three fingers oppose the thumb rather than one."""
-    q = np.array(q, dtype=float)  # a copy; checked here since the module-level constants below need it
-    if q.shape[-1:] != (16,):
-        raise ValueError(f"LEAP hand postures have 16 joints, got shape {q.shape}")
+    q = _check_q(q).copy()
     q[0] += adduction_rad  # index towards the middle finger
     q[8] -= adduction_rad  # ring towards the middle finger
     return np.clip(q, LOWER_RAD, UPPER_RAD)
@@ -134,31 +139,29 @@ DEXTEROUS_CLOSED_Q = adducted(CLOSED_Q, DEXTEROUS_ADDUCTION_RAD)
 
 def tip_positions(q: np.ndarray) -> np.ndarray:
     """(n, 4, 3) pad points of index, middle, ring, thumb in the ``leap_palm`` frame, for (n, 16) q."""
-    import torch
-
-    chain, order = _chain()
-    q = np.atleast_2d(np.asarray(q, dtype=float))
-    fk = chain.forward_kinematics(torch.as_tensor(q[:, order]))
-    T_base_palm = fk[PALM_LINK].get_matrix()
-    T_palm_base = torch.linalg.inv(T_base_palm)
-    return np.stack([(T_palm_base @ fk[tip].get_matrix())[:, :3, 3].numpy() for tip in TIP_LINKS], axis=1)
+    T_palm_link = _link_poses_in_palm(q, TIP_LINKS)
+    return np.stack([T_palm_link[tip][:, :3, 3] for tip in TIP_LINKS], axis=1)
 
 
 def digit_points(q: np.ndarray) -> np.ndarray:
     """(n, P, 3) points on the digits' collision boxes (a 3x3x3 lattice over the box of every finger and
     thumb link in the URDF) in the ``leap_palm`` frame, for (n, 16) q: where a posture puts the digits,
     for cheap collision checks of dexterous grasps against the table and the scene."""
+    boxes = _digit_box_points()
+    T_palm_link = _link_poses_in_palm(q, tuple(boxes))
+    return np.concatenate([np.einsum("nij,pj->npi", T_palm_link[link][:, :3, :3], local)
+                           + T_palm_link[link][:, None, :3, 3] for link, local in boxes.items()], axis=1)
+
+
+def _link_poses_in_palm(q: np.ndarray, links: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """``{link: (n, 4, 4) T_palm_link}`` for (n, 16) q (forward kinematics of the hand URDF)."""
     import torch
 
     chain, order = _chain()
     q = np.atleast_2d(np.asarray(q, dtype=float))
     fk = chain.forward_kinematics(torch.as_tensor(q[:, order]))
     T_palm_base = torch.linalg.inv(fk[PALM_LINK].get_matrix())
-    points = []
-    for link, local in _digit_box_points().items():
-        T = (T_palm_base @ fk[link].get_matrix()).numpy()
-        points.append(np.einsum("nij,pj->npi", T[:, :3, :3], local) + T[:, None, :3, 3])
-    return np.concatenate(points, axis=1)
+    return {link: (T_palm_base @ fk[link].get_matrix()).numpy() for link in links}
 
 
 @lru_cache(maxsize=1)
@@ -176,13 +179,6 @@ def _digit_box_points() -> dict[str, np.ndarray]:
         centre = np.array([float(v) for v in origin.get("xyz", "0 0 0").split()]) if origin is not None else np.zeros(3)
         boxes[link.get("name")] = centre + lattice * 0.5 * np.array([float(v) for v in box.get("size").split()])
     return boxes
-
-
-def _check_q(q: np.ndarray) -> np.ndarray:
-    q = np.asarray(q, dtype=float)
-    if q.shape[-1:] != (16,):
-        raise ValueError(f"LEAP hand postures have 16 joints, got shape {q.shape}")
-    return q
 
 
 @lru_cache(maxsize=1)

@@ -30,7 +30,7 @@ from ...robots import leap
 from ...robots.registry import Embodiment, get_robot
 from ...scene.scene import Scene
 from ...scene.workspace import STANDARD_WORKSPACE, Workspace
-from ..filters import hits_cloud
+from ..filters import hits_cloud, in_observed_solid
 from ..grasp import Grasp, PlanResult
 from ..planner import GraspPlanner, register_planner
 from .pretrained import DEFAULT_WEIGHTS, load_pretrained
@@ -124,15 +124,6 @@ class LeapPlanner(GraspPlanner):
         return cls(get_robot(robot) if isinstance(robot, str) else robot, workspace, weights=path, **options)
 
     # -- feasibility --------------------------------------------------------------------------------
-    def _in_solid(self, scene: Scene, points: np.ndarray) -> np.ndarray:
-        """(n, P, 3) workspace points -> (n,): any of a row's points inside observed solid (behind the surface)."""
-        ws = self.workspace
-        idx = np.floor(points / ws.voxel_size_m).astype(int)
-        valid = np.all((idx >= 0) & (idx < ws.resolution), -1)
-        idx = np.clip(idx, 0, ws.resolution - 1)
-        values = scene.tsdf_grid[idx[..., 0], idx[..., 1], idx[..., 2]]
-        return np.any(valid & (values > 0.0) & (values < 0.4), 1)
-
     def _digits_ok(self, scene: Scene, R: np.ndarray, t: np.ndarray, q_pre: np.ndarray,
                    q_grasp: np.ndarray) -> np.ndarray:
         """The digits (``leap.digit_points``, the URDF's collision boxes) of both postures above the table;
@@ -144,7 +135,7 @@ class LeapPlanner(GraspPlanner):
         t_palm = t - R @ leap.T_PALM_TCP[:3, 3]
         world = np.einsum("nij,npj->npi", np.concatenate([R, R]), points) + np.concatenate([t_palm, t_palm])[:, None]
         above = world[..., 2].min(1) > self.workspace.table_height_m + 0.003
-        return above[:n] & above[n:] & ~self._in_solid(scene, world[:n])
+        return above[:n] & above[n:] & ~in_observed_solid(scene, world[:n])
 
     def _palm_ok(self, scene: Scene, cloud: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
         """TCP in the workspace; the palm and knuckles (``leap.PARALLEL_PROXY.palm``) above the table, out of
@@ -156,7 +147,7 @@ class LeapPlanner(GraspPlanner):
             * np.asarray(palm.half_extents_m)
         world = np.einsum("nij,sj->nsi", R, samples) + t[:, None]
         ok = ws.contains_grasp(t) & (world[..., 2].min(1) > ws.table_height_m + 0.002)
-        ok[ok] &= ~self._in_solid(scene, world[ok])
+        ok[ok] &= ~in_observed_solid(scene, world[ok])
         if len(cloud) and ok.any():
             ok[ok] &= ~hits_cloud(cloud, R[ok], t[ok], [palm], tree=cKDTree(cloud))
         return ok

@@ -271,3 +271,26 @@ def test_tiny_training_run_writes_loadable_weights(tmp_path, box_scene):
     assert model.config == TINY_CONFIG
     result = LeapPlanner.from_pretrained(out, min_objectness=0.0).plan(box_scene)
     assert result.method == "leap" and result.message
+
+
+def test_top_grasps_reaching_under_the_table_back_off_along_their_approach(tiny_weights):
+    """A top grasp whose fingertips sit under the table moves up just enough to clear it; a side grasp,
+    a clear one and one that would need more than ``retreat`` stay where the diffusion put them."""
+    planner = make_planner("leap:retreat=0.02", "xarm_leap", weights=tiny_weights)
+    q = np.tile(leap.posture(0.5), (4, 1))
+    top = np.diag([1.0, -1.0, -1.0])  # approach (TCP z) straight down
+    side = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])  # approach along +x
+    R = np.stack([top, top, top, side])
+    lowest_at_zero = planner._world_digit_points(R[:1], np.zeros((1, 3)), q[:1])[..., 2].min()
+    table = planner.workspace.table_height_m
+    z_touching = table - lowest_at_zero  # TCP height where the lowest digit point touches the table
+    t = np.array([[0.15, 0.15, z_touching - 0.01], [0.15, 0.15, z_touching + 0.02],
+                  [0.15, 0.15, z_touching - 0.05], [0.15, 0.15, 0.08]])
+    moved = planner._retreat_from_table(R, t, q, q)
+    assert moved[0, 2] - t[0, 2] == pytest.approx(0.01 + 0.004, abs=1e-6)  # to 4 mm above the table
+    np.testing.assert_allclose(moved[0, :2], t[0, :2])
+    np.testing.assert_allclose(moved[1:], t[1:])
+    lowest = planner._world_digit_points(R[:1], moved[:1], q[:1])[..., 2].min()
+    assert lowest > table + 0.003
+    unmoved = make_planner("leap:retreat=0", "xarm_leap", weights=tiny_weights)._retreat_from_table(R, t, q, q)
+    np.testing.assert_allclose(unmoved, t)

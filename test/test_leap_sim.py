@@ -133,6 +133,23 @@ def test_leap_executor_closes_a_dexterous_grasp_from_its_own_pre_grasp_posture(b
     assert box_world.num_objects == 0
 
 
+
+def test_leap_executor_approach_goes_past_a_pose_short_of_the_object_until_contact(box_world):
+    """A grasp planned 1.5 cm short of the box: the guarded approach carries on until the hand touches
+    it (at most ``LEAP_GUARDED_APPROACH_M`` past the pose) and the grasp holds."""
+    from diffgrasp_ros.execution.sim_executor import LEAP_GUARDED_APPROACH_M
+
+    T_palm, q_open, q_closed = _box_grasp()
+    contact = SimulatedLeapHand(box_world, friction=1.0).close_to_contact(T_palm, q_open, q_closed)
+    T_short = contact.T_palm_contact.copy()
+    T_short[:3, 3] -= 0.015 * T_short[:3, 2]
+    grasp = Grasp(T_short @ leap.T_PALM_TCP, 0.04, 0.9, "test", pregrasp_joints=q_open,
+                  grasp_joints=contact.q_contact)
+    report = SimHandExecutor(box_world, get_robot("xarm_leap")).execute(_plan(grasp))
+    assert report.success, report.message
+    travelled = (report.outcome.T_palm_contact[:3, 3] - T_short[:3, 3]) @ T_short[:3, 2]
+    assert 0.005 < travelled <= LEAP_GUARDED_APPROACH_M + 1e-6
+
 # -- data generation --------------------------------------------------------------------------------
 @pytest.fixture()
 def one_scene_dataset(tmp_path, box_objects):

@@ -6,7 +6,10 @@ A parallel-gripper embodiment (``franka``) executes with the free-floating paral
 ``T_frame_grasp @ inv(leap.T_PALM_TCP)``), closed towards ``leap.DEXTEROUS_CLOSED_Q`` until the digits
 stop on the object (its ``grasp_joints`` are where they are expected to stop), a plain parallel grasp retargeted onto the hand by
 ``leap.retarget_parallel_grasp`` (pre-shaped for its width, closed to the fixed ``leap.CLOSED_Q``:
-the heuristic baseline). Either way a held object is removed, as the benchmark protocol does.
+the heuristic baseline). Either way the LEAP hand's approach is guarded: it goes on up to
+``LEAP_GUARDED_APPROACH_M`` past the palm pose until the hand touches something (the LEAP grasp data's
+palm poses are where such an approach stopped), and a held object is removed, as the benchmark
+protocol does.
 """
 from __future__ import annotations
 
@@ -34,6 +37,12 @@ class ExecutionReport:
     @property
     def success(self) -> bool:
         return self.outcome is not None and self.outcome.success
+
+
+# How far past its palm pose the LEAP hand's approach may go until it touches something. On tuning piles
+# (seed 100, 25 rounds) 0.02 m raised both methods' GSR / DR: the retargeted baseline 26.4 / 17.6 ->
+# 33.3 / 25.0 %, leap (every pose backed off the table) 31.8 / 25.0 -> 36.7 / 33.3 %; 0.04 m: 35.7 / 27.8.
+LEAP_GUARDED_APPROACH_M = 0.02
 
 
 class SimHandExecutor:
@@ -66,7 +75,8 @@ class SimHandExecutor:
                              f"{self.world.workspace.frame_id!r}")
         if isinstance(self.hand, SimulatedLeapHand):
             T_palm, q_pre, q_closing = self.leap_postures(grasp)
-            outcome = self.hand.execute(T_palm, q_pre, q_closing, remove_held=True)
+            outcome = self.hand.execute(T_palm, q_pre, q_closing, remove_held=True,
+                                        approach_beyond_m=LEAP_GUARDED_APPROACH_M)
         else:
             outcome = self.hand.execute(grasp.T_frame_grasp)
         message = "grasp succeeded" if outcome.success else f"grasp failed: {outcome.reason}"

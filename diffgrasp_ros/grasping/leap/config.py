@@ -41,6 +41,9 @@ class LeapConfig:
     max_grasps: int = 20
     # Guidance (``sampler.Guidance``): gradient steps on the DDIM x0 estimate.
     guidance_scale: float = 1.0
+    # When no sampled pose is feasible, downward ones whose digits reach below the table are backed off
+    # along their approach by up to this much and checked again.
+    max_table_retreat_m: float = 0.02
     max_approach_angle_deg: float = 60.0  # with an approach request, grasps farther off it are dropped
     workspace_size_m: float = 0.30
     table_height_m: float = 0.05

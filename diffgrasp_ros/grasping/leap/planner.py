@@ -3,20 +3,21 @@
 Inference: surface points above the table (a random subset of at most ``max_points``; inside the
 ``region`` sphere when one is asked for) -> per-point features, objectness and graspness -> seeds: the
 ``seed_candidates`` most graspable object points thinned to ``seeds`` by farthest-point sampling ->
-``rounds`` wrist poses per seed by DDIM over (TCP offset from the seed, 9-D rotation), guided when asked,
-rotations projected onto SO(3) by SVD -> joint head (grasp and pre-grasp postures) -> likelihood
+``rounds`` wrist poses per seed by DDIM over (TCP offset from the seed, 9-D rotation), guided when
+asked, rotations projected onto SO(3) by SVD -> joint head (grasp and pre-grasp postures) -> likelihood
 (denoising ELBO) -> filters (workspace bounds; the palm and knuckles box of ``leap.PARALLEL_PROXY``
 against the table, the TSDF and the observed points; the digits' collision boxes in both predicted
 postures above the table, and in the pre-grasp posture out of observed solid; the approach cone when an
-approach is asked for) -> rank by
+approach is asked for); when no pose passes, downward poses whose digits reach under the table are
+backed off along their approach (at most ``retreat`` metres) and filtered again -> rank by
 log-likelihood + η · graspness, suppress near-duplicates.
 
-Options (``make_planner("leap:approach=top,guidance=2")``): ``approach`` = top | +x | -x | +y | -y | x:y:z
-(where the TCP +z, out of the palm, should point; "top" = 0:0:-1, from above), ``closing`` = x:y:z (the
-thumb -> fingers axis), ``region`` = x:y:z:r (workspace metres: seeds only there, TCP guided into it),
-``guidance`` (gradient scale, 0 = sample unguided and only filter), ``max_angle`` (degrees off the
+Options (``make_planner("leap:approach=top,guidance=2")``): ``approach`` = top | +x | -x | +y | -y |
+x:y:z (where the TCP +z, out of the palm, should point; "top" = 0:0:-1, from above), ``closing`` = x:y:z
+(the thumb -> fingers axis), ``region`` = x:y:z:r (workspace metres: seeds only there, TCP guided into
+it), ``guidance`` (gradient scale, 0 = sample unguided and only filter), ``max_angle`` (degrees off the
 approach a returned grasp may be), ``eta``, ``rounds``, ``denoising_steps``, ``seeds``, ``max_grasps``,
-``min_objectness``, ``min_graspness``, ``weights``, ``seed``.
+``min_objectness``, ``min_graspness``, ``retreat``, ``weights``, ``seed``.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from ..grasp import Grasp, PlanResult
 from ..planner import GraspPlanner, register_planner
 from .pretrained import DEFAULT_WEIGHTS, load_pretrained
 
+TABLE_CLEARANCE_M = 0.003  # the digits' boxes stay this far above the table
 NAMED_DIRECTIONS = {"top": (0.0, 0.0, -1.0), "+x": (1.0, 0.0, 0.0), "-x": (-1.0, 0.0, 0.0),
                     "+y": (0.0, 1.0, 0.0), "-y": (0.0, -1.0, 0.0)}
 
@@ -77,7 +79,8 @@ class LeapPlanner(GraspPlanner):
                  rounds: int | None = None, denoising_steps: int | None = None, seeds: int | None = None,
                  eta: float | None = None, approach=None, closing=None, region=None, guidance: float | None = None,
                  max_angle: float | None = None, min_objectness: float | None = None,
-                 min_graspness: float | None = None, max_grasps: int | None = None, seed: int = 0):
+                 min_graspness: float | None = None, max_grasps: int | None = None,
+                 retreat: float | None = None, seed: int = 0):
         if getattr(robot, "hand", None) != "leap":
             raise ValueError(f"the leap planner plans for LEAP-hand embodiments (xarm_leap, ur5_leap), not "
                              f"{robot.name!r} (hand {robot.hand!r}); use igd or baseline for a parallel gripper")
@@ -102,6 +105,9 @@ class LeapPlanner(GraspPlanner):
         self.min_objectness = float(pick(min_objectness, cfg.min_objectness))
         self.min_graspness = float(pick(min_graspness, cfg.min_graspness))
         self.max_angle_deg = float(pick(max_angle, cfg.max_approach_angle_deg))
+        self.max_retreat_m = float(pick(retreat, cfg.max_table_retreat_m))
+        if self.max_retreat_m < 0:
+            raise ValueError(f"retreat must be non-negative metres, got {self.max_retreat_m}")
         self.approach = parse_direction(approach, "approach")
         self.closing = parse_direction(closing, "closing")
         self.region = None if region in (None, "") else parse_vector(region, 4, "region (x:y:z:radius)")
@@ -124,20 +130,37 @@ class LeapPlanner(GraspPlanner):
         return cls(get_robot(robot) if isinstance(robot, str) else robot, workspace, weights=path, **options)
 
     # -- feasibility --------------------------------------------------------------------------------
+    def _world_digit_points(self, R: np.ndarray, t: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """(n, P, 3) workspace points of the digits' collision boxes (``leap.digit_points``) in postures q
+        at TCP poses (R, t)."""
+        t_palm = t - R @ leap.T_PALM_TCP[:3, 3]
+        return np.einsum("nij,npj->npi", R, leap.digit_points(q)) + t_palm[:, None]
+
+    def _retreat_from_table(self, R: np.ndarray, t: np.ndarray, q_pre: np.ndarray,
+                            q_grasp: np.ndarray) -> np.ndarray:
+        """TCPs moved back along the approach until the digits of both postures clear the table, for poses
+        approaching downwards that need at most ``max_retreat_m``. The diffusion places a top grasp on a low
+        object within a centimetre or two, often with the fingertips under the table, where the executor's
+        approach would stop on the table anyway."""
+        lowest = np.minimum(self._world_digit_points(R, t, q_pre)[..., 2].min(1),
+                            self._world_digit_points(R, t, q_grasp)[..., 2].min(1))
+        below = self.workspace.table_height_m + TABLE_CLEARANCE_M + 0.001 - lowest
+        downwards = -R[:, 2, 2]  # the approach's downward component
+        retreat = below / np.maximum(downwards, 0.5)
+        retreat = np.where((below > 0) & (downwards >= 0.5) & (retreat <= self.max_retreat_m), retreat, 0.0)
+        return t - retreat[:, None] * R[:, :, 2]
+
     def _digits_ok(self, scene: Scene, R: np.ndarray, t: np.ndarray, q_pre: np.ndarray,
                    q_grasp: np.ndarray) -> np.ndarray:
         """The digits (``leap.digit_points``, the URDF's collision boxes) of both postures above the table;
         those of the pre-grasp posture, the approach shape, also out of observed solid."""
-        n = len(R)
-        if n == 0:
+        if len(R) == 0:
             return np.zeros(0, bool)
-        points = leap.digit_points(np.concatenate([q_pre, q_grasp]))  # (2n, P, 3) in leap_palm
-        t_palm = t - R @ leap.T_PALM_TCP[:3, 3]
-        world = np.einsum("nij,npj->npi", np.concatenate([R, R]), points) + np.concatenate([t_palm, t_palm])[:, None]
-        above = world[..., 2].min(1) > self.workspace.table_height_m + 0.003
-        return above[:n] & above[n:] & ~in_observed_solid(scene, world[:n])
+        pre, grasp = self._world_digit_points(R, t, q_pre), self._world_digit_points(R, t, q_grasp)
+        table = self.workspace.table_height_m + TABLE_CLEARANCE_M
+        return (pre[..., 2].min(1) > table) & (grasp[..., 2].min(1) > table) & ~in_observed_solid(scene, pre)
 
-    def _palm_ok(self, scene: Scene, cloud: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def _palm_ok(self, scene: Scene, cloud: np.ndarray, R: np.ndarray, t: np.ndarray, tree=None) -> np.ndarray:
         """TCP in the workspace; the palm and knuckles (``leap.PARALLEL_PROXY.palm``) above the table, out of
         observed solid and free of observed points. The digits are checked in their predicted postures
         (``_digits_ok``), not as the proxy's parallel fingers, which reach deeper than a dexterous grasp."""
@@ -149,7 +172,7 @@ class LeapPlanner(GraspPlanner):
         ok = ws.contains_grasp(t) & (world[..., 2].min(1) > ws.table_height_m + 0.002)
         ok[ok] &= ~in_observed_solid(scene, world[ok])
         if len(cloud) and ok.any():
-            ok[ok] &= ~hits_cloud(cloud, R[ok], t[ok], [palm], tree=cKDTree(cloud))
+            ok[ok] &= ~hits_cloud(cloud, R[ok], t[ok], [palm], tree=tree if tree is not None else cKDTree(cloud))
         return ok
 
     # -- planning -----------------------------------------------------------------------------------
@@ -212,19 +235,35 @@ class LeapPlanner(GraspPlanner):
         o = np.repeat(objectness[chosen], self.rounds)
         rank = ll + self.eta * g
         n = len(R)
-        ok = np.ones(n, bool)
         angle = None
+        aimed = np.ones(n, bool)
         if self.approach is not None:
             angle = np.degrees(np.arccos(np.clip(R[:, :, 2] @ self.approach, -1.0, 1.0)))
-            ok &= angle <= self.max_angle_deg
+            aimed = angle <= self.max_angle_deg
         cloud = scene.points_m[scene.object_points_mask(clearance_m=0.003)]
-        ok[ok] &= self._palm_ok(scene, cloud, R[ok], t[ok])
-        ok[ok] &= self._digits_ok(scene, R[ok], t[ok], q_pre[ok], q_grasp[ok])
+        tree = cKDTree(cloud) if len(cloud) else None
+
+        def feasible(t: np.ndarray) -> np.ndarray:
+            ok = aimed.copy()
+            ok[ok] &= self._palm_ok(scene, cloud, R[ok], t[ok], tree)
+            ok[ok] &= self._digits_ok(scene, R[ok], t[ok], q_pre[ok], q_grasp[ok])
+            return ok
+
+        ok = feasible(t)
+        retreat_m = np.zeros(n)
+        if not ok.any() and self.max_retreat_m > 0:
+            # Backed-off poses hold less often than ones feasible where they were sampled (tuning piles),
+            # so they are the fallback when there are none.
+            t_back = self._retreat_from_table(R, t, q_pre, q_grasp)
+            retreat_m = np.linalg.norm(t_back - t, axis=1)
+            t, ok = t_back, feasible(t_back) & (retreat_m > 0)
         lap("filters")
         if not ok.any():
             return nothing(f"all {n} sampled grasps ({len(chosen)} seeds x {self.rounds}) collide, leave the "
                            "workspace" + (f" or point more than {self.max_angle_deg:.0f} deg off the approach"
-                                          if self.approach is not None else ""))
+                                          if self.approach is not None else "")
+                           + (f", also backed off up to {self.max_retreat_m:.3f} m from the table"
+                              if self.max_retreat_m > 0 else ""))
         order = [int(i) for i in np.argsort(-rank, kind="stable") if ok[i]]
         kept: list[int] = []
         for i in order:
@@ -242,6 +281,8 @@ class LeapPlanner(GraspPlanner):
             score = float(np.clip(np.exp(rank[i] - self.eta), 0.0, 1.0))  # ll <= 0, graspness <= 1
             info = {"graspness": float(g[i]), "objectness": float(o[i]), "log_likelihood": float(ll[i]),
                     "seed_m": at[i].tolist()}
+            if retreat_m[i] > 0:
+                info["table_retreat_m"] = float(retreat_m[i])
             if angle is not None:
                 info["approach_angle_deg"] = float(angle[i])
             grasps.append(Grasp(T, float(width), score, self.name, ws.frame_id, info,
@@ -254,4 +295,5 @@ class LeapPlanner(GraspPlanner):
         return PlanResult(grasps, self.name, timings, (
             f"{len(grasps)} LEAP grasps from {len(chosen)} seeds x {self.rounds} poses ({int(ok.sum())} feasible, "
             f"{self.denoising_steps} denoising steps" + (f", guided by {', '.join(asked)} at scale "
-                                                          f"{self.guidance.scale}" if asked else "") + ")"))
+                                                          f"{self.guidance.scale}" if asked else "")
+            + (", backed off the table: none was feasible where sampled" if retreat_m.any() else "") + ")"))

@@ -9,8 +9,8 @@ asked, rotations projected onto SO(3) by SVD -> joint head (grasp and pre-grasp 
 against the table, the TSDF and the observed points; the digits' collision boxes in both predicted
 postures above the table, and in the pre-grasp posture out of observed solid; the approach cone when an
 approach is asked for); when no pose passes, downward poses whose digits reach under the table are
-backed off along their approach (at most ``retreat`` metres) and filtered again -> rank by
-log-likelihood + η · graspness, suppress near-duplicates.
+backed off along their approach (at most ``retreat`` metres, staying in the ``region``) and filtered
+again -> rank by log-likelihood + η · graspness, suppress near-duplicates.
 
 Options (``make_planner("leap:approach=top,guidance=2")``): ``approach`` = top | +x | -x | +y | -y |
 x:y:z (where the TCP +z, out of the palm, should point; "top" = 0:0:-1, from above), ``closing`` = x:y:z
@@ -257,6 +257,8 @@ class LeapPlanner(GraspPlanner):
             t_back = self._retreat_from_table(R, t, q_pre, q_grasp)
             retreat_m = np.linalg.norm(t_back - t, axis=1)
             t, ok = t_back, feasible(t_back) & (retreat_m > 0)
+            if self.region is not None:  # backing off must not take the grasp out of the asked-for region
+                ok &= np.linalg.norm(t - self.region[:3], axis=1) <= self.region[3]
         lap("filters")
         if not ok.any():
             return nothing(f"all {n} sampled grasps ({len(chosen)} seeds x {self.rounds}) collide, leave the "

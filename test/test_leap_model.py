@@ -294,3 +294,34 @@ def test_top_grasps_reaching_under_the_table_back_off_along_their_approach(tiny_
     assert lowest > table + 0.003
     unmoved = make_planner("leap:retreat=0", "xarm_leap", weights=tiny_weights)._retreat_from_table(R, t, q, q)
     np.testing.assert_allclose(unmoved, t)
+
+
+def test_backed_off_poses_are_the_fallback_and_stay_in_the_asked_for_region(box_scene, tiny_weights):
+    """Only when no pose passes the filters where it was sampled are backed-off poses used; with a region
+    asked for, those that backing off takes out of it are dropped."""
+    def planner_with(region):
+        planner = make_planner("leap:min_objectness=0" + (f",region={region}" if region else ""), "xarm_leap",
+                               weights=tiny_weights)
+        planner._palm_ok = lambda scene, cloud, R, t, tree=None: np.ones(len(R), bool)
+        calls = []
+
+        def digits_ok(scene, R, t, q_pre, q_grasp):  # nothing passes where sampled, everything once moved
+            calls.append(len(R))
+            return np.full(len(R), len(calls) > 1)
+
+        planner._digits_ok = digits_ok
+        planner._retreat_from_table = lambda R, t, q_pre, q_grasp: t + np.array([0.0, 0.0, 0.015])
+        return planner, calls
+
+    planner, calls = planner_with(None)
+    result = planner.plan(box_scene)
+    assert len(calls) == 2 and result.found and "backed off the table" in result.message
+    assert all(g.info["table_retreat_m"] == pytest.approx(0.015) for g in result.grasps)
+
+    centre, radius = np.array([0.15, 0.15, 0.11]), 0.02
+    planner, _ = planner_with(":".join(str(v) for v in [*centre, radius]))
+    result = planner.plan(box_scene)
+    assert result.found
+    assert all(np.linalg.norm(g.position_m - centre) <= radius + 1e-9 for g in result.grasps)
+    unconstrained = planner_with(None)[0].plan(box_scene)
+    assert any(np.linalg.norm(g.position_m - centre) > radius for g in unconstrained.grasps)

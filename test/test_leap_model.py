@@ -278,21 +278,23 @@ def test_top_grasps_reaching_under_the_table_back_off_along_their_approach(tiny_
     a clear one and one that would need more than ``retreat`` stay where the diffusion put them."""
     planner = make_planner("leap:retreat=0.02", "xarm_leap", weights=tiny_weights)
     q = np.tile(leap.posture(0.5), (4, 1))
+    digits = leap.digit_points(q)  # leap_palm frame
     top = np.diag([1.0, -1.0, -1.0])  # approach (TCP z) straight down
     side = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])  # approach along +x
     R = np.stack([top, top, top, side])
-    lowest_at_zero = planner._world_digit_points(R[:1], np.zeros((1, 3)), q[:1])[..., 2].min()
+    lowest_at_zero = planner._world_digit_points(R[:1], np.zeros((1, 3)), digits[:1])[..., 2].min()
     table = planner.workspace.table_height_m
     z_touching = table - lowest_at_zero  # TCP height where the lowest digit point touches the table
     t = np.array([[0.15, 0.15, z_touching - 0.01], [0.15, 0.15, z_touching + 0.02],
                   [0.15, 0.15, z_touching - 0.05], [0.15, 0.15, 0.08]])
-    moved = planner._retreat_from_table(R, t, q, q)
+    moved = planner._retreat_from_table(R, t, digits, digits)
     assert moved[0, 2] - t[0, 2] == pytest.approx(0.01 + 0.004, abs=1e-6)  # to 4 mm above the table
     np.testing.assert_allclose(moved[0, :2], t[0, :2])
     np.testing.assert_allclose(moved[1:], t[1:])
-    lowest = planner._world_digit_points(R[:1], moved[:1], q[:1])[..., 2].min()
+    lowest = planner._world_digit_points(R[:1], moved[:1], digits[:1])[..., 2].min()
     assert lowest > table + 0.003
-    unmoved = make_planner("leap:retreat=0", "xarm_leap", weights=tiny_weights)._retreat_from_table(R, t, q, q)
+    no_retreat = make_planner("leap:retreat=0", "xarm_leap", weights=tiny_weights)
+    unmoved = no_retreat._retreat_from_table(R, t, digits, digits)
     np.testing.assert_allclose(unmoved, t)
 
 
@@ -305,12 +307,12 @@ def test_backed_off_poses_are_the_fallback_and_stay_in_the_asked_for_region(box_
         planner._palm_ok = lambda scene, cloud, R, t, tree=None: np.ones(len(R), bool)
         calls = []
 
-        def digits_ok(scene, R, t, q_pre, q_grasp):  # nothing passes where sampled, everything once moved
+        def digits_ok(scene, R, t, pre_palm, grasp_palm):  # nothing passes where sampled, everything once moved
             calls.append(len(R))
             return np.full(len(R), len(calls) > 1)
 
         planner._digits_ok = digits_ok
-        planner._retreat_from_table = lambda R, t, q_pre, q_grasp: t + np.array([0.0, 0.0, 0.015])
+        planner._retreat_from_table = lambda R, t, pre_palm, grasp_palm: t + np.array([0.0, 0.0, 0.015])
         return planner, calls
 
     planner, calls = planner_with(None)

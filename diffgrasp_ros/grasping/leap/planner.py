@@ -130,33 +130,36 @@ class LeapPlanner(GraspPlanner):
         return cls(get_robot(robot) if isinstance(robot, str) else robot, workspace, weights=path, **options)
 
     # -- feasibility --------------------------------------------------------------------------------
-    def _world_digit_points(self, R: np.ndarray, t: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """(n, P, 3) workspace points of the digits' collision boxes (``leap.digit_points``) in postures q
-        at TCP poses (R, t)."""
+    @staticmethod
+    def _world_digit_points(R: np.ndarray, t: np.ndarray, digits_palm: np.ndarray) -> np.ndarray:
+        """(n, P, 3) workspace points of the digits at TCP poses (R, t), from their (n, P, 3) points in the
+        ``leap_palm`` frame (``leap.digit_points`` of the postures: forward kinematics, done once a plan)."""
         t_palm = t - R @ leap.T_PALM_TCP[:3, 3]
-        return np.einsum("nij,npj->npi", R, leap.digit_points(q)) + t_palm[:, None]
+        return np.einsum("nij,npj->npi", R, digits_palm) + t_palm[:, None]
 
-    def _retreat_from_table(self, R: np.ndarray, t: np.ndarray, q_pre: np.ndarray,
-                            q_grasp: np.ndarray) -> np.ndarray:
-        """TCPs moved back along the approach until the digits of both postures clear the table, for poses
-        approaching downwards that need at most ``max_retreat_m``. The diffusion places a top grasp on a low
-        object within a centimetre or two, often with the fingertips under the table, where the executor's
-        approach would stop on the table anyway."""
-        lowest = np.minimum(self._world_digit_points(R, t, q_pre)[..., 2].min(1),
-                            self._world_digit_points(R, t, q_grasp)[..., 2].min(1))
+    def _retreat_from_table(self, R: np.ndarray, t: np.ndarray, pre_palm: np.ndarray,
+                            grasp_palm: np.ndarray) -> np.ndarray:
+        """TCPs moved back along the approach until the digits of both postures (``leap_palm``-frame points)
+        clear the table, for poses approaching downwards that need at most ``max_retreat_m``. The diffusion
+        places a top grasp on a low object within a centimetre or two, often with the fingertips under the
+        table, where the executor's approach would stop on the table anyway."""
+        lowest = np.minimum(self._world_digit_points(R, t, pre_palm)[..., 2].min(1),
+                            self._world_digit_points(R, t, grasp_palm)[..., 2].min(1))
+        # 1 mm more than the digit filter's clearance, so a moved pose passes its strict comparison.
         below = self.workspace.table_height_m + TABLE_CLEARANCE_M + 0.001 - lowest
         downwards = -R[:, 2, 2]  # the approach's downward component
         retreat = below / np.maximum(downwards, 0.5)
         retreat = np.where((below > 0) & (downwards >= 0.5) & (retreat <= self.max_retreat_m), retreat, 0.0)
         return t - retreat[:, None] * R[:, :, 2]
 
-    def _digits_ok(self, scene: Scene, R: np.ndarray, t: np.ndarray, q_pre: np.ndarray,
-                   q_grasp: np.ndarray) -> np.ndarray:
-        """The digits (``leap.digit_points``, the URDF's collision boxes) of both postures above the table;
-        those of the pre-grasp posture, the approach shape, also out of observed solid."""
+    def _digits_ok(self, scene: Scene, R: np.ndarray, t: np.ndarray, pre_palm: np.ndarray,
+                   grasp_palm: np.ndarray) -> np.ndarray:
+        """The digits (``leap.digit_points``, the URDF's collision boxes, given in the ``leap_palm`` frame)
+        of both postures above the table; those of the pre-grasp posture, the approach shape, also out of
+        observed solid."""
         if len(R) == 0:
             return np.zeros(0, bool)
-        pre, grasp = self._world_digit_points(R, t, q_pre), self._world_digit_points(R, t, q_grasp)
+        pre, grasp = self._world_digit_points(R, t, pre_palm), self._world_digit_points(R, t, grasp_palm)
         table = self.workspace.table_height_m + TABLE_CLEARANCE_M
         return (pre[..., 2].min(1) > table) & (grasp[..., 2].min(1) > table) & ~in_observed_solid(scene, pre)
 
@@ -172,7 +175,7 @@ class LeapPlanner(GraspPlanner):
         ok = ws.contains_grasp(t) & (world[..., 2].min(1) > ws.table_height_m + 0.002)
         ok[ok] &= ~in_observed_solid(scene, world[ok])
         if len(cloud) and ok.any():
-            ok[ok] &= ~hits_cloud(cloud, R[ok], t[ok], [palm], tree=tree if tree is not None else cKDTree(cloud))
+            ok[ok] &= ~hits_cloud(cloud, R[ok], t[ok], [palm], tree=tree)
         return ok
 
     # -- planning -----------------------------------------------------------------------------------
@@ -242,11 +245,12 @@ class LeapPlanner(GraspPlanner):
             aimed = angle <= self.max_angle_deg
         cloud = scene.points_m[scene.object_points_mask(clearance_m=0.003)]
         tree = cKDTree(cloud) if len(cloud) else None
+        pre_palm, grasp_palm = leap.digit_points(q_pre), leap.digit_points(q_grasp)
 
         def feasible(t: np.ndarray) -> np.ndarray:
             ok = aimed.copy()
             ok[ok] &= self._palm_ok(scene, cloud, R[ok], t[ok], tree)
-            ok[ok] &= self._digits_ok(scene, R[ok], t[ok], q_pre[ok], q_grasp[ok])
+            ok[ok] &= self._digits_ok(scene, R[ok], t[ok], pre_palm[ok], grasp_palm[ok])
             return ok
 
         ok = feasible(t)
@@ -254,7 +258,7 @@ class LeapPlanner(GraspPlanner):
         if not ok.any() and self.max_retreat_m > 0:
             # Backed-off poses hold less often than ones feasible where they were sampled (tuning piles),
             # so they are the fallback when there are none.
-            t_back = self._retreat_from_table(R, t, q_pre, q_grasp)
+            t_back = self._retreat_from_table(R, t, pre_palm, grasp_palm)
             retreat_m = np.linalg.norm(t_back - t, axis=1)
             t, ok = t_back, feasible(t_back) & (retreat_m > 0)
             if self.region is not None:  # backing off must not take the grasp out of the asked-for region

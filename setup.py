@@ -20,6 +20,7 @@ setup(
         (f"share/{package_name}/models/depth_restore", glob("models/depth_restore/*")),
         (f"share/{package_name}/models/depth_noise", glob("models/depth_noise/*")),
         (f"share/{package_name}/models/leap", glob("models/leap/*")),
+        (f"share/{package_name}/models/leap_evaluator", glob("models/leap_evaluator/*")),
     ],
     # Runtime dependencies are pinned in requirements.txt (torch must come from the CPU build).
     install_requires=["setuptools"],

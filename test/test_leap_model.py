@@ -327,3 +327,122 @@ def test_backed_off_poses_are_the_fallback_and_stay_in_the_asked_for_region(box_
     assert all(np.linalg.norm(g.position_m - centre) <= radius + 1e-9 for g in result.grasps)
     unconstrained = planner_with(None)[0].plan(box_scene)
     assert any(np.linalg.norm(g.position_m - centre) > radius for g in unconstrained.grasps)
+
+
+# -- the grasp evaluator ---------------------------------------------------------------------------
+def top_down_poses(xy: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.spatial.transform import Rotation
+
+    R = Rotation.from_euler("x", np.full(len(xy), np.pi)).as_matrix()  # TCP +z = world -z
+    return R, np.column_stack([xy, np.full(len(xy), z)])
+
+
+def test_evaluator_samples_the_tsdf_in_the_grasp_frame(box_scene):
+    from diffgrasp_ros.grasping.leap.evaluator import LeapEvaluatorConfig, grasp_inputs, lattice_offsets, sample_tsdf
+
+    grid = torch.from_numpy(box_scene.tsdf_grid)
+    voxels = np.array([[3, 17, 29], [0, 39, 5], [20, 20, 12]])
+    centres = torch.from_numpy((voxels + 0.5) * box_scene.workspace.voxel_size_m).float()
+    np.testing.assert_allclose(sample_tsdf(grid, centres[None], 0.3)[0].numpy(), box_scene.tsdf_grid[tuple(voxels.T)],
+                               atol=1e-6)
+    assert sample_tsdf(grid, torch.tensor([[[-0.1, 0.1, 0.1]]]), 0.3).item() == 0.0  # outside the workspace
+
+    cfg = LeapEvaluatorConfig()
+    R, t = top_down_poses(np.array([[0.15, 0.15], [0.05, 0.25]]), TABLE + 0.09)
+    q = np.tile(leap.posture(0.3), (2, 1))
+    volume, vector = grasp_inputs(cfg, box_scene.tsdf_grid, R, t, q, q)
+    assert volume.shape == (2, 1, *cfg.lattice) and vector.shape == (2, 36)
+    np.testing.assert_allclose(vector[:, :3].numpy(), [[0, 0, 1]] * 2, atol=1e-6)  # gravity along the approach
+    # The lattice point below the TCP of the grasp over the box sees its surface, the one beside it nothing.
+    offsets = lattice_offsets(cfg)
+    world = np.einsum("ij,lj->li", R[0], offsets) + t[0]
+    on_top = np.argmin(np.linalg.norm(world - [0.15, 0.15, TABLE + 0.06], axis=1))
+    assert volume[0].flatten()[on_top] > 0.2 and volume[1].flatten()[on_top] == 0.0
+
+
+def write_fake_quality_chunk(folder, scene, index=0):
+    """Four rounds of top-down grasps: over the box (held) and over empty table (failed)."""
+    rng = np.random.default_rng(index)
+    over_box = 0.15 + rng.uniform(-0.01, 0.01, (32, 2))
+    beside = np.array([0.06, 0.24])[rng.integers(0, 2, (32, 2))] + rng.uniform(-0.01, 0.01, (32, 2))
+    R, t = top_down_poses(np.concatenate([over_box, beside]), TABLE + 0.08)
+    T = np.tile(np.eye(4), (64, 1, 1))
+    T[:, :3, :3], T[:, :3, 3] = R, t
+    state = np.arange(64) % 4
+    q = np.tile(leap.posture(0.3), (64, 1))
+    np.savez_compressed(folder / f"leap_quality_{index:06d}.npz", format_version=np.int32(1),
+                        chunk_index=np.int32(index), friction=np.float32(1.0), noise=np.array("none"),
+                        tsdf=np.tile(scene.tsdf_grid.astype(np.float16), (4, 1, 1, 1)),
+                        state_round=np.arange(4, dtype=np.int32), state_kind=np.zeros(4, np.uint8),
+                        state_objects=np.ones(4, np.int16), grasp_state=state.astype(np.int32),
+                        T_tcp=T.astype(np.float32), q_pregrasp=q.astype(np.float32), q_grasp=q.astype(np.float32),
+                        rank=(np.arange(64) // 4).astype(np.int16), log_likelihood=np.zeros(64, np.float32),
+                        graspness=np.zeros(64, np.float32), label=(np.arange(64) < 32).astype(np.int8),
+                        reason=np.array(["held"] * 32 + ["nothing held after lift"] * 32))
+
+
+def test_evaluator_learns_held_from_failed_and_ranks_for_the_planner(tmp_path, box_scene, tiny_weights):
+    import json
+
+    from diffgrasp_ros.cli.main import main
+    from diffgrasp_ros.grasping.leap.evaluator import load_evaluator
+
+    data = tmp_path / "quality"
+    data.mkdir()
+    write_fake_quality_chunk(data, box_scene)
+    out = tmp_path / "evaluator"
+    assert main(["train-leap-evaluator", "--data", str(data), "--out", str(out), "--steps", "60", "--batch", "32",
+                 "--holdout-every", "2", "--threads", "1"]) == 0
+    report = json.loads((out / "evaluation.json").read_text())
+    # Rounds 0 and 2 are held out: the rule (over the box holds) generalises to them.
+    assert report["held_out_grasps"] == 32 and report["states"] == 2
+    assert report["auc"] > 0.9 and report["held_first_evaluator"] == 1.0
+    evaluator = load_evaluator(out)
+    R, t = top_down_poses(np.array([[0.15, 0.15], [0.06, 0.24]]), TABLE + 0.08)
+    q = np.tile(leap.posture(0.3), (2, 1))
+    log_p = evaluator.log_p_held(box_scene.tsdf_grid, R, t, q, q)
+    assert log_p[0] > log_p[1] and np.all(log_p <= 0)
+
+    planner = make_planner(f"leap:min_objectness=0,evaluator={out}", "xarm_leap", weights=tiny_weights)
+    result = planner.plan(box_scene)
+    assert "evaluator" in result.timings_s
+    for grasp in result.grasps:
+        assert 0.0 < grasp.info["p_held"] <= 1.0
+    assert [g.score for g in result.grasps] == sorted((g.score for g in result.grasps), reverse=True)
+    plain = make_planner("leap:min_objectness=0,evaluator=none", "xarm_leap", weights=tiny_weights).plan(box_scene)
+    assert "evaluator" not in plain.timings_s and all("p_held" not in g.info for g in plain.grasps)
+
+
+def test_missing_and_corrupt_evaluator_give_clear_errors(tmp_path, tiny_weights):
+    from diffgrasp_ros.grasping.leap.evaluator import LeapEvaluatorConfig, LeapGraspEvaluator, save_evaluator
+
+    with pytest.raises(FileNotFoundError, match="train-leap-evaluator"):
+        make_planner(f"leap:evaluator={tmp_path / 'nowhere'}", "xarm_leap", weights=tiny_weights)
+    save_evaluator(LeapGraspEvaluator(LeapEvaluatorConfig()), tmp_path / "e")
+    (tmp_path / "e" / "weights.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="unreadable"):
+        make_planner(f"leap:evaluator={tmp_path / 'e'}", "xarm_leap", weights=tiny_weights)
+    with pytest.raises(ValueError, match="evaluator_weight"):
+        make_planner("leap:evaluator=none,evaluator_weight=-1", "xarm_leap", weights=tiny_weights)
+
+
+def test_quality_data_lift_tests_the_models_own_grasps(tmp_path):
+    from diffgrasp_ros.grasping.leap.pretrained import DEFAULT_WEIGHTS
+    from diffgrasp_ros.training.leap_quality_data import QualityDatagenConfig, generate_quality_dataset
+
+    if not (DEFAULT_WEIGHTS / "weights.pt").is_file():
+        pytest.skip("no shipped LEAP weights in this checkout")
+    config = QualityDatagenConfig(rounds_per_chunk=1, states_per_round=1, grasps_per_state=3, seed=3)
+    run = generate_quality_dataset(tmp_path, config, chunks=1)
+    assert run["chunks"] == 1 and run["grasps"] == sum(run["outcomes"].values())
+    with np.load(tmp_path / "leap_quality_000000.npz") as chunk:
+        assert chunk["tsdf"].shape == (run["states"], 40, 40, 40)
+        n = len(chunk["label"])
+        assert n == run["grasps"] and 1 <= n <= 3 and run["states"] == 1
+        assert chunk["T_tcp"].shape == (n, 4, 4) and chunk["q_grasp"].shape == chunk["q_pregrasp"].shape == (n, 16)
+        assert np.all(chunk["grasp_state"] == 0) and list(chunk["rank"]) == list(range(n))
+        assert [r == "held" for r in chunk["reason"]] == list(chunk["label"] == 1)
+    again = generate_quality_dataset(tmp_path, config, chunks=1)  # resumed: nothing left to do
+    assert again["chunks"] == 0
+    with pytest.raises(ValueError, match="other settings"):
+        generate_quality_dataset(tmp_path, QualityDatagenConfig(seed=4), chunks=1)

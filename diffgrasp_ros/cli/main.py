@@ -5,9 +5,9 @@ import argparse
 import sys
 
 from .. import __version__
-from . import bench, datagen, demo, depth, leap_datagen, plan, record, up
+from . import bench, datagen, demo, depth, leap_datagen, leap_quality_datagen, plan, record, up
 from . import train
-from . import train_leap
+from . import train_leap, train_leap_evaluator
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,9 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(subparsers)
     datagen.add_parser(subparsers)
     leap_datagen.add_parser(subparsers)
+    leap_quality_datagen.add_parser(subparsers)
     up.add_parser(subparsers)
     train.add_parser(subparsers)
     train_leap.add_parser(subparsers)
+    train_leap_evaluator.add_parser(subparsers)
     depth.add_parsers(subparsers)
     record.add_parser(subparsers)
     return parser

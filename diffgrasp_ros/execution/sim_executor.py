@@ -65,6 +65,15 @@ class SimHandExecutor:
             return grasp.T_frame_grasp @ invert(leap.T_PALM_TCP), grasp.pregrasp_joints, leap.DEXTEROUS_CLOSED_Q
         return leap.retarget_parallel_grasp(grasp.T_frame_grasp, grasp.width_m)
 
+    def execute_grasp(self, grasp: Grasp, remove_held: bool = True) -> GraspOutcome | LeapGraspOutcome:
+        """The lift test of one grasp; ``remove_held``: the held object is removed afterwards (the
+        benchmark protocol), else the world is left as the test left it."""
+        if isinstance(self.hand, SimulatedLeapHand):
+            T_palm, q_pre, q_closing = self.leap_postures(grasp)
+            return self.hand.execute(T_palm, q_pre, q_closing, remove_held=remove_held,
+                                     approach_beyond_m=LEAP_GUARDED_APPROACH_M)
+        return self.hand.execute(grasp.T_frame_grasp, remove_held=remove_held)
+
     def execute(self, plan: PlanResult) -> ExecutionReport:
         start = time.perf_counter()
         if not plan.found:
@@ -73,11 +82,6 @@ class SimHandExecutor:
         if grasp.frame_id != self.world.workspace.frame_id:
             raise ValueError(f"grasp is in frame {grasp.frame_id!r}, the simulated hand needs "
                              f"{self.world.workspace.frame_id!r}")
-        if isinstance(self.hand, SimulatedLeapHand):
-            T_palm, q_pre, q_closing = self.leap_postures(grasp)
-            outcome = self.hand.execute(T_palm, q_pre, q_closing, remove_held=True,
-                                        approach_beyond_m=LEAP_GUARDED_APPROACH_M)
-        else:
-            outcome = self.hand.execute(grasp.T_frame_grasp)
+        outcome = self.execute_grasp(grasp)
         message = "grasp succeeded" if outcome.success else f"grasp failed: {outcome.reason}"
         return ExecutionReport(grasp, outcome, time.perf_counter() - start, message)

@@ -149,7 +149,8 @@ def digit_points(q: np.ndarray) -> np.ndarray:
     for cheap collision checks of dexterous grasps against the table and the scene."""
     boxes = _digit_box_points()
     T_palm_link = _link_poses_in_palm(q, tuple(boxes))
-    return np.concatenate([np.einsum("nij,pj->npi", T_palm_link[link][:, :3, :3], local)
+    # A broadcast matmul (batched BLAS): several times faster than the equivalent einsum here.
+    return np.concatenate([local @ T_palm_link[link][:, :3, :3].transpose(0, 2, 1)
                            + T_palm_link[link][:, None, :3, 3] for link, local in boxes.items()], axis=1)
 
 

@@ -28,9 +28,11 @@ class LeapConfig:
     denoiser_hidden: int = 256
     denoiser_layers: int = 3
     rounds: int = 4  # poses sampled per seed
-    # Ranking: log-likelihood (denoising ELBO at these timesteps) + eta * graspness.
+    # Ranking: log-likelihood (denoising ELBO at these timesteps) + eta * graspness, + evaluator_weight *
+    # log P(held) of the learned evaluator (``evaluator``) when the planner has one.
     likelihood_timesteps: tuple[int, ...] = (10, 30, 50, 70)
     eta: float = 1.0
+    evaluator_weight: float = 3.0
     # Hand postures: q_grasp and q_pregrasp both come from the joint head; the pre-grasp is at least this
     # far blended from q_grasp towards leap.OPEN_Q (a more open hand on approach).
     joint_hidden: int = 128

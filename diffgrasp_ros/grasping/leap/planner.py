@@ -10,14 +10,16 @@ against the table, the TSDF and the observed points; the digits' collision boxes
 postures above the table, and in the pre-grasp posture out of observed solid; the approach cone when an
 approach is asked for); when no pose passes, downward poses whose digits reach under the table are
 backed off along their approach (at most ``retreat`` metres, staying in the ``region``) and filtered
-again -> rank by log-likelihood + η · graspness, suppress near-duplicates.
+again -> rank by log-likelihood + η · graspness + γ · log P(held) (the learned evaluator,
+``evaluator``, on the feasible poses; ``evaluator=none`` ranks without it), suppress near-duplicates.
 
 Options (``make_planner("leap:approach=top,guidance=2")``): ``approach`` = top | +x | -x | +y | -y |
 x:y:z (where the TCP +z, out of the palm, should point; "top" = 0:0:-1, from above), ``closing`` = x:y:z
 (the thumb -> fingers axis), ``region`` = x:y:z:r (workspace metres: seeds only there, TCP guided into
 it), ``guidance`` (gradient scale, 0 = sample unguided and only filter), ``max_angle`` (degrees off the
 approach a returned grasp may be), ``eta``, ``rounds``, ``denoising_steps``, ``seeds``, ``max_grasps``,
-``min_objectness``, ``min_graspness``, ``retreat``, ``weights``, ``seed``.
+``min_objectness``, ``min_graspness``, ``retreat``, ``weights``, ``evaluator`` (a folder, or none),
+``evaluator_weight`` (γ), ``seed``.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from ...scene.workspace import STANDARD_WORKSPACE, Workspace
 from ..filters import hits_cloud, in_observed_solid
 from ..grasp import Grasp, PlanResult
 from ..planner import GraspPlanner, register_planner
+from .evaluator import DEFAULT_EVALUATOR_WEIGHTS, load_evaluator
 from .pretrained import DEFAULT_WEIGHTS, load_pretrained
 
 TABLE_CLEARANCE_M = 0.003  # the digits' boxes stay this far above the table
@@ -80,7 +83,8 @@ class LeapPlanner(GraspPlanner):
                  eta: float | None = None, approach=None, closing=None, region=None, guidance: float | None = None,
                  max_angle: float | None = None, min_objectness: float | None = None,
                  min_graspness: float | None = None, max_grasps: int | None = None,
-                 retreat: float | None = None, seed: int = 0):
+                 retreat: float | None = None, evaluator: str | Path | None = None,
+                 evaluator_weight: float | None = None, seed: int = 0):
         if getattr(robot, "hand", None) != "leap":
             raise ValueError(f"the leap planner plans for LEAP-hand embodiments (xarm_leap, ur5_leap), not "
                              f"{robot.name!r} (hand {robot.hand!r}); use igd or baseline for a parallel gripper")
@@ -102,6 +106,15 @@ class LeapPlanner(GraspPlanner):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         self.eta = float(pick(eta, cfg.eta))
+        self.evaluator_weight = float(pick(evaluator_weight, cfg.evaluator_weight))
+        if self.evaluator_weight < 0:
+            raise ValueError(f"evaluator_weight must be non-negative, got {self.evaluator_weight}")
+        no_evaluator = isinstance(evaluator, str) and evaluator.strip().lower() == "none"
+        self.evaluator = None if no_evaluator else load_evaluator(Path(evaluator) if evaluator else DEFAULT_EVALUATOR_WEIGHTS)
+        if self.evaluator is not None and (self.evaluator.config.workspace_size_m, self.evaluator.config.resolution) != (
+                workspace.size_m, workspace.resolution):
+            raise ValueError(f"this LEAP evaluator was trained for a {self.evaluator.config.resolution}³ grid over "
+                             f"{self.evaluator.config.workspace_size_m} m, not {workspace.resolution}³ over {workspace.size_m} m")
         self.min_objectness = float(pick(min_objectness, cfg.min_objectness))
         self.min_graspness = float(pick(min_graspness, cfg.min_graspness))
         self.max_angle_deg = float(pick(max_angle, cfg.max_approach_angle_deg))
@@ -135,7 +148,7 @@ class LeapPlanner(GraspPlanner):
         """(n, P, 3) workspace points of the digits at TCP poses (R, t), from their (n, P, 3) points in the
         ``leap_palm`` frame (``leap.digit_points`` of the postures: forward kinematics, done once a plan)."""
         t_palm = t - R @ leap.T_PALM_TCP[:3, 3]
-        return np.einsum("nij,npj->npi", R, digits_palm) + t_palm[:, None]
+        return digits_palm @ R.transpose(0, 2, 1) + t_palm[:, None]
 
     def _retreat_from_table(self, R: np.ndarray, t: np.ndarray, pre_palm: np.ndarray,
                             grasp_palm: np.ndarray) -> np.ndarray:
@@ -270,6 +283,13 @@ class LeapPlanner(GraspPlanner):
                                           if self.approach is not None else "")
                            + (f", also backed off up to {self.max_retreat_m:.3f} m from the table"
                               if self.max_retreat_m > 0 else ""))
+        log_p_held, gamma = None, 0.0
+        if self.evaluator is not None:
+            gamma = self.evaluator_weight
+            log_p_held = np.zeros(n)
+            log_p_held[ok] = self.evaluator.log_p_held(scene.tsdf_grid, R[ok], t[ok], q_grasp[ok], q_pre[ok])
+            rank = rank + self.evaluator_weight * log_p_held
+            lap("evaluator")
         order = [int(i) for i in np.argsort(-rank, kind="stable") if ok[i]]
         kept: list[int] = []
         for i in order:
@@ -284,9 +304,12 @@ class LeapPlanner(GraspPlanner):
         for i, width in zip(kept, apertures):
             T = np.eye(4)
             T[:3, :3], T[:3, 3] = R[i], t[i]
-            score = float(np.clip(np.exp(rank[i] - self.eta), 0.0, 1.0))  # ll <= 0, graspness <= 1
             info = {"graspness": float(g[i]), "objectness": float(o[i]), "log_likelihood": float(ll[i]),
                     "seed_m": at[i].tolist()}
+            if log_p_held is not None:
+                info["p_held"] = float(np.exp(log_p_held[i]))
+            # ll, log P <= 0 and graspness <= 1: in [0, 1], a geometric mean over the terms, in rank order.
+            score = float(np.clip(np.exp((rank[i] - self.eta) / (1.0 + gamma)), 0.0, 1.0))
             if retreat_m[i] > 0:
                 info["table_retreat_m"] = float(retreat_m[i])
             if angle is not None:
@@ -302,4 +325,5 @@ class LeapPlanner(GraspPlanner):
             f"{len(grasps)} LEAP grasps from {len(chosen)} seeds x {self.rounds} poses ({int(ok.sum())} feasible, "
             f"{self.denoising_steps} denoising steps" + (f", guided by {', '.join(asked)} at scale "
                                                           f"{self.guidance.scale}" if asked else "")
-            + (", backed off the table: none was feasible where sampled" if retreat_m.any() else "") + ")"))
+            + (", backed off the table: none was feasible where sampled" if retreat_m.any() else "")
+            + (", ranked by the grasp evaluator" if log_p_held is not None else "") + ")"))

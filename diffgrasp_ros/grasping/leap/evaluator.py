@@ -1,0 +1,134 @@
+"""A learned evaluator of LEAP grasps: P(held | the TSDF around the hand, the grasp's pose and postures).
+
+The pose diffusion's log-likelihood ranks its own samples no better than chance (on tuning piles the
+held fraction was the same at every rank), while the best of its samples held in most scenes. The
+evaluator is trained on exactly that: the model's own grasps, lift-tested in training clutter
+(``training.leap_quality_data``), in the style of the grasp classifiers of VGN / GIGA / IGD.
+
+Input per grasp: the TSDF grid sampled (trilinear) on a ``lattice`` of points fixed in the grasp TCP
+frame, covering where the palm and digits close (``lattice_min_m`` .. ``lattice_max_m``), so the
+network sees the scene as the hand does; plus the gravity direction in the TCP frame, the TCP height
+above the table and both postures (16 joints each, scaled to the joint limits). A small 3D CNN reads
+the lattice, an MLP the rest; one logit out.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...model_files import load_model_folder, save_model_folder
+from ...robots import leap
+
+
+@dataclass(frozen=True)
+class LeapEvaluatorConfig:
+    lattice: tuple[int, int, int] = (10, 10, 8)
+    lattice_min_m: tuple[float, float, float] = (-0.07, -0.09, -0.07)  # grasp TCP frame
+    lattice_max_m: tuple[float, float, float] = (0.07, 0.09, 0.07)
+    # Small and dropout-regularised: the data are thousands of grasps but only hundreds of scenes, and
+    # wider networks (16 channels, 128 hidden) memorised the scenes within a few epochs.
+    channels: int = 8
+    hidden: int = 64
+    dropout: float = 0.2
+    workspace_size_m: float = 0.30
+    resolution: int = 40
+    table_height_m: float = 0.05
+
+    def __post_init__(self):
+        for name in ("lattice", "lattice_min_m", "lattice_max_m"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def to_json(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def from_json(cls, path: Path) -> "LeapEvaluatorConfig":
+        data = json.loads(Path(path).read_text())
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"{path}: unknown LEAP evaluator config keys {unknown}")
+        return cls(**data)
+
+
+def lattice_offsets(cfg: LeapEvaluatorConfig) -> np.ndarray:
+    """(L, 3) lattice points in the TCP frame, x-major (reshapes to ``cfg.lattice``)."""
+    axes = [np.linspace(lo, hi, n) for lo, hi, n in zip(cfg.lattice_min_m, cfg.lattice_max_m, cfg.lattice)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+
+
+def sample_tsdf(tsdf: torch.Tensor, points: torch.Tensor, size_m: float) -> torch.Tensor:
+    """Trilinear TSDF values (M, L) of a (R, R, R) ``[x, y, z]`` grid at workspace points (M, L, 3); 0 (the
+    grid's unobserved value) outside the workspace."""
+    u = points / size_m * 2.0 - 1.0  # voxel centres on grid_sample's pixel centres (align_corners=False)
+    grid = u.flip(-1).reshape(1, 1, -1, 1, 3)  # grid_sample's (x, y, z) index the (W, H, D) = (z, y, x) axes
+    values = F.grid_sample(tsdf[None, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return values.reshape(points.shape[:-1])
+
+
+def grasp_inputs(cfg: LeapEvaluatorConfig, tsdf: np.ndarray, R: np.ndarray, t: np.ndarray, q_grasp: np.ndarray,
+                 q_pregrasp: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The evaluator's inputs for grasps (R (M, 3, 3), t (M, 3) TCP poses in the workspace frame; postures
+    (M, 16)) in a scene's TSDF grid: the lattice values (M, 1, *lattice) and the vector (M, 36)."""
+    R = torch.as_tensor(R, dtype=torch.float32)
+    t = torch.as_tensor(t, dtype=torch.float32)
+    offsets = torch.as_tensor(lattice_offsets(cfg), dtype=torch.float32)
+    points = torch.einsum("mij,lj->mli", R, offsets) + t[:, None]
+    values = sample_tsdf(torch.as_tensor(tsdf, dtype=torch.float32), points, cfg.workspace_size_m)
+    gravity = -R[:, 2, :]  # world -z in the TCP frame: rows of R^T @ (0, 0, -1)
+    height = (t[:, 2:] - cfg.table_height_m) / 0.1
+    lower = torch.tensor(leap.LOWER_RAD, dtype=torch.float32)
+    span = torch.tensor(leap.UPPER_RAD - leap.LOWER_RAD, dtype=torch.float32)
+    scaled = [(torch.as_tensor(q, dtype=torch.float32) - lower) / span * 2.0 - 1.0 for q in (q_grasp, q_pregrasp)]
+    return values.reshape(len(R), 1, *cfg.lattice), torch.cat([gravity, height, *scaled], -1)
+
+
+class LeapGraspEvaluator(nn.Module):
+    def __init__(self, cfg: LeapEvaluatorConfig):
+        super().__init__()
+        self.config = cfg
+        c = cfg.channels
+        self.volume = nn.Sequential(
+            nn.Conv3d(1, c, 3, padding=1), nn.SiLU(),
+            nn.Conv3d(c, 2 * c, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv3d(2 * c, 2 * c, 3, padding=1), nn.SiLU(), nn.Flatten())
+        cells = int(np.prod([(n + 1) // 2 for n in cfg.lattice]))
+        self.head = nn.Sequential(nn.Linear(2 * c * cells + 36, cfg.hidden), nn.SiLU(), nn.Dropout(cfg.dropout),
+                                  nn.Linear(cfg.hidden, cfg.hidden), nn.SiLU(), nn.Dropout(cfg.dropout),
+                                  nn.Linear(cfg.hidden, 1))
+
+    def forward(self, volume: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+        """Logits (M,) of P(held) from ``grasp_inputs``."""
+        return self.head(torch.cat([self.volume(volume), vector], -1)).squeeze(-1)
+
+    @torch.inference_mode()
+    def log_p_held(self, tsdf: np.ndarray, R: np.ndarray, t: np.ndarray, q_grasp: np.ndarray,
+                   q_pregrasp: np.ndarray) -> np.ndarray:
+        """log P(held) (M,) of grasps in a scene (see ``grasp_inputs``)."""
+        if len(R) == 0:
+            return np.zeros(0)
+        return F.logsigmoid(self(*grasp_inputs(self.config, tsdf, R, t, q_grasp, q_pregrasp))).numpy().astype(float)
+
+
+# The shipped weights: models/leap_evaluator/ of a source checkout, else where setup.py installs them.
+_CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[3] / "models" / "leap_evaluator"
+DEFAULT_EVALUATOR_WEIGHTS = (_CHECKOUT_WEIGHTS if _CHECKOUT_WEIGHTS.is_dir()
+                             else Path(sys.prefix) / "share" / "diffgrasp" / "models" / "leap_evaluator")
+HOW_TO_GET = ("train one with `diffgrasp train-leap-evaluator --data QUALITY_DATASET --out FOLDER` and pass "
+              "evaluator=FOLDER (e.g. --method leap:evaluator=FOLDER), or restore models/leap_evaluator/ from the "
+              "repository; evaluator=none ranks without it")
+
+
+def save_evaluator(model: LeapGraspEvaluator, folder: Path) -> None:
+    save_model_folder(model, folder)
+
+
+def load_evaluator(folder: Path) -> LeapGraspEvaluator:
+    """The evaluator saved in ``folder``, in eval mode; a clear error when missing or unreadable."""
+    return load_model_folder(LeapGraspEvaluator, LeapEvaluatorConfig, folder, "LEAP grasp-evaluator", HOW_TO_GET)

@@ -17,7 +17,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--chunks", type=int, required=True, help="chunks 0..N-1 to have in --out")
     parser.add_argument("--rounds-per-chunk", type=int, default=4, help="clutter rounds per chunk (default: 4)")
     parser.add_argument("--states-per-round", type=int, default=4, help="perceptions per round at most (default: 4)")
-    parser.add_argument("--grasps-per-state", type=int, default=24, help="grasps planned and tested per state (default: 24)")
+    parser.add_argument("--grasps-per-state", type=int, default=24,
+                        help="grasps planned and tested per state (default: 24)")
+    parser.add_argument("--poses-per-seed", type=int, default=4,
+                        help="wrist poses the planner samples per seed (default: 4, the shipped data's)")
     parser.add_argument("--friction", type=float, default=1.0,
                         help="hand-object friction of the lift tests (default: 1.0, the executor's)")
     parser.add_argument("--noise", default="dex", help="depth noise model of the rendered views (default: dex)")
@@ -31,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..sim.noise import NOISE_MODELS
     from ..training.leap_quality_data import QualityDatagenConfig, generate_quality_dataset
 
-    for name in ("rounds_per_chunk", "states_per_round", "grasps_per_state"):
+    for name in ("rounds_per_chunk", "states_per_round", "grasps_per_state", "poses_per_seed"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
     if args.noise not in NOISE_MODELS:
@@ -39,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.friction > 0:
         raise ValueError(f"--friction must be positive, got {args.friction}")
     config = QualityDatagenConfig(args.rounds_per_chunk, args.states_per_round, args.grasps_per_state,
-                                  friction=args.friction, noise=args.noise, weights=args.weights, seed=args.seed)
+                                  args.poses_per_seed, friction=args.friction, noise=args.noise, weights=args.weights,
+                                  seed=args.seed)
     print(f"diffgrasp leap-quality-datagen: {args.chunks} chunk(s) x {args.rounds_per_chunk} rounds -> {args.out}, "
           f"{args.workers} worker(s)", flush=True)
     run = generate_quality_dataset(args.out, config, args.chunks, args.workers,

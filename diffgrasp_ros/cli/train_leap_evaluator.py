@@ -7,7 +7,7 @@ from pathlib import Path
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "train-leap-evaluator", help="train the LEAP grasp evaluator (P(held)) on leap_quality_*.npz data",
+        "train-leap-evaluator", help="train the LEAP grasp evaluator, P(held), on leap_quality_*.npz data",
         description="Train the evaluator that ranks the leap method's grasps on the model's own grasps, lift-tested "
                     "by `diffgrasp leap-quality-datagen`. Every 10th round is held out and reported on at the end "
                     "(AUC; held fraction of the first-ranked grasp per state, evaluator against planner). Weights "

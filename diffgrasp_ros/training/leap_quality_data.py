@@ -4,7 +4,8 @@ The pose diffusion learns where held grasps are, but its log-likelihood does not
 own samples hold (on tuning piles the held fraction was the same at every rank). So the evaluator
 (``grasping.leap.evaluator``) learns from what the model proposes: a clutter round (training objects,
 ``pile`` or ``packed``) is perceived as the benchmark perceives it (side view, ``noise``), planned
-with the ``leap`` method without an evaluator (``grasps_per_state`` grasps after duplicate suppression, the planner's
+with the ``leap`` method without an evaluator (``poses_per_seed`` poses per seed; the best
+``grasps_per_state`` after duplicate suppression, the planner's
 noise seeded per state), and every proposed grasp is lift-tested from the same world state (PyBullet
 ``saveState`` / ``restoreState``) by ``execution.sim_executor``'s LEAP hand: guarded approach,
 closing towards ``leap.DEXTEROUS_CLOSED_Q``, lift, judge, at hand-object ``friction`` (1.0, the
@@ -46,6 +47,7 @@ class QualityDatagenConfig:
     rounds_per_chunk: int = 4
     states_per_round: int = 4
     grasps_per_state: int = 24
+    poses_per_seed: int = 4  # the planner's sampling (``rounds``), pinned so the data do not follow the model's default
     objects_per_round: int = 5
     friction: float = 1.0  # the executor's hand-object friction (sim.leap_hand)
     noise: str = "dex"  # sim.noise model of the rendered depth, as the clutter benchmark's
@@ -72,7 +74,8 @@ def generate_quality_chunk(index: int, out_folder: Path, config: QualityDatagenC
 
     start = time.perf_counter()
     # The evaluator learns to rank the diffusion's own proposals, so they are planned without one.
-    spec = f"leap:evaluator=none,max_grasps={config.grasps_per_state}" + (f",weights={config.weights}" if config.weights else "")
+    spec = (f"leap:evaluator=none,rounds={config.poses_per_seed},max_grasps={config.grasps_per_state}"
+            + (f",weights={config.weights}" if config.weights else ""))
     planner = make_planner(spec, "xarm_leap")
     poses = view_poses("side")
     states: dict[str, list] = {"tsdf": [], "state_round": [], "state_kind": [], "state_objects": []}

@@ -110,11 +110,13 @@ class LeapPlanner(GraspPlanner):
         if self.evaluator_weight < 0:
             raise ValueError(f"evaluator_weight must be non-negative, got {self.evaluator_weight}")
         no_evaluator = isinstance(evaluator, str) and evaluator.strip().lower() == "none"
-        self.evaluator = None if no_evaluator else load_evaluator(Path(evaluator) if evaluator else DEFAULT_EVALUATOR_WEIGHTS)
-        if self.evaluator is not None and (self.evaluator.config.workspace_size_m, self.evaluator.config.resolution) != (
-                workspace.size_m, workspace.resolution):
-            raise ValueError(f"this LEAP evaluator was trained for a {self.evaluator.config.resolution}³ grid over "
-                             f"{self.evaluator.config.workspace_size_m} m, not {workspace.resolution}³ over {workspace.size_m} m")
+        self.evaluator = None if no_evaluator else load_evaluator(Path(evaluator) if evaluator
+                                                                  else DEFAULT_EVALUATOR_WEIGHTS)
+        if self.evaluator is not None:
+            grid = (self.evaluator.config.resolution, self.evaluator.config.workspace_size_m)
+            if grid != (workspace.resolution, workspace.size_m):
+                raise ValueError(f"this LEAP evaluator was trained for a {grid[0]}³ grid over {grid[1]} m, "
+                                 f"not {workspace.resolution}³ over {workspace.size_m} m")
         self.min_objectness = float(pick(min_objectness, cfg.min_objectness))
         self.min_graspness = float(pick(min_graspness, cfg.min_graspness))
         self.max_angle_deg = float(pick(max_angle, cfg.max_approach_angle_deg))

@@ -1,10 +1,38 @@
 """A trained model on disk: a folder with ``config.json`` (its config dataclass) and ``weights.pt`` (a state dict)."""
 from __future__ import annotations
 
+import json
 import os
+import sys
+from dataclasses import asdict, fields
 from pathlib import Path
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.pt"
+
+
+def shipped_model_folder(name: str) -> Path:
+    """The shipped weights ``models/<name>/``: the source checkout's, else where setup.py installs them
+    (``<prefix>/share/diffgrasp/models/<name>``)."""
+    checkout = Path(__file__).resolve().parents[1] / "models" / name
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "diffgrasp" / "models" / name
+
+
+def write_config_json(config, path: str | Path) -> None:
+    """A config dataclass as indented JSON."""
+    Path(path).write_text(json.dumps(asdict(config), indent=2) + "\n")
+
+
+def check_config_keys(config_cls, data: dict, source: str, what: str) -> dict:
+    """``data`` when every key is a field of ``config_cls``; else ValueError naming ``source`` and ``what``."""
+    unknown = sorted(set(data) - {f.name for f in fields(config_cls)})
+    if unknown:
+        raise ValueError(f"{source}: unknown {what} config keys {unknown}")
+    return data
+
+
+def read_config_json(config_cls, path: str | Path, what: str):
+    """``config_cls`` from the JSON ``write_config_json`` wrote; unknown keys are a ValueError."""
+    return config_cls(**check_config_keys(config_cls, json.loads(Path(path).read_text()), str(path), what))
 
 
 def save_model_folder(model, folder: str | Path) -> None:

@@ -331,10 +331,11 @@ def test_backed_off_poses_are_the_fallback_and_stay_in_the_asked_for_region(box_
 
 # -- the grasp evaluator ---------------------------------------------------------------------------
 def top_down_poses(xy: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
-    from scipy.spatial.transform import Rotation
+    """(R, t) of ``sim.pick_scene.top_down_pose`` TCPs at the (x, y) rows and height ``z``."""
+    from diffgrasp_ros.sim.pick_scene import top_down_pose
 
-    R = Rotation.from_euler("x", np.full(len(xy), np.pi)).as_matrix()  # TCP +z = world -z
-    return R, np.column_stack([xy, np.full(len(xy), z)])
+    T = np.array([top_down_pose(x, y, z) for x, y in xy])
+    return T[:, :3, :3], T[:, :3, 3]
 
 
 def test_evaluator_samples_the_tsdf_in_the_grasp_frame(box_scene):

@@ -133,7 +133,6 @@ def test_leap_executor_closes_a_dexterous_grasp_from_its_own_pre_grasp_posture(b
     assert box_world.num_objects == 0
 
 
-
 def test_leap_executor_approach_goes_past_a_pose_short_of_the_object_until_contact(box_world):
     """A grasp planned 1.5 cm short of the box: the guarded approach carries on until the hand touches
     it (at most ``LEAP_GUARDED_APPROACH_M`` past the pose) and the grasp holds."""

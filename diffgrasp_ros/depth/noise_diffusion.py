@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +34,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..grasping.igd.scheduler import DDIMScheduler
-from ..model_files import CONFIG_FILE, WEIGHTS_FILE, load_model_folder, save_model_folder
+from ..model_files import (CONFIG_FILE, WEIGHTS_FILE, check_config_keys, load_model_folder, save_model_folder,
+                           shipped_model_folder, write_config_json)
 
-# The shipped weights: models/depth_noise/ of a source checkout, else where setup.py installs them (share/).
-_CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "depth_noise"
-DEFAULT_WEIGHTS = (_CHECKOUT_WEIGHTS if _CHECKOUT_WEIGHTS.is_dir()
-                   else Path(sys.prefix) / "share" / "diffgrasp" / "models" / "depth_noise")
+DEFAULT_WEIGHTS = shipped_model_folder("depth_noise")
 HOW_TO_GET = ("train one with `python -m diffgrasp_ros.training.noise_train --data PAIRS --out FOLDER` "
               "(see models/depth_noise/MODEL_CARD.md) or restore models/depth_noise/ from the repository")
 
@@ -83,13 +80,11 @@ class NoiseDiffusionConfig:
         return 2 * self.pack**2 + 2
 
     def to_json(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
+        write_config_json(self, path)
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "NoiseDiffusionConfig":
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"{source}: unknown depth-noise config keys {unknown}")
+        check_config_keys(cls, data, source, "depth-noise")
         return cls(**{**data, **({"channels": tuple(data["channels"])} if "channels" in data else {})})
 
     @classmethod

@@ -13,9 +13,7 @@ Weights on disk: a folder with ``config.json`` (``RestorationConfig``) and ``wei
 """
 from __future__ import annotations
 
-import json
-import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model_files import CONFIG_FILE, WEIGHTS_FILE, load_model_folder, save_model_folder
+from ..model_files import (CONFIG_FILE, WEIGHTS_FILE, load_model_folder, read_config_json, save_model_folder,
+                           shipped_model_folder, write_config_json)
 
-_CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "depth_restore"
-DEFAULT_WEIGHTS = (_CHECKOUT_WEIGHTS if _CHECKOUT_WEIGHTS.is_dir()
-                   else Path(sys.prefix) / "share" / "diffgrasp" / "models" / "depth_restore")
+DEFAULT_WEIGHTS = shipped_model_folder("depth_restore")
 HOW_TO_GET = ("train one with `diffgrasp train-restore --data PAIRS --out FOLDER` (see "
               "models/depth_restore/MODEL_CARD.md) and pass its folder, or restore models/depth_restore/ "
               "from the repository")
@@ -52,15 +49,11 @@ class RestorationConfig:
         return self.reduction * 2 ** (len(self.widths) - 1)
 
     def to_json(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
+        write_config_json(self, path)
 
     @classmethod
     def from_json(cls, path: Path) -> "RestorationConfig":
-        data = json.loads(Path(path).read_text())
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"{path}: unknown restoration config keys {unknown}")
-        return cls(**data)
+        return read_config_json(cls, path, "restoration")
 
 
 TINY = dict(widths=(4, 8), head_channels=4)  # trains in tests in a second

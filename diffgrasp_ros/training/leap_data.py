@@ -37,7 +37,6 @@ the chunks already there) with:
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -49,7 +48,8 @@ from scipy.spatial.transform import Rotation
 from ..geometry import pose_from_quaternion, quaternion_xyzw
 from ..robots import leap
 from ..sim.world import SceneDescription
-from .dataset import read_chunk, rebuild_world, save_npz_atomic, scene_arrays, scenes_from_arrays
+from .dataset import (map_single_threaded, read_chunk, rebuild_world, save_npz_atomic, scene_arrays,
+                      scenes_from_arrays)
 
 FORMAT_VERSION = 1
 MANIFEST = "leap_dataset.json"
@@ -287,12 +287,6 @@ def _source_index(path: Path) -> int:
     return int(Path(path).stem.split("_")[-1])
 
 
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def generate_leap_dataset(source_folder: Path, out_folder: Path, config: LeapDatagenConfig,
                           max_scenes: int | None = None, workers: int = 1,
                           progress=print) -> LeapDatagenReport:
@@ -327,28 +321,9 @@ def generate_leap_dataset(source_folder: Path, out_folder: Path, config: LeapDat
                  f"{100.0 * report.positives / max(report.grasps, 1):.1f} % held, "
                  f"{report.grasps_per_second:.2f} grasps/s")
 
-    if workers <= 1 or len(todo) <= 1:
-        _init_worker()
-        for path, take in todo:
-            record(generate_leap_chunk(path, out_folder, config, take))
-    else:
-        import concurrent.futures
-        import multiprocessing
-
-        saved = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-        os.environ.update({name: "1" for name in saved})
-        try:
-            with concurrent.futures.ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"),
-                                                        _init_worker) as pool:
-                futures = [pool.submit(generate_leap_chunk, path, out_folder, config, take) for path, take in todo]
-                for future in concurrent.futures.as_completed(futures):
-                    record(future.result())
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    for result in map_single_threaded(generate_leap_chunk, [(path, out_folder, config, take) for path, take in todo],
+                                      workers):
+        record(result)
     report.seconds = time.perf_counter() - start
     if report.chunks_written:
         manifest["runs"].append({

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import save_npz_atomic
+from .dataset import map_single_threaded, save_npz_atomic
 
 FORMAT_VERSION = 1
 MANIFEST = "leap_quality.json"
@@ -61,7 +61,7 @@ def quality_chunk_path(folder: Path, index: int) -> Path:
 
 def generate_quality_chunk(index: int, out_folder: Path, config: QualityDatagenConfig) -> dict:
     """Lift-test the LEAP model's grasps in ``config.rounds_per_chunk`` rounds; write the chunk. Returns
-    counts (states, grasps, held, outcomes) and the wall time."""
+    its index, counts (states, grasps, held, outcomes) and the wall time."""
     from ..evaluation.clutter_removal import round_seed
     from ..execution.sim_executor import SimHandExecutor
     from ..grasping import make_planner
@@ -144,27 +144,14 @@ def generate_quality_chunk(index: int, out_folder: Path, config: QualityDatagenC
         "reason": np.array(grasps["reason"], dtype=str),
     }
     save_npz_atomic(quality_chunk_path(out_folder, index), arrays)
-    return {"states": len(states["tsdf"]), "grasps": len(grasps["label"]), "held": int(sum(grasps["label"])),
+    return {"chunk": index, "states": len(states["tsdf"]), "grasps": len(grasps["label"]), "held": int(sum(grasps["label"])),
             "outcomes": dict(Counter(grasps["reason"])), "seconds": time.perf_counter() - start}
-
-
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def _worker(index: int, out_folder: Path, config: QualityDatagenConfig) -> tuple[int, dict]:
-    return index, generate_quality_chunk(index, out_folder, config)
 
 
 def generate_quality_dataset(out_folder: Path, config: QualityDatagenConfig, chunks: int, workers: int = 1,
                              progress=print) -> dict:
     """Chunks ``0 .. chunks-1`` (those not already in ``out_folder``) over ``workers`` processes; the
     manifest records the settings and each run's throughput."""
-    import concurrent.futures
-    import multiprocessing
-
     if chunks < 1 or workers < 1:
         raise ValueError(f"chunks and workers must be at least 1, got {chunks} and {workers}")
     out_folder = Path(out_folder)
@@ -178,23 +165,16 @@ def generate_quality_dataset(out_folder: Path, config: QualityDatagenConfig, chu
     total = {"chunks": 0, "states": 0, "grasps": 0, "held": 0, "outcomes": Counter()}
     start = time.perf_counter()
 
-    def record(index: int, result: dict) -> None:
+    def record(result: dict) -> None:
         total["chunks"] += 1
         for key in ("states", "grasps", "held"):
             total[key] += result[key]
         total["outcomes"].update(result["outcomes"])
-        progress(f"chunk {index}: {result['states']} states, {result['grasps']} grasps, {result['held']} held "
+        progress(f"chunk {result['chunk']}: {result['states']} states, {result['grasps']} grasps, {result['held']} held "
                  f"({result['seconds']:.0f} s); {total['grasps'] / (time.perf_counter() - start):.2f} grasps/s")
 
-    if workers == 1:
-        _init_worker()
-        for index in todo:
-            record(*_worker(index, out_folder, config))
-    else:
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(workers, context, initializer=_init_worker) as pool:
-            for future in concurrent.futures.as_completed([pool.submit(_worker, i, out_folder, config) for i in todo]):
-                record(*future.result())
+    for result in map_single_threaded(generate_quality_chunk, [(i, out_folder, config) for i in todo], workers):
+        record(result)
     seconds = time.perf_counter() - start
     run = {"chunks": total["chunks"], "states": total["states"], "grasps": total["grasps"], "held": total["held"],
            "seconds": round(seconds, 1), "workers": workers,

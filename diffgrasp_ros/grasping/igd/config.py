@@ -1,9 +1,10 @@
 """Hyper-parameters of Implicit Grasp Diffusion, sized for a 2-core CPU (the paper's are GPU-sized)."""
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from ...model_files import read_config_json, write_config_json
 
 
 @dataclass(frozen=True)
@@ -39,16 +40,11 @@ class IGDConfig:
     finger_depth_m: float = 0.05  # where the grasp classifier's control points start (see ``robots.gripper``)
 
     def to_json(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
+        write_config_json(self, path)
 
     @classmethod
     def from_json(cls, path: Path) -> "IGDConfig":
-        data = json.loads(Path(path).read_text())
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown IGD config keys {unknown}")
-        return cls(**data)
+        return read_config_json(cls, path, "IGD")
 
     def replace(self, **changes) -> "IGDConfig":
         return IGDConfig(**{**asdict(self), **changes})

@@ -1,16 +1,12 @@
 """IGD weights on disk: a folder with ``config.json`` (``IGDConfig``) and ``weights.pt`` (a state dict)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from ...model_files import load_model_folder, save_model_folder
+from ...model_files import load_model_folder, save_model_folder, shipped_model_folder
 from .config import IGDConfig
 
-# The shipped weights: models/igd/ of a source checkout, else where setup.py installs them (share/).
-_CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[3] / "models" / "igd"
-DEFAULT_WEIGHTS = (_CHECKOUT_WEIGHTS if _CHECKOUT_WEIGHTS.is_dir()
-                   else Path(sys.prefix) / "share" / "diffgrasp" / "models" / "igd")
+DEFAULT_WEIGHTS = shipped_model_folder("igd")
 HOW_TO_GET = ("train a model with `diffgrasp train --data DATASET --out FOLDER` (see models/igd/MODEL_CARD.md) "
               "and pass weights=FOLDER, or restore models/igd/ from the repository")
 

@@ -1,9 +1,10 @@
 """Hyper-parameters of the LEAP-hand grasp model (DexGraspNet 2.0 style), sized for a 2-core CPU."""
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from ...model_files import read_config_json, write_config_json
 
 
 @dataclass(frozen=True)
@@ -54,16 +55,11 @@ class LeapConfig:
         object.__setattr__(self, "likelihood_timesteps", tuple(int(t) for t in self.likelihood_timesteps))
 
     def to_json(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
+        write_config_json(self, path)
 
     @classmethod
     def from_json(cls, path: Path) -> "LeapConfig":
-        data = json.loads(Path(path).read_text())
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown LEAP config keys {unknown}")
-        return cls(**data)
+        return read_config_json(cls, path, "LEAP")
 
     def replace(self, **changes) -> "LeapConfig":
         return LeapConfig(**{**asdict(self), **changes})

@@ -13,9 +13,7 @@ the lattice, an MLP the rest; one logit out.
 """
 from __future__ import annotations
 
-import json
-import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...model_files import load_model_folder, save_model_folder
+from ...model_files import (load_model_folder, read_config_json, save_model_folder, shipped_model_folder,
+                            write_config_json)
 from ...robots import leap
 
 
@@ -46,15 +45,11 @@ class LeapEvaluatorConfig:
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def to_json(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
+        write_config_json(self, path)
 
     @classmethod
     def from_json(cls, path: Path) -> "LeapEvaluatorConfig":
-        data = json.loads(Path(path).read_text())
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"{path}: unknown LEAP evaluator config keys {unknown}")
-        return cls(**data)
+        return read_config_json(cls, path, "LEAP evaluator")
 
 
 def lattice_offsets(cfg: LeapEvaluatorConfig) -> np.ndarray:
@@ -116,10 +111,7 @@ class LeapGraspEvaluator(nn.Module):
         return F.logsigmoid(self(*grasp_inputs(self.config, tsdf, R, t, q_grasp, q_pregrasp))).numpy().astype(float)
 
 
-# The shipped weights: models/leap_evaluator/ of a source checkout, else where setup.py installs them.
-_CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[3] / "models" / "leap_evaluator"
-DEFAULT_EVALUATOR_WEIGHTS = (_CHECKOUT_WEIGHTS if _CHECKOUT_WEIGHTS.is_dir()
-                             else Path(sys.prefix) / "share" / "diffgrasp" / "models" / "leap_evaluator")
+DEFAULT_EVALUATOR_WEIGHTS = shipped_model_folder("leap_evaluator")
 HOW_TO_GET = ("train one with `diffgrasp train-leap-evaluator --data QUALITY_DATASET --out FOLDER` and pass "
               "evaluator=FOLDER (e.g. --method leap:evaluator=FOLDER), or restore models/leap_evaluator/ from the "
               "repository; evaluator=none ranks without it")

@@ -71,6 +71,13 @@ def parse_direction(text, name: str) -> np.ndarray | None:
     return v / np.linalg.norm(v)
 
 
+def _check_trained_grid(what: str, config, workspace: Workspace) -> None:
+    """A model's TSDF grid (``config.resolution``, ``config.workspace_size_m``) must be the workspace's."""
+    if (config.resolution, config.workspace_size_m) != (workspace.resolution, workspace.size_m):
+        raise ValueError(f"this {what} was trained for a {config.resolution}³ grid over {config.workspace_size_m} m, "
+                         f"not {workspace.resolution}³ over {workspace.size_m} m")
+
+
 def _rotation_angles(R: np.ndarray, Rs: np.ndarray) -> np.ndarray:
     cos = (np.einsum("ij,nij->n", R, Rs) - 1.0) / 2.0
     return np.arccos(np.clip(cos, -1.0, 1.0))
@@ -94,9 +101,7 @@ class LeapPlanner(GraspPlanner):
 
         self.model = load_pretrained(Path(weights) if weights else DEFAULT_WEIGHTS)
         cfg = self.model.config
-        if (workspace.size_m, workspace.resolution) != (cfg.workspace_size_m, cfg.resolution):
-            raise ValueError(f"this LEAP model was trained for a {cfg.resolution}³ grid over {cfg.workspace_size_m} m, "
-                             f"not {workspace.resolution}³ over {workspace.size_m} m")
+        _check_trained_grid("LEAP model", cfg, workspace)
         pick = lambda value, default: default if value is None else value  # noqa: E731
         self.rounds = int(pick(rounds, cfg.rounds))
         self.denoising_steps = int(pick(denoising_steps, cfg.sampling_steps))
@@ -113,10 +118,7 @@ class LeapPlanner(GraspPlanner):
         self.evaluator = None if no_evaluator else load_evaluator(Path(evaluator) if evaluator
                                                                   else DEFAULT_EVALUATOR_WEIGHTS)
         if self.evaluator is not None:
-            grid = (self.evaluator.config.resolution, self.evaluator.config.workspace_size_m)
-            if grid != (workspace.resolution, workspace.size_m):
-                raise ValueError(f"this LEAP evaluator was trained for a {grid[0]}³ grid over {grid[1]} m, "
-                                 f"not {workspace.resolution}³ over {workspace.size_m} m")
+            _check_trained_grid("LEAP evaluator", self.evaluator.config, workspace)
         self.min_objectness = float(pick(min_objectness, cfg.min_objectness))
         self.min_graspness = float(pick(min_graspness, cfg.min_graspness))
         self.max_angle_deg = float(pick(max_angle, cfg.max_approach_angle_deg))

@@ -1,16 +1,12 @@
 """LEAP grasp-model weights on disk: a folder with ``config.json`` (``LeapConfig``) and ``weights.pt``."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from ...model_files import load_model_folder, save_model_folder
+from ...model_files import load_model_folder, save_model_folder, shipped_model_folder
 from .config import LeapConfig
 
-# The shipped weights: models/leap/ of a source checkout, else where setup.py installs them (share/).
-_CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[3] / "models" / "leap"
-DEFAULT_WEIGHTS = (_CHECKOUT_WEIGHTS if _CHECKOUT_WEIGHTS.is_dir()
-                   else Path(sys.prefix) / "share" / "diffgrasp" / "models" / "leap")
+DEFAULT_WEIGHTS = shipped_model_folder("leap")
 HOW_TO_GET = ("train one with `diffgrasp train-leap --data LEAP_DATASET --out FOLDER` and pass weights=FOLDER "
               "(e.g. --method leap:weights=FOLDER), or restore models/leap/ from the repository")
 

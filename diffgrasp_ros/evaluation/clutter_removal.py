@@ -32,6 +32,7 @@ from ..camera.frame import DepthError
 from ..depth.processing import DepthProcessor
 from ..execution import EXECUTORS, make_sim_executor
 from ..grasping import GraspPlanner
+from ..parallel import single_threaded_children
 from ..sim.camera import view_poses
 from ..sim.noise import NOISE_MODELS, apply_depth_noise
 from ..sim.stereo import D435Simulator
@@ -330,7 +331,6 @@ def run_benchmark_parallel(methods: Sequence[str], robot: str, objects: Sequence
     so the outcomes equal a sequential run's; latencies are those of one core per process."""
     import concurrent.futures
     import multiprocessing
-    import os
 
     if not methods:
         raise ValueError("no grasp planning method to benchmark")
@@ -339,23 +339,14 @@ def run_benchmark_parallel(methods: Sequence[str], robot: str, objects: Sequence
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     by_index: dict[int, dict[str, RoundResult]] = {}
-    saved = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    os.environ.update({name: "1" for name in saved})  # inherited by the spawned workers (open3d's OpenMP)
-    try:
-        with concurrent.futures.ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _init_worker,
-                                                    (list(methods), robot)) as pool:
-            futures = [pool.submit(_worker_round, objects, settings, i) for i in range(settings.rounds)]
-            for future in concurrent.futures.as_completed(futures):
-                index, this_round = future.result()
-                by_index[index] = this_round
-                if on_round is not None:
-                    on_round(index, this_round)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with single_threaded_children(), concurrent.futures.ProcessPoolExecutor(
+            workers, multiprocessing.get_context("spawn"), _init_worker, (list(methods), robot)) as pool:
+        futures = [pool.submit(_worker_round, objects, settings, i) for i in range(settings.rounds)]
+        for future in concurrent.futures.as_completed(futures):
+            index, this_round = future.result()
+            by_index[index] = this_round
+            if on_round is not None:
+                on_round(index, this_round)
     rounds = {method: [by_index[i][method] for i in range(settings.rounds)] for method in methods}
     return BenchmarkResult(settings, objects_name, rounds)
 

@@ -18,7 +18,7 @@ TSDF grids are re-rendered from it on demand (``render_views`` / ``reconstruct``
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,39 +86,6 @@ def save_npz_atomic(path: Path, arrays: dict) -> None:
     with open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)
     os.replace(tmp, path)
-
-
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def map_single_threaded(function: Callable, jobs: Sequence[tuple], workers: int) -> Iterator:
-    """``function(*job)`` for every job, results in the order they finish: in this process when ``workers``
-    is 1 or there is one job, else in ``workers`` spawned processes (one PyBullet world each). torch and
-    the BLAS libraries run one thread per process either way, so the processes do not compete."""
-    if workers <= 1 or len(jobs) <= 1:
-        _one_thread()
-        for job in jobs:
-            yield function(*job)
-        return
-    import concurrent.futures
-    import multiprocessing
-
-    saved = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    os.environ.update({name: "1" for name in saved})
-    try:
-        with concurrent.futures.ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"),
-                                                    _one_thread) as pool:
-            for future in concurrent.futures.as_completed([pool.submit(function, *job) for job in jobs]):
-                yield future.result()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def scene_arrays(scenes: Sequence[SceneDescription]) -> dict[str, np.ndarray]:

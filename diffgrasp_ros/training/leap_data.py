@@ -46,10 +46,10 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..geometry import pose_from_quaternion, quaternion_xyzw
+from ..parallel import map_single_threaded
 from ..robots import leap
 from ..sim.world import SceneDescription
-from .dataset import (map_single_threaded, read_chunk, rebuild_world, save_npz_atomic, scene_arrays,
-                      scenes_from_arrays)
+from .dataset import read_chunk, rebuild_world, save_npz_atomic, scene_arrays, scenes_from_arrays
 
 FORMAT_VERSION = 1
 MANIFEST = "leap_dataset.json"

@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import map_single_threaded, save_npz_atomic
+from ..parallel import map_single_threaded
+from .dataset import save_npz_atomic
 
 FORMAT_VERSION = 1
 MANIFEST = "leap_quality.json"

@@ -71,8 +71,9 @@ def test_bad_frames_and_weights_are_rejected_clearly(tiny_run, tmp_path):
         model.restore(depth.astype(np.uint16), ir)
     with pytest.raises(ValueError, match="ir_left must be an \\(H, W\\) uint8"):
         model.restore(depth, ir.astype(np.float32))
-    with pytest.raises(ValueError, match="multiples of 8"):
-        model.restore(depth[:475], ir[:475])
+    assert model.restore(depth[:475], ir[:475]).shape == (475, 640)  # any size: padded inside
+    with pytest.raises(ValueError, match="NaN/inf"):
+        model.restore(np.full((480, 640), np.nan, np.float32), ir)
     with pytest.raises(ValueError, match="no valid pixels"):
         model.restore(np.zeros_like(depth), ir)
     with pytest.raises(FileNotFoundError, match="config.json does not exist.*train-restore"):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -11,18 +12,26 @@ from ..geometry import is_rigid_transform, pose_from_quaternion
 from .frame import DepthError, DepthFrame
 from .intrinsics import CameraIntrinsics
 
-DEPTH_IMAGE_EXTENSIONS = (".npy", ".png", ".tif", ".tiff")
+DEPTH_IMAGE_EXTENSIONS = (".npy", ".png", ".tif", ".tiff", ".exr")
 
 # uint16 depth images (RealSense z16, Kinect, ROS 16UC1, TUM/YCB-style PNGs) store millimetres.
 MILLIMETRES = 0.001
+# Unit sanity checks, applied only when the scale is the default one (no depth_scale given): no depth
+# camera measures below 2 cm, and no tabletop scene has a median depth of 20 m.
+MIN_PLAUSIBLE_DEPTH_M = 0.02
+MAX_PLAUSIBLE_MEDIAN_M = 20.0
 
 
 def load_depth_image(path: str | Path, depth_scale: float | None = None) -> np.ndarray:
     """A depth image as float32 metres (0 = invalid).
 
-    ``depth_scale`` is metres per stored unit. Floating-point images already hold metres
-    (default scale 1). uint16 images are taken as millimetres unless told otherwise
-    (default 0.001); other integer types have no common convention and need ``depth_scale``.
+    ``depth_scale`` is metres per stored unit. Floating-point images (``.npy``, float TIFF, ``.exr``)
+    already hold metres (default scale 1). uint16 images are taken as millimetres unless told
+    otherwise (default 0.001); other integer types have no common convention and need ``depth_scale``.
+    With the default scale, depth in the wrong unit is refused: uint16 values that are nearly all
+    below 20 (metres stored as integers), or float depth with a median above 20 (millimetres).
+    From an OpenEXR file the depth is its only channel, else its ``Z`` (or ``<layer>.Z``), ``R`` or
+    ``Y`` channel, in that order of preference. NaN, inf and negative depth are invalid (0).
     """
     path = Path(path)
     if not path.is_file():
@@ -30,6 +39,8 @@ def load_depth_image(path: str | Path, depth_scale: float | None = None) -> np.n
     suffix = path.suffix.lower()
     if suffix == ".npy":
         raw = _read_npy(path)
+    elif suffix == ".exr":
+        raw = _read_exr(path)
     elif suffix in DEPTH_IMAGE_EXTENSIONS:
         raw = _read_image(path)
     else:
@@ -74,6 +85,87 @@ def _read_image(path: Path) -> np.ndarray:
     return raw
 
 
+def _exr_channels(path: Path) -> list[str]:
+    """The channel names of an OpenEXR file (of its first part), read from its header."""
+    import struct
+
+    with open(path, "rb") as file:
+        head = file.read(1 << 16)  # a header is a few hundred bytes; the channel list comes first
+    if head[:4] != b"\x76\x2f\x31\x01":
+        raise DepthError(f"{path}: not an OpenEXR file (bad magic number)")
+    if int.from_bytes(head[4:8], "little") & 0x800:
+        raise DepthError(f"{path}: a deep OpenEXR image is not a depth map")
+    try:
+        position = 8
+        while head[position] != 0:  # attributes: name\0 type\0 int32 size, value; an empty name ends them
+            name_end = head.index(b"\0", position)
+            type_end = head.index(b"\0", name_end + 1)
+            (size,) = struct.unpack_from("<i", head, type_end + 1)
+            value = type_end + 5
+            if head[position:name_end] == b"channels" and head[name_end + 1:type_end] == b"chlist":
+                names = []
+                while head[value] != 0:  # name\0, then pixel type, linear flag + reserved, x and y sampling
+                    end = head.index(b"\0", value)
+                    names.append(head[value:end].decode("utf-8", "replace"))
+                    value = end + 1 + 16
+                return names
+            position = value + size
+    except (IndexError, ValueError, struct.error) as exc:
+        raise DepthError(f"{path}: unreadable OpenEXR header ({exc})") from exc
+    raise DepthError(f"{path}: the OpenEXR header lists no channels")
+
+
+def _exr_depth_channel(names: list[str], path: Path) -> str:
+    if len(names) == 1:
+        return names[0]
+    for wanted in ("Z", "R", "Y"):
+        if wanted in names:
+            return wanted
+    layered = [name for name in names if name.rsplit(".", 1)[-1] == "Z"]  # e.g. Blender's "ViewLayer.Depth.Z"
+    if len(layered) == 1:
+        return layered[0]
+    raise DepthError(f"{path}: cannot tell which OpenEXR channel is depth among {names}; "
+                     "save the depth as a single channel (or a 'Z' channel)")
+
+
+def _read_exr(path: Path) -> np.ndarray:
+    """The depth channel of an OpenEXR image, float32 (HALF and FLOAT channels alike).
+
+    OpenCV (built with OpenEXR, enabled by ``OPENCV_IO_ENABLE_OPENEXR``) reads R/G/B and Y channels
+    but not Z: a Z-only file comes out as zeros. The header therefore picks the channel, and one that
+    OpenCV cannot return is read with the ``OpenEXR`` package when it is installed.
+    """
+    names = set(_exr_channels(path))
+    channel = _exr_depth_channel(sorted(names), path)
+    problem = f"the depth is in OpenEXR channel {channel!r}, which OpenCV does not read"
+    bgr = ("B", "G", "R")
+    if (channel in bgr and "0" not in names) or (channel == "Y" and not names & {"R", "G", "B", "RY", "BY", "0"}):
+        os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # read when the codec is first used
+        import cv2
+
+        try:
+            raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        except cv2.error as exc:  # the codec is disabled in this process
+            raw, problem = None, (f"OpenCV cannot read OpenEXR here ({str(exc).strip().splitlines()[-1]}); "
+                                  "set OPENCV_IO_ENABLE_OPENEXR=1 before anything else uses OpenCV")
+        else:
+            if raw is None:
+                raise DepthError(f"{path}: cannot decode the OpenEXR image")
+            if raw.ndim == 2:
+                return raw
+            return raw[:, :, bgr.index(channel)] if channel in bgr else raw[:, :, 0]  # B, G, R(, A) or Y(, A)
+    try:
+        import OpenEXR
+    except ImportError:
+        raise DepthError(f"{path}: {problem}; pip install OpenEXR, or save the depth as a single "
+                         "'Y' or 'R' channel") from None
+    try:
+        with OpenEXR.File(str(path), separate_channels=True) as file:
+            return np.asarray(file.channels()[channel].pixels)
+    except (OSError, RuntimeError, KeyError) as exc:
+        raise DepthError(f"{path}: cannot read OpenEXR channel {channel!r} ({exc})") from exc
+
+
 def _to_metres(raw: np.ndarray, depth_scale: float | None, path: Path) -> np.ndarray:
     if np.issubdtype(raw.dtype, np.floating):
         scale = 1.0 if depth_scale is None else depth_scale
@@ -91,7 +183,33 @@ def _to_metres(raw: np.ndarray, depth_scale: float | None, path: Path) -> np.nda
         raise DepthError(f"{path}: depth_scale must be positive, got {scale}")
     depth = raw.astype(np.float32) * np.float32(scale)
     depth[~np.isfinite(depth) | (depth < 0.0)] = 0.0
+    if depth_scale is None:
+        _check_units(raw, depth, scale, path)
     return depth
+
+
+def _check_units(raw: np.ndarray, depth: np.ndarray, scale: float, path: Path) -> None:
+    """Refuse depth that is plainly in another unit than the default scale says (see load_depth_image)."""
+    valid = depth > 0.0
+    if not valid.any():
+        return  # nothing to judge; an empty frame is refused later, with its own message
+    if np.issubdtype(raw.dtype, np.integer):
+        units = float(np.percentile(raw[valid], 99))
+        if units * scale < MIN_PLAUSIBLE_DEPTH_M:
+            what = "integer depth values are" if units == raw[valid].max() else "99 % of the integer depth values are"
+            raise DepthError(
+                f"{path}: {what} at most {units:g} units ({units * scale * 1000:g} mm at {scale:g} m/unit): "
+                "this looks like metres stored as integers; save millimetres or pass --depth-scale"
+            )
+    else:
+        median = float(np.median(depth[valid]))
+        # A median beyond 100 km is not millimetres either, but a background value (renderers write
+        # 1e10 for "no surface"): range clipping handles that.
+        if MAX_PLAUSIBLE_MEDIAN_M < median < 1e5:
+            raise DepthError(
+                f"{path}: the median depth is {median:.4g} m: this looks like millimetres stored as float "
+                "metres; save metres or pass --depth-scale 0.001"
+            )
 
 
 def load_extrinsics(path: str | Path) -> np.ndarray:

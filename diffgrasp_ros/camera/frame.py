@@ -68,10 +68,7 @@ def validate_depth(depth, intrinsics: CameraIntrinsics) -> np.ndarray:
     if depth.ndim != 2:
         raise DepthError(f"depth must be a single-channel HxW image, got shape {depth.shape}")
     if depth.shape != (intrinsics.height, intrinsics.width):
-        raise DepthError(
-            f"depth is {depth.shape[1]}x{depth.shape[0]} but the intrinsics are "
-            f"{intrinsics.width}x{intrinsics.height}"
-        )
+        raise DepthError(size_mismatch_message(depth.shape[1], depth.shape[0], intrinsics))
     if not np.issubdtype(depth.dtype, np.floating):
         raise DepthError(
             f"metric depth must be floating point metres, got {depth.dtype} "
@@ -80,3 +77,14 @@ def validate_depth(depth, intrinsics: CameraIntrinsics) -> np.ndarray:
     depth = depth.astype(np.float32, copy=True)
     depth[~np.isfinite(depth) | (depth < 0.0)] = 0.0
     return depth
+
+
+def size_mismatch_message(width: int, height: int, intrinsics: CameraIntrinsics) -> str:
+    """One line: the intrinsics are for another image size than the depth's, and what to do."""
+    message = (f"the intrinsics are {intrinsics.width}x{intrinsics.height} but the depth is {width}x{height}: "
+               "use the intrinsics of this stream")
+    factor = width / intrinsics.width
+    if abs(height - intrinsics.height * factor) < 1.0:  # same aspect ratio: maybe the same mode, resized
+        return f"{message}, or CameraIntrinsics.scaled({factor:g}) if it is the same sensor mode resized"
+    return (f"{message} ({intrinsics.width / intrinsics.height:.3g} vs {width / height:.3g} aspect: another "
+            "sensor mode, which CameraIntrinsics.scaled cannot convert)")

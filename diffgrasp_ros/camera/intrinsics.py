@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,14 +21,23 @@ class CameraIntrinsics:
     def __post_init__(self):
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
-        if not (self.fx > 0 and self.fy > 0):
-            raise ValueError(f"focal lengths must be positive, got fx={self.fx}, fy={self.fy}")
+        if not (0 < self.fx < math.inf and 0 < self.fy < math.inf):
+            raise ValueError(f"focal lengths must be positive and finite, got fx={self.fx}, fy={self.fy}")
+        # A principal point off the image is a calibration of another resolution or crop, or
+        # fields mixed up (e.g. a 1280x720 calibration's cx = 640 given to a 320-wide stream).
+        if not (0.0 <= self.cx <= self.width and 0.0 <= self.cy <= self.height):
+            raise ValueError(
+                f"principal point (cx={self.cx:g}, cy={self.cy:g}) lies outside the {self.width}x{self.height} "
+                "image: these intrinsics belong to another resolution or the fields are mixed up"
+            )
 
     @property
     def K(self) -> np.ndarray:
         return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
     def scaled(self, factor: float) -> "CameraIntrinsics":
+        """The same camera with its image resized by ``factor`` (e.g. 0.5 for a 1280x720
+        calibration used on the 640x360 stream of the same sensor mode)."""
         return CameraIntrinsics(
             round(self.width * factor), round(self.height * factor),
             self.fx * factor, self.fy * factor, self.cx * factor, self.cy * factor,

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from .. import __version__
-from . import bench, datagen, demo, depth, leap_datagen, leap_quality_datagen, plan, record, up
+from . import bench, calibrate, datagen, demo, depth, leap_datagen, leap_quality_datagen, plan, record, up
 from . import train
 from . import train_leap, train_leap_evaluator
 
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     demo.add_parser(subparsers)
     plan.add_parser(subparsers)
+    calibrate.add_parser(subparsers)
     bench.add_parser(subparsers)
     datagen.add_parser(subparsers)
     leap_datagen.add_parser(subparsers)

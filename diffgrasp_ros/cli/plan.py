@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from .common import add_planner_arguments, format_grasp_table, format_timings, planner_options, write_json
+from .workspace_args import add_workspace_arguments, estimate_from_args
 
 EXIT_NO_GRASP = 3
 
@@ -21,15 +23,22 @@ def add_parser(subparsers) -> None:
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--depth", type=Path, nargs="+",
-                        help="depth images: .npy (float metres or integer sensor units) or 16-bit .png/.tif")
+                        help="depth images: .npy (float metres or integer sensor units), 16-bit .png/.tif "
+                             "(millimetres unless --depth-scale), float .tif/.exr (metres); any size, with that "
+                             "stream's intrinsics")
     source.add_argument("--tsdf", type=Path, help=".npy TSDF grid, 40x40x40 in the standard convention")
     parser.add_argument("--calibration", type=Path, nargs="+",
                         help="YAML/JSON with 'intrinsics' and 'T_workspace_camera' (one per depth image, "
-                             "or one for all)")
+                             "or one for all), e.g. written by `diffgrasp calibrate` (its workspace size too)")
     parser.add_argument("--intrinsics", type=Path,
                         help="intrinsics YAML/JSON (fx, fy, cx, cy, width, height, or a ROS camera_info file)")
     parser.add_argument("--extrinsics", type=Path, nargs="+",
                         help="camera pose(s) T_workspace_camera (4x4 matrix or position + orientation xyzw)")
+    parser.add_argument("--workspace", choices=("calibrated", "auto"), default="calibrated",
+                        help="calibrated: the camera pose from --calibration / --extrinsics (checked against "
+                             "the table in the depth); auto: fit the table in the depth and put the "
+                             "workspace on it over the objects (frames of one static camera; needs only "
+                             "--intrinsics). Default: calibrated")
     parser.add_argument("--depth-scale", type=float, default=None,
                         help="metres per unit for integer depth images (default: 0.001, i.e. millimetres)")
     parser.add_argument("--depth-mode", default="passthrough",
@@ -37,6 +46,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--min-depth", type=float, default=0.1, help="nearest valid depth in metres (default: 0.1)")
     parser.add_argument("--max-depth", type=float, default=2.0, help="farthest valid depth in metres (default: 2.0)")
     parser.add_argument("--out", type=Path, default=Path("grasps.json"), help="output JSON (default: grasps.json)")
+    parser.add_argument("--draw", type=Path, help="draw the ranked grasps (best first) on the first view as PNG")
+    parser.add_argument("--color", type=Path, help="colour image registered to the first depth image, drawn on "
+                                                   "by --draw (default: the depth, colour-mapped)")
+    add_workspace_arguments(parser)
     add_planner_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -51,7 +64,8 @@ def _calibrations(args, count: int):
         intrinsics = CameraIntrinsics.load(args.intrinsics)
         calibrations = [(intrinsics, load_extrinsics(p)) for p in args.extrinsics]
     else:
-        raise ValueError("camera calibration missing: give --calibration, or --intrinsics and --extrinsics")
+        raise ValueError("camera calibration missing: give --calibration, or --intrinsics and --extrinsics, "
+                         "or --intrinsics with --workspace auto (the table fitted in the depth)")
     if len(calibrations) == 1:
         calibrations *= count
     if len(calibrations) != count:
@@ -59,31 +73,98 @@ def _calibrations(args, count: int):
     return calibrations
 
 
-def run(args: argparse.Namespace) -> int:
+def _load_frames(args, intrinsics_per_image) -> list:
     from ..camera.files import load_depth_image
     from ..camera.frame import DepthFrame
     from ..depth import DepthProcessor
+
+    processor = DepthProcessor(args.depth_mode, args.min_depth, args.max_depth)
+    return [processor.process(DepthFrame(load_depth_image(path, args.depth_scale), intrinsics, frame_id=path.stem))
+            for path, intrinsics in zip(args.depth, intrinsics_per_image)]
+
+
+def _camera_poses(args, frames) -> tuple[list[np.ndarray], object, list[str]]:
+    """The camera poses, the table area to plan over, and warnings about them."""
+    from ..scene.calibration import read_workspace_area
+    from ..scene.table import check_camera_pose
+    from ..scene.workspace import TableArea
+
+    if args.workspace == "auto":
+        estimate = estimate_from_args(args, frames)
+        return [estimate.T_workspace_camera] * len(frames), estimate.area, estimate.warnings
+    poses = [T for _, T in _calibrations(args, len(frames))]
+    area = read_workspace_area(args.calibration[0]) if args.calibration else None
+    area = area or TableArea()
+    warnings = []
+    for frame, T in zip(frames, poses):
+        centre = (0.5 * area.size_x_m, 0.5 * area.size_y_m)
+        check = check_camera_pose(frame, T, area.table_height_m, centre)
+        warnings += [f"{frame.frame_id}: {w}" for w in check.warnings]
+    return poses, area, warnings
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
     from ..grasping import make_planner
 
+    if args.workspace == "auto" and (args.calibration or args.extrinsics):
+        raise ValueError("--workspace auto estimates the camera pose: give --intrinsics without "
+                         "--extrinsics / --calibration")
+    start = time.perf_counter()
     planner = make_planner(args.method, args.robot, **planner_options(args))
+    load_s = time.perf_counter() - start
+    report: dict = {"robot": args.robot}
     if args.tsdf is not None:
         if not args.tsdf.is_file():
             raise FileNotFoundError(f"TSDF file not found: {args.tsdf}")
-        result = planner.plan_from_tsdf(np.load(args.tsdf, allow_pickle=False))
-        sources = [str(args.tsdf)]
+        grid = np.load(args.tsdf, allow_pickle=False)
+        first, result = (planner.plan_from_tsdf(grid) for _ in range(2))
+        report["sources"] = [str(args.tsdf)]
     else:
-        processor = DepthProcessor(args.depth_mode, args.min_depth, args.max_depth)
-        calibrations = _calibrations(args, len(args.depth))
-        frames, poses = [], []
-        for path, (intrinsics, T_workspace_camera) in zip(args.depth, calibrations):
-            frame = DepthFrame(load_depth_image(path, args.depth_scale), intrinsics, frame_id=path.stem)
-            frames.append(processor.process(frame))
-            poses.append(T_workspace_camera)
-        result = planner.plan_from_depth(frames, poses)
-        sources = [str(p) for p in args.depth]
-    write_json(args.out, {"sources": sources, "robot": args.robot, **result.to_dict()})
-    print(f"diffgrasp plan: {len(sources)} input(s), method {args.method}, robot {args.robot}: "
-          f"{format_timings(result.timings_s)}")
+        if args.workspace == "auto" and not args.intrinsics:
+            raise ValueError("--workspace auto needs --intrinsics (the depth camera's)")
+        from ..camera.intrinsics import CameraIntrinsics
+
+        intrinsics = ([CameraIntrinsics.load(args.intrinsics)] * len(args.depth) if args.workspace == "auto"
+                      else [K for K, _ in _calibrations(args, len(args.depth))])
+        frames = _load_frames(args, intrinsics)
+        poses, area, warnings = _camera_poses(args, frames)
+        first, result = (planner.plan_from_depth(frames, poses, area) for _ in range(2))
+        result.warnings = warnings + result.warnings
+        report["sources"] = [str(p) for p in args.depth]
+        report["inputs"] = [{"source": str(p), "T_workspace_camera": np.round(T, 9).tolist()}
+                            for p, T in zip(args.depth, poses)]
+        report["workspace"] = area.to_dict()
+        report["workspace_estimated"] = args.workspace == "auto"
+    report["timings_cold_s"] = {"model_load": load_s, "first_plan": sum(first.timings_s.values())}
+    write_json(args.out, {**report, **result.to_dict()})
+    for warning in result.warnings:
+        print(f"diffgrasp plan: warning: {warning}", file=sys.stderr)
+    print(f"diffgrasp plan: {len(report['sources'])} input(s), method {args.method}, robot {args.robot}: "
+          f"{format_timings(result.timings_s)} (second plan; model load {1000 * load_s:.0f} ms and first plan "
+          f"{1000 * report['timings_cold_s']['first_plan']:.0f} ms apart)")
     print(format_grasp_table(result))
+    if args.draw is not None:
+        _draw(args, result, frames[0], poses[0]) if args.tsdf is None else _refuse_draw()
+        print(f"wrote {args.draw}")
     print(f"wrote {args.out}")
     return 0 if result.found else EXIT_NO_GRASP
+
+
+def _refuse_draw():
+    raise ValueError("--draw needs a camera view: plan from --depth, not --tsdf")
+
+
+def _draw(args, result, frame, T_workspace_camera) -> None:
+    import cv2
+
+    from ..grasping.draw import depth_picture, draw_grasps, load_color_image
+    from ..robots.registry import get_robot
+
+    size = (frame.intrinsics.width, frame.intrinsics.height)
+    rgb = load_color_image(args.color, size) if args.color else depth_picture(frame.depth_m)
+    picture = draw_grasps(rgb, result.grasps, frame.intrinsics, T_workspace_camera, get_robot(args.robot).gripper)
+    args.draw.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(args.draw), picture):
+        raise ValueError(f"cannot write the picture {args.draw}")

@@ -18,6 +18,8 @@ class DepthProcessor:
     ``graft`` does the opposite, for clean *simulated* depth: it grafts sensor artifacts sampled from the
     diffusion noise model (``depth.grafting``; ``models/depth_noise``) while keeping metric geometry, so
     data looks like a D435's (on a real camera it would add noise to noise). Models load on the first frame.
+    Every mode takes frames of any size and focal length and returns a frame of the same size with the
+    same intrinsics (the models pad inside to the sides their networks need).
     """
 
     def __init__(self, mode: str = "passthrough", min_depth_m: float = 0.1, max_depth_m: float = 2.0,
@@ -79,8 +81,7 @@ class DepthProcessor:
         if self._model is None:
             self._model = DepthRestorer.from_pretrained(self.weights)
         try:
-            check_frame(frame.depth_m, ir_left if ir_left is not None else np.zeros(frame.depth_m.shape, np.uint8),
-                        self._model.config)
+            check_frame(frame.depth_m, ir_left if ir_left is not None else np.zeros(frame.depth_m.shape, np.uint8))
         except ValueError as error:
             raise DepthError(f"cannot restore this frame: {error}") from error
         restored = DepthFrame(self._model.restore(frame.depth_m, ir_left), frame.intrinsics, frame.frame_id,

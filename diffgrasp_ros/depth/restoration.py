@@ -9,6 +9,11 @@ context and override valid-but-wrong depth (a transparent object reads the table
 Depth is normalised per frame by the median valid raw depth ``μ``: the network sees ``(d / μ − 1)·5``,
 so the same weights serve near and far views.
 
+Any frame size: ``restore`` pads the frame on the bottom and right to the next multiple of the U-Net's
+down-sampling (``multiple_px``) by repeating the edge pixels (depth, holes and IR alike, with ``μ`` taken
+from the frame itself), runs, and crops back. On simulated frames that restores the pixels next to the padded
+borders about as well as the rest (padding with invalid depth instead gave them ~1.7× the error).
+
 Weights on disk: a folder with ``config.json`` (``RestorationConfig``) and ``weights.pt`` (a state dict).
 """
 from __future__ import annotations
@@ -45,7 +50,8 @@ class RestorationConfig:
 
     @property
     def multiple_px(self) -> int:
-        """Frame sides must be multiples of this (the U-Net's total down-sampling)."""
+        """The U-Net's total down-sampling: ``restore`` pads frames to a multiple of this, and the
+        network itself (and so training crops) needs sides that are multiples of it."""
         return self.reduction * 2 ** (len(self.widths) - 1)
 
     def to_json(self, path: Path) -> None:
@@ -80,15 +86,19 @@ class DepthRestorer(nn.Module):
         self.head_in = nn.Conv2d(4, config.head_channels, 3, padding=1)
         self.head_out = nn.Conv2d(config.head_channels, 2, 3, padding=1)
 
-    def forward(self, raw_m: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
-        pred_m, _ = self.forward_with_coarse(raw_m, ir)
+    def forward(self, raw_m: torch.Tensor, ir: torch.Tensor, mu: torch.Tensor | None = None) -> torch.Tensor:
+        pred_m, _ = self.forward_with_coarse(raw_m, ir, mu)
         return pred_m
 
-    def forward_with_coarse(self, raw_m: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The restored depth and the U-Net's coarse depth (both in metres, full resolution)."""
+    def forward_with_coarse(self, raw_m: torch.Tensor, ir: torch.Tensor,
+                            mu: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The restored depth and the U-Net's coarse depth (both in metres, full resolution).
+
+        Sides must be multiples of ``config.multiple_px``; ``mu`` (B,) is the normalising depth, by
+        default each image's median valid raw depth."""
         cfg = self.config
         valid = (raw_m > 0.0).float()
-        mu = _median_valid(raw_m).view(-1, 1, 1, 1)
+        mu = (_median_valid(raw_m) if mu is None else mu).view(-1, 1, 1, 1)
         x = torch.where(valid > 0, (raw_m / mu - 1.0) * DEPTH_SCALE, torch.zeros_like(raw_m))
         # Mask-aware pooling: the mean over valid pixels, and the valid fraction as its own channel.
         r = cfg.reduction
@@ -116,16 +126,23 @@ class DepthRestorer(nn.Module):
 
     @torch.no_grad()
     def restore(self, depth_m: np.ndarray, ir_left: np.ndarray | None = None) -> np.ndarray:
-        """Restore one frame: ``depth_m`` (H, W) float32 metres (0 = invalid), ``ir_left`` (H, W) uint8
-        or None when the pipeline carries no IR (the model was trained on some crops without it)."""
+        """Restore one frame of any size: ``depth_m`` (H, W) float32 metres (0 = invalid), ``ir_left``
+        (H, W) uint8 or None when the pipeline carries no IR (the model was trained on some crops
+        without it). Returns (H, W) float32 metres; the frame is padded inside (see the module doc)."""
         if ir_left is None and isinstance(depth_m, np.ndarray):
             ir_left = np.zeros(depth_m.shape, np.uint8)
-        check_frame(depth_m, ir_left, self.config)
+        check_frame(depth_m, ir_left)
         if not (depth_m > 0.0).any():
             raise ValueError("depth frame has no valid pixels to restore from")
         raw = torch.from_numpy(np.ascontiguousarray(depth_m, dtype=np.float32))[None, None]
         ir = torch.from_numpy(ir_left.astype(np.float32) / np.float32(255.0))[None, None]
-        return self(raw, ir)[0, 0].numpy()
+        mu = _median_valid(raw)  # of the frame, not of its padding
+        height, width = depth_m.shape
+        m = self.config.multiple_px
+        pad = (0, -width % m, 0, -height % m)  # left, right, top, bottom
+        if any(pad):
+            raw, ir = (F.pad(image, pad, mode="replicate") for image in (raw, ir))
+        return self(raw, ir, mu)[0, 0, :height, :width].numpy()
 
     @classmethod
     def from_pretrained(cls, folder: str | Path = DEFAULT_WEIGHTS) -> "DepthRestorer":
@@ -137,18 +154,21 @@ class DepthRestorer(nn.Module):
         save_model_folder(self, folder)
 
 
-def check_frame(depth_m, ir_left, config: RestorationConfig) -> None:
-    """Reject what the model cannot take, saying why (dtype, shape, sides not multiples)."""
+def check_frame(depth_m, ir_left, config: RestorationConfig | None = None) -> None:
+    """Reject what the model cannot take, saying why: dtype, shape, non-finite depth. Any frame size
+    is fine (``restore`` pads); ``config`` is no longer needed and kept for callers that pass it."""
     for name, image, dtype in (("depth_m", depth_m, np.float32), ("ir_left", ir_left, np.uint8)):
         if not isinstance(image, np.ndarray) or image.dtype != dtype or image.ndim != 2:
             what = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
             raise ValueError(f"{name} must be an (H, W) {np.dtype(dtype).name} array, got {what}")
     if depth_m.shape != ir_left.shape:
         raise ValueError(f"depth_m {depth_m.shape} and ir_left {ir_left.shape} must be the same size")
-    m = config.multiple_px
-    if depth_m.shape[0] % m or depth_m.shape[1] % m:
-        raise ValueError(f"frame sides must be multiples of {m} px for this model, got "
-                         f"{depth_m.shape[1]}x{depth_m.shape[0]} (e.g. 640x480)")
+    if depth_m.size == 0:
+        raise ValueError(f"depth_m is empty ({depth_m.shape[1]}x{depth_m.shape[0]})")
+    bad = int(np.count_nonzero(~np.isfinite(depth_m)))
+    if bad:
+        raise ValueError(f"depth_m has {bad} NaN/inf values: mark invalid depth with 0 "
+                         "(a DepthFrame does this itself)")
 
 
 def _median_valid(raw_m: torch.Tensor) -> torch.Tensor:

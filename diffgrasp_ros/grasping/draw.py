@@ -50,3 +50,35 @@ def draw_grasps(rgb: np.ndarray, grasps: Sequence[Grasp], intrinsics: CameraIntr
             cv2.putText(image, str(rank + 1), (int(u) + 3, int(v)), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                         colour, 1, cv2.LINE_AA)
     return image
+
+
+def depth_picture(depth_m: np.ndarray) -> np.ndarray:
+    """An RGB picture of a depth image to draw grasps on when there is no colour image: near is warm,
+    far is cool (turbo colour map over the valid range), invalid pixels are black."""
+    import cv2
+
+    valid = depth_m > 0
+    if not valid.any():
+        return np.zeros((*depth_m.shape, 3), np.uint8)
+    near, far = np.percentile(depth_m[valid], [1, 99])
+    scaled = np.clip((far - depth_m) / max(far - near, 1e-6), 0.0, 1.0)
+    bgr = cv2.applyColorMap((255 * scaled).astype(np.uint8), cv2.COLORMAP_TURBO)
+    bgr[~valid] = 0
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def load_color_image(path, size: tuple[int, int]) -> np.ndarray:
+    """An RGB image file as (H, W, 3) uint8, checked against the depth's (width, height)."""
+    import cv2
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"colour image not found: {path}")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{path}: cannot decode the colour image")
+    if (bgr.shape[1], bgr.shape[0]) != tuple(size):
+        raise ValueError(f"{path}: the colour image is {bgr.shape[1]}x{bgr.shape[0]} but the depth is "
+                         f"{size[0]}x{size[1]}: give the colour image registered to the depth")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -55,6 +55,28 @@ def hits_cloud(cloud: np.ndarray, R: np.ndarray, t: np.ndarray, boxes, margin_m:
     return hit
 
 
+def held_extent(cloud: np.ndarray, R: np.ndarray, t: np.ndarray, region, tree=None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per grasp, the points of ``cloud`` inside the closing ``region`` box (grasp frame): their count and
+    their lowest and highest coordinate along the closing axis (0 where none)."""
+    from scipy.spatial import cKDTree
+
+    count, y_min, y_max = np.zeros(len(R), int), np.zeros(len(R)), np.zeros(len(R))
+    if len(R) == 0 or len(cloud) == 0:
+        return count, y_min, y_max
+    tree = cKDTree(cloud) if tree is None else tree
+    centre, half = np.asarray(region.centre_m), np.asarray(region.half_extents_m)
+    near = tree.query_ball_point(np.einsum("nij,j->ni", R, centre) + t, float(np.linalg.norm(half)))
+    for i, indices in enumerate(near):
+        if not indices:
+            continue
+        local = (cloud[indices] - t[i]) @ R[i]
+        y = local[np.all(np.abs(local - centre) <= half, axis=1), 1]
+        if len(y):
+            count[i], y_min[i], y_max[i] = len(y), y.min(), y.max()
+    return count, y_min, y_max
+
+
 def suppress_duplicates(R: np.ndarray, t: np.ndarray, limit: int, distance_m: float = 0.01,
                         angle_deg: float = 30.0) -> list[int]:
     """Indices of ranked grasps (best first) left after dropping each one within ``distance_m`` of a

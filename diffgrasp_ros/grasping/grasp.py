@@ -88,6 +88,7 @@ class PlanResult:
     """Ranked grasps (best first) and what it took to get them.
 
     An empty ``grasps`` list is a normal answer: ``message`` then says why nothing came back.
+    ``warnings`` say what a user should know about the input (e.g. objects cut off by the workspace).
     ``scene`` is the perceived scene the grasps were planned in (set by ``GraspPlanner.plan``); its
     surface points are what an arm plans its motions around. It is not part of ``to_dict``.
     """
@@ -96,6 +97,7 @@ class PlanResult:
     method: str
     timings_s: dict[str, float] = field(default_factory=dict)
     message: str = ""
+    warnings: list[str] = field(default_factory=list)
     scene: Scene | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -111,6 +113,7 @@ class PlanResult:
             "method": self.method,
             "found": self.found,
             "message": self.message,
+            "warnings": self.warnings,
             "timings_s": self.timings_s,
             "grasps": [dict(g.to_dict(), rank=i) for i, g in enumerate(self.grasps)],
         }

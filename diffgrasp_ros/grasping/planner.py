@@ -8,10 +8,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..camera.frame import DepthError, DepthFrame
+from ..geometry import invert, make_transform, transform_points
 from ..robots.registry import Embodiment, get_robot
 from ..scene.scene import Scene
+from ..scene.tiling import cut_off_share, object_points_mask, tile_origins
 from ..scene.tsdf import SceneBuilder, scene_from_grid
-from ..scene.workspace import STANDARD_WORKSPACE, Workspace
+from ..scene.workspace import STANDARD_WORKSPACE, TableArea, Workspace
+from .filters import hits_cloud, suppress_duplicates
 from .grasp import PlanResult
 
 _PLANNERS: dict[str, type["GraspPlanner"]] = {}
@@ -110,20 +113,106 @@ class GraspPlanner(ABC):
         return result
 
     def plan_from_depth(self, frames: Sequence[DepthFrame] | DepthFrame,
-                        T_workspace_cameras: Sequence[np.ndarray] | np.ndarray) -> PlanResult:
-        """Fuse posed depth frames (camera optical-frame poses in the workspace frame) and plan."""
+                        T_workspace_cameras: Sequence[np.ndarray] | np.ndarray,
+                        area: TableArea | None = None) -> PlanResult:
+        """Fuse posed depth frames (camera optical-frame poses in the workspace frame) and plan.
+
+        ``area`` is the table area to plan over (default: the planner's workspace cube). One larger than
+        the cube is planned over standard cubes placed on the objects (``scene.tiling``), whose ranked
+        grasps are merged; the result then carries no single ``scene``.
+        """
         if isinstance(frames, DepthFrame):
             frames, T_workspace_cameras = [frames], [T_workspace_cameras]
         if len(frames) == 0:
             raise DepthError("no depth frames given")
         if len(frames) != len(T_workspace_cameras):
             raise ValueError(f"{len(frames)} depth frames but {len(T_workspace_cameras)} camera poses")
+        area = area or TableArea.of(self.workspace)
+        points = np.concatenate([transform_points(T, f.to_points(stride=2))
+                                 for f, T in zip(frames, T_workspace_cameras)])
+        warnings = []
+        dropped = cut_off_share(points, area)
+        if dropped > 0.01:
+            warnings.append(f"{dropped:.0%} of the points above the table near the {area.size_x_m:.2f} x "
+                            f"{area.size_y_m:.2f} m workspace lie outside it: objects there are cut off")
+        origins = self.workspace_tiles(area, points)
+        if self._fits_one_workspace(area):
+            result = self._plan_workspace(frames, T_workspace_cameras, origins[0])
+        else:
+            result = self._plan_tiled(frames, T_workspace_cameras, area, origins)
+        result.warnings = warnings + result.warnings
+        return result
+
+    def workspace_tiles(self, area: TableArea, points: np.ndarray) -> np.ndarray:
+        """(n, 2) corners of the workspace cubes planned over for ``area`` with these workspace-frame
+        ``points``: the area's own corner when it fits one cube, else cubes over the objects on it."""
+        ws = self.workspace
+        if abs(area.table_height_m - ws.table_height_m) > 1e-9:
+            raise ValueError(f"the table area's table height {area.table_height_m} m differs from the "
+                             f"planner's workspace ({ws.table_height_m} m)")
+        if self._fits_one_workspace(area):
+            return np.zeros((1, 2))
+        return tile_origins(points[object_points_mask(points, area)][:, :2], ws)
+
+    def _fits_one_workspace(self, area: TableArea) -> bool:
+        return max(area.size_x_m, area.size_y_m, area.height_m) <= self.workspace.size_m + 1e-9
+
+    def _plan_workspace(self, frames, T_workspace_cameras, origin_xy_m: np.ndarray) -> PlanResult:
+        """Plan in the workspace cube whose corner is at ``origin_xy_m`` (grasps in the cube's frame)."""
         start = time.perf_counter()
+        T_cube_workspace = make_transform(translation=(-origin_xy_m[0], -origin_xy_m[1], 0.0))
         builder = SceneBuilder(self.workspace)
         for frame, T in zip(frames, T_workspace_cameras):
-            builder.integrate(frame, T)
+            builder.integrate(frame, T_cube_workspace @ T)
         scene = builder.scene()
         fusion_s = time.perf_counter() - start
         result = self.plan(scene)
         result.timings_s["fusion"] = fusion_s
         return result
+
+    def _plan_tiled(self, frames, T_workspace_cameras, area: TableArea, origins: np.ndarray) -> PlanResult:
+        if len(origins) == 0:
+            return PlanResult([], self.name, message="no grasp found: nothing was observed above the table "
+                                                     "in the workspace")
+        timings = {"fusion": 0.0, "plan": 0.0}
+        grasps, clouds = [], []
+        for origin in origins:
+            tile = self._plan_workspace(frames, T_workspace_cameras, origin)
+            for key in timings:
+                timings[key] += tile.timings_s.get(key, 0.0)
+            T_workspace_cube = make_transform(translation=(origin[0], origin[1], 0.0))
+            above = tile.scene.object_points_mask(clearance_m=0.003)
+            clouds.append(transform_points(T_workspace_cube, tile.scene.points_m[above]))
+            for grasp in tile.grasps:
+                grasp.T_frame_grasp = T_workspace_cube @ grasp.T_frame_grasp
+                grasp.frame_id = area.frame_id
+                grasp.info["tile_origin_m"] = [float(origin[0]), float(origin[1])]
+                if area.inside(grasp.position_m)[0]:
+                    grasps.append(grasp)
+        grasps = self._clear_of_other_tiles(grasps, np.concatenate(clouds))
+        grasps.sort(key=lambda g: -g.score)
+        R = np.array([g.T_frame_grasp[:3, :3] for g in grasps]).reshape(-1, 3, 3)
+        t = np.array([g.T_frame_grasp[:3, 3] for g in grasps]).reshape(-1, 3)
+        grasps = [grasps[i] for i in suppress_duplicates(R, t, self._max_grasps())]
+        message = (f"{len(grasps)} grasps from {len(origins)} workspace tiles" if grasps else
+                   f"no grasp found in any of the {len(origins)} workspace tiles over the objects")
+        return PlanResult(grasps, self.name, timings_s=timings, message=message)
+
+    def _clear_of_other_tiles(self, grasps: list, cloud: np.ndarray) -> list:
+        """A tile's planner saw only its tile: drop parallel-jaw grasps whose hand, at the grasp's opening,
+        reaches into surface observed in a neighbouring tile."""
+        parallel = [g for g in grasps if not g.dexterous]
+        if not parallel or len(cloud) == 0:
+            return grasps
+        from scipy.spatial import cKDTree
+
+        gripper, tree = self.robot.gripper, cKDTree(cloud)
+        blocked = {id(g) for g in parallel if hits_cloud(
+            cloud, g.T_frame_grasp[None, :3, :3], g.T_frame_grasp[None, :3, 3],
+            gripper.collision_boxes(g.width_m), tree=tree)[0]}
+        return [g for g in grasps if id(g) not in blocked]
+
+    def _max_grasps(self) -> int:
+        """How many grasps a plan returns at most (planners name this differently)."""
+        limit = getattr(self, "max_grasps", None) or getattr(getattr(self, "config", None), "max_grasps", None)
+        return int(limit or 20)

@@ -47,3 +47,48 @@ class Workspace:
 
 
 STANDARD_WORKSPACE = Workspace()
+
+
+@dataclass(frozen=True)
+class TableArea:
+    """A planning area of any size on a table: ``size_x_m`` x ``size_y_m`` in the workspace frame's
+    convention (origin at a corner, z up, the table top at ``table_height_m``), ``height_m`` tall.
+
+    Planners see it through standard ``Workspace`` cubes placed over the objects (``scene.tiling``),
+    so models keep the voxel size they were trained on.
+    """
+
+    size_x_m: float = STANDARD_WORKSPACE.size_m
+    size_y_m: float = STANDARD_WORKSPACE.size_m
+    height_m: float = STANDARD_WORKSPACE.size_m
+    table_height_m: float = STANDARD_WORKSPACE.table_height_m
+    frame_id: str = "workspace"
+
+    def __post_init__(self):
+        if min(self.size_x_m, self.size_y_m, self.height_m) <= 0:
+            raise ValueError(f"a table area needs positive sizes, got {self.size_x_m} x {self.size_y_m} "
+                             f"x {self.height_m} m")
+
+    @classmethod
+    def of(cls, workspace: Workspace) -> "TableArea":
+        return cls(workspace.size_m, workspace.size_m, workspace.size_m, workspace.table_height_m,
+                   workspace.frame_id)
+
+    @property
+    def size_m(self) -> tuple[float, float, float]:
+        return (self.size_x_m, self.size_y_m, self.height_m)
+
+    def inside(self, positions: np.ndarray) -> np.ndarray:
+        positions = np.atleast_2d(positions)
+        return np.all((positions >= 0.0) & (positions <= self.size_m), axis=1)
+
+    def to_dict(self) -> dict:
+        return {"size_x_m": self.size_x_m, "size_y_m": self.size_y_m, "height_m": self.height_m,
+                "table_height_m": self.table_height_m, "frame_id": self.frame_id}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TableArea":
+        unknown = set(data) - {"size_x_m", "size_y_m", "height_m", "table_height_m", "frame_id"}
+        if unknown:
+            raise ValueError(f"unknown workspace keys {sorted(unknown)}")
+        return cls(**{k: (str(v) if k == "frame_id" else float(v)) for k, v in data.items()})

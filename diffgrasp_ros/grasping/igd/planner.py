@@ -1,8 +1,10 @@
 """The ``igd`` method: Implicit Grasp Diffusion over the 40³ TSDF (see ``model``).
 
 Inference: candidate centres near the observed objects -> affordance a(p), top-k -> ``rounds``
-orientations per centre by DDIM (``denoising_steps``) -> hand collision / table / workspace checks ->
-classifier v(g) -> best orientation per centre by q = a·v -> rank, suppress near-duplicates, threshold.
+orientations per centre by DDIM (``denoising_steps``) -> classifier v(g) -> in order of q = a·v, the
+first orientation per centre that holds observed surface between its open fingers and clears the table,
+the workspace bounds and the scene -> its opening fitted to what it holds -> rank, suppress
+near-duplicates, threshold.
 
 ``evaluator`` selects the ablations of the two-stage evaluator: "affordance" ranks by a(p) alone (the
 first feasible orientation per centre), "classifier" draws the top-k centres at random from the
@@ -19,7 +21,7 @@ from scipy.spatial import cKDTree
 from ...robots.registry import Embodiment, get_robot
 from ...scene.scene import Scene
 from ...scene.workspace import STANDARD_WORKSPACE, Workspace
-from ..filters import hits_cloud, penetrates_tsdf, suppress_duplicates
+from ..filters import held_extent, hits_cloud, penetrates_tsdf, suppress_duplicates
 from ..grasp import Grasp, PlanResult
 from ..planner import GraspPlanner, register_planner
 from .candidates import candidate_mask
@@ -28,6 +30,7 @@ from .pretrained import DEFAULT_WEIGHTS, load_pretrained
 
 EVALUATORS = ("both", "affordance", "classifier")
 FEASIBILITY_BATCH = 64
+MIN_HELD_POINTS = 8  # surface points between the open fingers (the baseline's threshold): not empty air
 CENTRES_PER_GRASP = 3  # feasible centres gathered per returned grasp (duplicate suppression drops some)
 
 
@@ -72,14 +75,27 @@ class IGDPlanner(GraspPlanner):
 
     # -- feasibility --------------------------------------------------------------------------------
     def _feasible(self, scene: Scene, cloud: np.ndarray, tree, R: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """Grasps (R (n, 3, 3), t (n, 3)) whose open hand stays in bounds, above the table and out of the scene
-        (its TSDF and the observed object points ``cloud``, indexed by the k-d ``tree``)."""
+        """Grasps (R (n, 3, 3), t (n, 3)) with observed object points ``cloud`` (indexed by the k-d ``tree``)
+        between their open fingers, whose open hand stays in bounds, above the table and out of the scene
+        (its TSDF and ``cloud``)."""
         g, ws = self.gripper, self.workspace
         corners = np.einsum("nij,sj->nsi", R, g.corner_points(g.max_opening_m)) + t[:, None]
-        ok = ws.contains_grasp(t) & (corners[..., 2].min(1) > ws.table_height_m + 0.002)
+        count, _, _ = held_extent(cloud, R, t, g.closing_region(g.max_opening_m), tree)
+        ok = count >= MIN_HELD_POINTS
+        ok &= ws.contains_grasp(t) & (corners[..., 2].min(1) > ws.table_height_m + 0.002)
         ok &= ~penetrates_tsdf(scene, R, t, g)
         ok[ok] &= ~hits_cloud(cloud, R[ok], t[ok], g.collision_boxes(g.max_opening_m), tree=tree)
         return ok
+
+    def _fit_opening(self, cloud, tree, R, t, predicted_width):
+        """Open at least as wide as the observed surface between the fingers (plus the margin on each
+        side) and centre on it, so the fingers close on the object, not on its edges: the model's width
+        comes from simulated depth and can be narrower than what a real sensor shows."""
+        g, margin = self.gripper, self.model.config.width_margin_m
+        _, y_min, y_max = held_extent(cloud, R, t, g.closing_region(g.max_opening_m), tree)
+        predicted = np.clip(predicted_width, 0.0, 1.0) * self.model.config.max_opening_m + margin
+        widths = np.minimum(np.maximum(predicted, y_max - y_min + 2.0 * margin), g.max_opening_m)
+        return R, t + R[:, :, 1] * (0.5 * (y_min + y_max))[:, None], widths
 
     # -- planning -----------------------------------------------------------------------------------
     def _plan(self, scene: Scene) -> PlanResult:
@@ -147,9 +163,7 @@ class IGDPlanner(GraspPlanner):
             return PlanResult([], self.name, timings, (
                 f"no grasp found: all {len(ranked)} sampled grasps of quality {self.min_quality} or more "
                 f"(at {k} centres) collide or leave the workspace"))
-        Rc, tc = R[chosen], t[chosen]
-        held = np.clip(width[chosen], 0.0, 1.0) * model.config.max_opening_m
-        widths = np.minimum(held + model.config.width_margin_m, self.gripper.max_opening_m)
+        Rc, tc, widths = self._fit_opening(cloud, tree, R[chosen], t[chosen], width[chosen])
         grasps = []
         for i in suppress_duplicates(Rc, tc, self.max_grasps):
             T = np.eye(4)

@@ -137,9 +137,9 @@ class GraspPlanner(ABC):
                             f"{area.size_y_m:.2f} m workspace lie outside it: objects there are cut off")
         origins = self.workspace_tiles(area, points)
         if self._fits_one_workspace(area):
-            result = self._plan_workspace(frames, T_workspace_cameras, origins[0])
+            result = self._plan_workspace(frames, T_workspace_cameras, origins[0], points)
         else:
-            result = self._plan_tiled(frames, T_workspace_cameras, area, origins)
+            result = self._plan_tiled(frames, T_workspace_cameras, area, origins, points)
         result.warnings = warnings + result.warnings
         return result
 
@@ -157,39 +157,40 @@ class GraspPlanner(ABC):
     def _fits_one_workspace(self, area: TableArea) -> bool:
         return max(area.size_x_m, area.size_y_m, area.height_m) <= self.workspace.size_m + 1e-9
 
-    def _plan_workspace(self, frames, T_workspace_cameras, origin_xy_m: np.ndarray) -> PlanResult:
-        """Plan in the workspace cube whose corner is at ``origin_xy_m`` (grasps in the cube's frame)."""
+    def _plan_workspace(self, frames, T_workspace_cameras, origin_xy_m: np.ndarray,
+                        points: np.ndarray) -> PlanResult:
+        """Plan in the workspace cube whose corner is at ``origin_xy_m``; grasps in the workspace frame,
+        clear of the observed ``points`` (workspace frame) outside the cube."""
         start = time.perf_counter()
-        T_cube_workspace = make_transform(translation=(-origin_xy_m[0], -origin_xy_m[1], 0.0))
+        T_workspace_cube = make_transform(translation=(origin_xy_m[0], origin_xy_m[1], 0.0))
         builder = SceneBuilder(self.workspace)
         for frame, T in zip(frames, T_workspace_cameras):
-            builder.integrate(frame, T_cube_workspace @ T)
+            builder.integrate(frame, invert(T_workspace_cube) @ T)
         scene = builder.scene()
         fusion_s = time.perf_counter() - start
         result = self.plan(scene)
+        for grasp in result.grasps:
+            grasp.T_frame_grasp = T_workspace_cube @ grasp.T_frame_grasp
+        result.grasps = self._clear_of_surface_outside(result.grasps, points, origin_xy_m)
         result.timings_s["fusion"] = fusion_s
         return result
 
-    def _plan_tiled(self, frames, T_workspace_cameras, area: TableArea, origins: np.ndarray) -> PlanResult:
+    def _plan_tiled(self, frames, T_workspace_cameras, area: TableArea, origins: np.ndarray,
+                    points: np.ndarray) -> PlanResult:
         if len(origins) == 0:
             return PlanResult([], self.name, message="no grasp found: nothing was observed above the table "
                                                      "in the workspace")
         timings = {"fusion": 0.0, "plan": 0.0}
-        grasps, clouds = [], []
+        grasps = []
         for origin in origins:
-            tile = self._plan_workspace(frames, T_workspace_cameras, origin)
+            tile = self._plan_workspace(frames, T_workspace_cameras, origin, points)
             for key in timings:
                 timings[key] += tile.timings_s.get(key, 0.0)
-            T_workspace_cube = make_transform(translation=(origin[0], origin[1], 0.0))
-            above = tile.scene.object_points_mask(clearance_m=0.003)
-            clouds.append(transform_points(T_workspace_cube, tile.scene.points_m[above]))
             for grasp in tile.grasps:
-                grasp.T_frame_grasp = T_workspace_cube @ grasp.T_frame_grasp
                 grasp.frame_id = area.frame_id
                 grasp.info["tile_origin_m"] = [float(origin[0]), float(origin[1])]
                 if area.inside(grasp.position_m)[0]:
                     grasps.append(grasp)
-        grasps = self._clear_of_other_tiles(grasps, np.concatenate(clouds))
         grasps.sort(key=lambda g: -g.score)
         R = np.array([g.T_frame_grasp[:3, :3] for g in grasps]).reshape(-1, 3, 3)
         t = np.array([g.T_frame_grasp[:3, 3] for g in grasps]).reshape(-1, 3)
@@ -198,14 +199,21 @@ class GraspPlanner(ABC):
                    f"no grasp found in any of the {len(origins)} workspace tiles over the objects")
         return PlanResult(grasps, self.name, timings_s=timings, message=message)
 
-    def _clear_of_other_tiles(self, grasps: list, cloud: np.ndarray) -> list:
-        """A tile's planner saw only its tile: drop parallel-jaw grasps whose hand, at the grasp's opening,
-        reaches into surface observed in a neighbouring tile."""
+    def _clear_of_surface_outside(self, grasps: list, points: np.ndarray, origin_xy_m: np.ndarray) -> list:
+        """A cube's planner sees only its cube: drop parallel-jaw grasps whose hand, at the grasp's opening,
+        reaches into surface observed outside it (a neighbouring tile, or an object taller than the cube)."""
         parallel = [g for g in grasps if not g.dexterous]
-        if not parallel or len(cloud) == 0:
+        if not parallel:
+            return grasps
+        ws = self.workspace
+        local = points - np.array([origin_xy_m[0], origin_xy_m[1], 0.0])
+        outside = ~np.all((local >= 0.0) & (local <= ws.size_m), axis=1)
+        cloud = points[outside & (points[:, 2] > ws.table_height_m + 0.005)]
+        if len(cloud) == 0:
             return grasps
         from scipy.spatial import cKDTree
 
+        cloud = np.unique(np.floor(cloud / 0.004), axis=0) * 0.004 + 0.002  # 4 mm voxels, as planners see it
         gripper, tree = self.robot.gripper, cKDTree(cloud)
         blocked = {id(g) for g in parallel if hits_cloud(
             cloud, g.T_frame_grasp[None, :3, :3], g.T_frame_grasp[None, :3, 3],

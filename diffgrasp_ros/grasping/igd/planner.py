@@ -30,7 +30,7 @@ from .pretrained import DEFAULT_WEIGHTS, load_pretrained
 
 EVALUATORS = ("both", "affordance", "classifier")
 FEASIBILITY_BATCH = 64
-MIN_HELD_POINTS = 8  # surface points between the open fingers (the baseline's threshold): not empty air
+MIN_HELD_POINTS = 16  # TSDF surface points (3.75 mm voxels) between the open fingers: an object, not air or a sliver
 CENTRES_PER_GRASP = 3  # feasible centres gathered per returned grasp (duplicate suppression drops some)
 
 
@@ -40,7 +40,7 @@ class IGDPlanner(GraspPlanner):
                  rounds: int | None = None, denoising_steps: int | None = None, top_k: int | None = None,
                  min_affordance: float | None = None, min_quality: float | None = None,
                  max_grasps: int | None = None, centre_stride: int | None = None, evaluator: str = "both",
-                 seed: int = 0):
+                 min_held_points: int = MIN_HELD_POINTS, seed: int = 0):
         super().__init__(robot, workspace)
         from .scheduler import DDIMScheduler
 
@@ -62,6 +62,7 @@ class IGDPlanner(GraspPlanner):
         if evaluator not in EVALUATORS:
             raise ValueError(f"evaluator must be one of {EVALUATORS}, got {evaluator!r}")
         self.evaluator = evaluator
+        self.min_held_points = min_held_points
         self.scheduler = DDIMScheduler(cfg.train_steps)
         self.scheduler.set_timesteps(self.denoising_steps)
         self.seed = seed
@@ -81,7 +82,7 @@ class IGDPlanner(GraspPlanner):
         g, ws = self.gripper, self.workspace
         corners = np.einsum("nij,sj->nsi", R, g.corner_points(g.max_opening_m)) + t[:, None]
         count, _, _ = held_extent(cloud, R, t, g.closing_region(g.max_opening_m), tree)
-        ok = count >= MIN_HELD_POINTS
+        ok = count >= self.min_held_points
         ok &= ws.contains_grasp(t) & (corners[..., 2].min(1) > ws.table_height_m + 0.002)
         ok &= ~penetrates_tsdf(scene, R, t, g)
         ok[ok] &= ~hits_cloud(cloud, R[ok], t[ok], g.collision_boxes(g.max_opening_m), tree=tree)

@@ -18,6 +18,7 @@ from .filters import hits_cloud, suppress_duplicates
 from .grasp import PlanResult
 
 _PLANNERS: dict[str, type["GraspPlanner"]] = {}
+HAND_REACH_M = 0.15  # how far a hand whose TCP is in a workspace cube can reach out of it
 
 
 def register_planner(name: str):
@@ -208,7 +209,9 @@ class GraspPlanner(ABC):
         ws = self.workspace
         local = points - np.array([origin_xy_m[0], origin_xy_m[1], 0.0])
         outside = ~np.all((local >= 0.0) & (local <= ws.size_m), axis=1)
-        cloud = points[outside & (points[:, 2] > ws.table_height_m + 0.005)]
+        # Only what a hand inside the cube can reach: the cost per cube stays the same on any table.
+        reachable = np.all((local >= -HAND_REACH_M) & (local <= ws.size_m + HAND_REACH_M), axis=1)
+        cloud = points[outside & reachable & (points[:, 2] > ws.table_height_m + 0.005)]
         if len(cloud) == 0:
             return grasps
         from scipy.spatial import cKDTree

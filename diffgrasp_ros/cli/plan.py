@@ -73,14 +73,17 @@ def _calibrations(args, count: int):
     return calibrations
 
 
-def _load_frames(args, intrinsics_per_image) -> list:
+def _load_frames(args, intrinsics_per_image) -> tuple[list, list]:
+    """The measured frames (clipped to the depth range) and the processed frames planning uses."""
     from ..camera.files import load_depth_image
     from ..camera.frame import DepthFrame
     from ..depth import DepthProcessor
 
+    measured = DepthProcessor("passthrough", args.min_depth, args.max_depth)
     processor = DepthProcessor(args.depth_mode, args.min_depth, args.max_depth)
-    return [processor.process(DepthFrame(load_depth_image(path, args.depth_scale), intrinsics, frame_id=path.stem))
-            for path, intrinsics in zip(args.depth, intrinsics_per_image)]
+    frames = [measured.process(DepthFrame(load_depth_image(path, args.depth_scale), intrinsics, frame_id=path.stem))
+              for path, intrinsics in zip(args.depth, intrinsics_per_image)]
+    return frames, [processor.process(frame) for frame in frames]
 
 
 def _camera_poses(args, frames) -> tuple[list[np.ndarray], object, list[str]]:
@@ -128,8 +131,9 @@ def run(args: argparse.Namespace) -> int:
 
         intrinsics = ([CameraIntrinsics.load(args.intrinsics)] * len(args.depth) if args.workspace == "auto"
                       else [K for K, _ in _calibrations(args, len(args.depth))])
-        frames = _load_frames(args, intrinsics)
-        poses, area, warnings = _camera_poses(args, frames)
+        # The table is fitted in the sensor's own depth: restoration invents depth where it had none.
+        measured, frames = _load_frames(args, intrinsics)
+        poses, area, warnings = _camera_poses(args, measured)
         first, result = (planner.plan_from_depth(frames, poses, area) for _ in range(2))
         result.warnings = warnings + result.warnings
         report["sources"] = [str(p) for p in args.depth]

@@ -40,7 +40,7 @@ class IGDPlanner(GraspPlanner):
                  rounds: int | None = None, denoising_steps: int | None = None, top_k: int | None = None,
                  min_affordance: float | None = None, min_quality: float | None = None,
                  max_grasps: int | None = None, centre_stride: int | None = None, evaluator: str = "both",
-                 min_held_points: int = MIN_HELD_POINTS, seed: int = 0):
+                 min_held_points: int = MIN_HELD_POINTS, fit_opening: bool = True, seed: int = 0):
         super().__init__(robot, workspace)
         from .scheduler import DDIMScheduler
 
@@ -63,6 +63,7 @@ class IGDPlanner(GraspPlanner):
             raise ValueError(f"evaluator must be one of {EVALUATORS}, got {evaluator!r}")
         self.evaluator = evaluator
         self.min_held_points = min_held_points
+        self.fit_opening = fit_opening
         self.scheduler = DDIMScheduler(cfg.train_steps)
         self.scheduler.set_timesteps(self.denoising_steps)
         self.seed = seed
@@ -164,7 +165,12 @@ class IGDPlanner(GraspPlanner):
             return PlanResult([], self.name, timings, (
                 f"no grasp found: all {len(ranked)} sampled grasps of quality {self.min_quality} or more "
                 f"(at {k} centres) collide or leave the workspace"))
-        Rc, tc, widths = self._fit_opening(cloud, tree, R[chosen], t[chosen], width[chosen])
+        if self.fit_opening:
+            Rc, tc, widths = self._fit_opening(cloud, tree, R[chosen], t[chosen], width[chosen])
+        else:
+            Rc, tc = R[chosen], t[chosen]
+            held = np.clip(width[chosen], 0.0, 1.0) * model.config.max_opening_m
+            widths = np.minimum(held + model.config.width_margin_m, self.gripper.max_opening_m)
         grasps = []
         for i in suppress_duplicates(Rc, tc, self.max_grasps):
             T = np.eye(4)

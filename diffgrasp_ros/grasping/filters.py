@@ -55,10 +55,12 @@ def hits_cloud(cloud: np.ndarray, R: np.ndarray, t: np.ndarray, boxes, margin_m:
     return hit
 
 
-def held_extent(cloud: np.ndarray, R: np.ndarray, t: np.ndarray, region, tree=None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def held_extent(cloud: np.ndarray, R: np.ndarray, t: np.ndarray, region, tree=None,
+                max_gap_m: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per grasp, the points of ``cloud`` inside the closing ``region`` box (grasp frame): their count and
-    their lowest and highest coordinate along the closing axis (0 where none)."""
+    their lowest and highest coordinate along the closing axis (0 where none). With ``max_gap_m``, the
+    extent is that of the one object nearest the TCP: the run of points along the closing axis without a
+    gap wider than that (neighbours in clutter lie beyond a gap)."""
     from scipy.spatial import cKDTree
 
     count, y_min, y_max = np.zeros(len(R), int), np.zeros(len(R)), np.zeros(len(R))
@@ -71,9 +73,14 @@ def held_extent(cloud: np.ndarray, R: np.ndarray, t: np.ndarray, region, tree=No
         if not indices:
             continue
         local = (cloud[indices] - t[i]) @ R[i]
-        y = local[np.all(np.abs(local - centre) <= half, axis=1), 1]
-        if len(y):
-            count[i], y_min[i], y_max[i] = len(y), y.min(), y.max()
+        y = np.sort(local[np.all(np.abs(local - centre) <= half, axis=1), 1])
+        if len(y) == 0:
+            continue
+        count[i] = len(y)
+        if max_gap_m is not None:
+            runs = np.split(y, np.flatnonzero(np.diff(y) > max_gap_m) + 1)
+            y = min(runs, key=lambda run: 0.0 if run[0] <= 0.0 <= run[-1] else min(abs(run[0]), abs(run[-1])))
+        y_min[i], y_max[i] = y[0], y[-1]
     return count, y_min, y_max
 
 

@@ -30,6 +30,7 @@ from .pretrained import DEFAULT_WEIGHTS, load_pretrained
 
 EVALUATORS = ("both", "affordance", "classifier")
 FEASIBILITY_BATCH = 64
+OBJECT_GAP_M = 0.01  # along the closing axis, a wider gap in the observed surface separates two objects
 MIN_HELD_POINTS = 16  # TSDF surface points (3.75 mm voxels) between the open fingers: an object, not air or a sliver
 CENTRES_PER_GRASP = 3  # feasible centres gathered per returned grasp (duplicate suppression drops some)
 
@@ -90,14 +91,21 @@ class IGDPlanner(GraspPlanner):
         return ok
 
     def _fit_opening(self, cloud, tree, R, t, predicted_width):
-        """Open at least as wide as the observed surface between the fingers (plus the margin on each
-        side) and centre on it, so the fingers close on the object, not on its edges: the model's width
-        comes from simulated depth and can be narrower than what a real sensor shows."""
+        """Open at least as wide as the object between the fingers (the run of observed surface nearest
+        the TCP, plus the margin on each side) and centre on it, so the fingers close on the object, not
+        on its edges: the model's width comes from simulated depth and can be narrower than what a real
+        sensor shows. A fitted grasp whose fingers would hit observed surface keeps the model's own."""
         g, margin = self.gripper, self.model.config.width_margin_m
-        _, y_min, y_max = held_extent(cloud, R, t, g.closing_region(g.max_opening_m), tree)
-        predicted = np.clip(predicted_width, 0.0, 1.0) * self.model.config.max_opening_m + margin
+        predicted = np.minimum(np.clip(predicted_width, 0.0, 1.0) * self.model.config.max_opening_m + margin,
+                               g.max_opening_m)
+        _, y_min, y_max = held_extent(cloud, R, t, g.closing_region(g.max_opening_m), tree,
+                                      max_gap_m=OBJECT_GAP_M)
         widths = np.minimum(np.maximum(predicted, y_max - y_min + 2.0 * margin), g.max_opening_m)
-        return R, t + R[:, :, 1] * (0.5 * (y_min + y_max))[:, None], widths
+        fitted_t = t + R[:, :, 1] * (0.5 * (y_min + y_max))[:, None]
+        for i in range(len(R)):
+            if hits_cloud(cloud, R[i:i + 1], fitted_t[i:i + 1], g.finger_boxes(widths[i]), tree=tree)[0]:
+                fitted_t[i], widths[i] = t[i], predicted[i]
+        return R, fitted_t, widths
 
     # -- planning -----------------------------------------------------------------------------------
     def _plan(self, scene: Scene) -> PlanResult:

@@ -91,21 +91,21 @@ class IGDPlanner(GraspPlanner):
         return ok
 
     def _fit_opening(self, cloud, tree, R, t, predicted_width):
-        """Open at least as wide as the object between the fingers (the run of observed surface nearest
-        the TCP, plus the margin on each side) and centre on it, so the fingers close on the object, not
-        on its edges: the model's width comes from simulated depth and can be narrower than what a real
-        sensor shows. A fitted grasp whose fingers would hit observed surface keeps the model's own."""
+        """Open wide enough for the object between the fingers (the run of observed surface nearest the
+        TCP, plus the margin beyond its farther side), keeping the TCP: the model's width comes from
+        simulated depth and can be narrower than what a real sensor shows, which puts the fingers on the
+        object. A widened grasp whose fingers would hit observed surface keeps the model's width."""
         g, margin = self.gripper, self.model.config.width_margin_m
         predicted = np.minimum(np.clip(predicted_width, 0.0, 1.0) * self.model.config.max_opening_m + margin,
                                g.max_opening_m)
         _, y_min, y_max = held_extent(cloud, R, t, g.closing_region(g.max_opening_m), tree,
                                       max_gap_m=OBJECT_GAP_M)
-        widths = np.minimum(np.maximum(predicted, y_max - y_min + 2.0 * margin), g.max_opening_m)
-        fitted_t = t + R[:, :, 1] * (0.5 * (y_min + y_max))[:, None]
-        for i in range(len(R)):
-            if hits_cloud(cloud, R[i:i + 1], fitted_t[i:i + 1], g.finger_boxes(widths[i]), tree=tree)[0]:
-                fitted_t[i], widths[i] = t[i], predicted[i]
-        return R, fitted_t, widths
+        needed = 2.0 * np.maximum(np.abs(y_min), np.abs(y_max)) + 2.0 * margin
+        widths = np.minimum(np.maximum(predicted, needed), g.max_opening_m)
+        for i in np.flatnonzero(widths > predicted):
+            if hits_cloud(cloud, R[i:i + 1], t[i:i + 1], g.finger_boxes(widths[i]), tree=tree)[0]:
+                widths[i] = predicted[i]
+        return R, t, widths
 
     # -- planning -----------------------------------------------------------------------------------
     def _plan(self, scene: Scene) -> PlanResult:

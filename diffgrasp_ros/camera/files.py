@@ -220,14 +220,14 @@ def load_extrinsics(path: str | Path) -> np.ndarray:
     or any of these under ``extrinsics:`` as in a calibration file.
     """
     path = Path(path)
-    return _extrinsics_from(_read_structured(path), str(path))
+    return _extrinsics_from(read_structured(path), str(path))
 
 
 def load_calibration(path: str | Path) -> tuple[CameraIntrinsics, np.ndarray]:
     """Intrinsics and ``T_workspace_camera`` from one file with ``intrinsics:`` and
     ``T_workspace_camera:`` (4x4) or ``extrinsics:`` (matrix or pose)."""
     path = Path(path)
-    data = _read_structured(path)
+    data = read_structured(path)
     if not isinstance(data, dict) or "intrinsics" not in data:
         raise ValueError(f"{path}: a calibration file needs an 'intrinsics' mapping")
     if not isinstance(data["intrinsics"], dict):
@@ -239,7 +239,8 @@ def load_calibration(path: str | Path) -> tuple[CameraIntrinsics, np.ndarray]:
     return intrinsics, _extrinsics_from(data, str(path))
 
 
-def _read_structured(path: Path):
+def read_structured(path: Path):
+    """A JSON (by suffix) or YAML calibration file's contents, with one-line errors."""
     if not path.is_file():
         raise FileNotFoundError(f"calibration file not found: {path}")
     text = path.read_text()

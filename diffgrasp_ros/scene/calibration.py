@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ..camera.files import read_structured
 from ..camera.intrinsics import CameraIntrinsics
 from .table import WorkspaceEstimate
 from .workspace import TableArea
@@ -37,11 +38,7 @@ def write_calibration(path: str | Path, intrinsics: CameraIntrinsics, estimate: 
 def read_workspace_area(path: str | Path) -> TableArea | None:
     """The ``workspace`` table area of a calibration file, None when it has none."""
     path = Path(path)
-    data = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else None
-    if data is None and path.suffix == ".json":
-        import json
-
-        data = json.loads(path.read_text())
+    data = read_structured(path)
     if not isinstance(data, dict) or "workspace" not in data:
         return None
     try:

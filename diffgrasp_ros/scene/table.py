@@ -8,6 +8,7 @@ catch a given extrinsic that puts the table in the wrong place.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -31,7 +32,7 @@ class TableFitConfig:
     min_table_share: float = 0.15  # of the valid depth
     max_incidence_deg: float = 80.0  # optical axis vs table normal: beyond this the camera looks along it
     object_min_height_m: float = 0.012  # above the plane: clear of its noise
-    object_max_height_m: float = 0.40  # points considered
+    search_height_m: float = 0.40  # points up to this far above the table are looked at
     max_object_height_m: float = 0.35  # a cluster reaching higher is no graspable object
     max_object_span_m: float = 0.70
     object_on_table_m: float = 0.04  # object points must stand over the table's inliers (not the floor)
@@ -125,12 +126,9 @@ def _median_depth(frames: Sequence[DepthFrame]) -> np.ndarray:
     if any(f.depth_m.shape != shape or f.intrinsics != frames[0].intrinsics for f in frames):
         raise ValueError("workspace estimation takes frames of one static camera: their sizes or intrinsics differ")
     stack = np.stack([np.where(f.valid_mask, f.depth_m, np.nan) for f in frames])
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            median = np.nanmedian(stack, axis=0)
+    with warnings.catch_warnings():  # pixels invalid in every frame: all-NaN, 0 below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        median = np.nanmedian(stack, axis=0)
     return np.nan_to_num(median, nan=0.0)
 
 
@@ -234,7 +232,7 @@ def _object_points(points: np.ndarray, plane: TablePlane, cfg: TableFitConfig) -
     from scipy.spatial import cKDTree
 
     height = plane.height_m(points)
-    above = points[(height > cfg.object_min_height_m) & (height < cfg.object_max_height_m)]
+    above = points[(height > cfg.object_min_height_m) & (height < cfg.search_height_m)]
     if len(above) == 0:
         return above
     # Over the table: the foot of each point on the plane lies near a table inlier.

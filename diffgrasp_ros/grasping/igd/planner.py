@@ -90,14 +90,18 @@ class IGDPlanner(GraspPlanner):
         ok[ok] &= ~hits_cloud(cloud, R[ok], t[ok], g.collision_boxes(g.max_opening_m), tree=tree)
         return ok
 
-    def _fit_opening(self, cloud, tree, R, t, predicted_width):
-        """Open wide enough for the object between the fingers (the run of observed surface nearest the
-        TCP, plus the margin beyond its farther side), keeping the TCP: the model's width comes from
+    def _predicted_widths(self, predicted) -> np.ndarray:
+        """The model's normalised width prediction as the opening to pre-shape to (margin included)."""
+        cfg = self.model.config
+        return np.minimum(np.clip(predicted, 0.0, 1.0) * cfg.max_opening_m + cfg.width_margin_m,
+                          self.gripper.max_opening_m)
+
+    def _fit_opening(self, cloud, tree, R, t, predicted: np.ndarray) -> np.ndarray:
+        """Openings wide enough for the object between the fingers (the run of observed surface nearest the
+        TCP, plus the margin beyond its farther side), about the TCP: the model's width comes from
         simulated depth and can be narrower than what a real sensor shows, which puts the fingers on the
-        object. A widened grasp whose fingers would hit observed surface keeps the model's width."""
+        object. A widened grasp whose fingers would hit observed surface keeps the ``predicted`` opening."""
         g, margin = self.gripper, self.model.config.width_margin_m
-        predicted = np.minimum(np.clip(predicted_width, 0.0, 1.0) * self.model.config.max_opening_m + margin,
-                               g.max_opening_m)
         _, y_min, y_max = held_extent(cloud, R, t, g.closing_region(g.max_opening_m), tree,
                                       max_gap_m=OBJECT_GAP_M)
         needed = 2.0 * np.maximum(np.abs(y_min), np.abs(y_max)) + 2.0 * margin
@@ -105,7 +109,7 @@ class IGDPlanner(GraspPlanner):
         for i in np.flatnonzero(widths > predicted):
             if hits_cloud(cloud, R[i:i + 1], t[i:i + 1], g.finger_boxes(widths[i]), tree=tree)[0]:
                 widths[i] = predicted[i]
-        return R, t, widths
+        return widths
 
     # -- planning -----------------------------------------------------------------------------------
     def _plan(self, scene: Scene) -> PlanResult:
@@ -173,12 +177,9 @@ class IGDPlanner(GraspPlanner):
             return PlanResult([], self.name, timings, (
                 f"no grasp found: all {len(ranked)} sampled grasps of quality {self.min_quality} or more "
                 f"(at {k} centres) collide or leave the workspace"))
+        Rc, tc, widths = R[chosen], t[chosen], self._predicted_widths(width[chosen])
         if self.fit_opening:
-            Rc, tc, widths = self._fit_opening(cloud, tree, R[chosen], t[chosen], width[chosen])
-        else:
-            Rc, tc = R[chosen], t[chosen]
-            held = np.clip(width[chosen], 0.0, 1.0) * model.config.max_opening_m
-            widths = np.minimum(held + model.config.width_margin_m, self.gripper.max_opening_m)
+            widths = self._fit_opening(cloud, tree, Rc, tc, widths)
         grasps = []
         for i in suppress_duplicates(Rc, tc, self.max_grasps):
             T = np.eye(4)

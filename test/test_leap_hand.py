@@ -7,7 +7,7 @@ import pytest
 
 from diffgrasp_ros.robots import get_robot, leap
 
-REFERENCE = Path("/work/shared/reference/leap_hand/robot.urdf")
+REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "leap_hand" / "robot.urdf"
 
 
 def _chain(urdf_bytes):

@@ -9,8 +9,10 @@ sees (the table is ``diffuse``):
 - ``raw``: the simulated D435's depth, on the pixels it reports (``coverage`` = their share of the
   pixels with clean depth);
 - ``nearest fill``: raw with every hole given its nearest valid pixel's depth, a classical baseline;
-- ``restored`` (with the left IR) and ``restored, no IR`` (depth only, as the ROS pipeline carries it):
-  on all pixels with clean depth, and on the raw-valid pixels alone (does restoration spoil good depth?).
+- ``restored`` (depth only: simulated frames have no colour): on all pixels with clean depth, and on the
+  raw-valid pixels alone (does restoration spoil good depth? It keeps the readings it trusts exactly).
+
+Real frames are scored by ``benchmarks/real_depth.py``; this is the simulated side.
 
 Errors: MAE and RMSE in mm, δ<1.05 = share of pixels whose depth ratio to the truth is within 5 %.
 Restoration time: median over the frames of one 640×480 frame through ``DepthRestorer.restore`` on
@@ -25,22 +27,16 @@ import sys
 import time
 from pathlib import Path
 
+import warnings
+
 import numpy as np
 import torch
-from scipy import ndimage
 
+from diffgrasp_ros.depth.classical import nearest_fill
 from diffgrasp_ros.depth.restoration import DEFAULT_WEIGHTS, DepthRestorer
 from diffgrasp_ros.training.depth_pairs import MATERIAL_NAMES, load_pairs
 
-METHODS = ("raw", "nearest fill", "restored", "restored, no IR")
-
-
-def nearest_fill(depth_m: np.ndarray) -> np.ndarray:
-    holes = depth_m <= 0.0
-    if not holes.any():
-        return depth_m
-    indices = ndimage.distance_transform_edt(holes, return_distances=False, return_indices=True)
-    return depth_m[tuple(indices)]
+METHODS = ("raw", "nearest fill", "restored")
 
 
 class Tally:
@@ -77,13 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     tallies: dict[tuple[str, str, str], Tally] = {}
     coverage = {g: [0, 0] for g in groups}  # raw-valid, with clean depth
     times_s = []
+    warnings.filterwarnings("ignore", message="no colour image")  # simulated frames have none
     for i in range(len(pairs)):
-        raw, clean, ir = pairs.raw_depth_m[i], pairs.clean_depth_m[i], pairs.ir_left[i]
+        raw, clean = pairs.raw_depth_m[i], pairs.clean_depth_m[i]
         start = time.perf_counter()
-        restored = model.restore(raw, ir)
+        restored = model.restore(raw)
         times_s.append(time.perf_counter() - start)
-        outputs = {"raw": raw, "nearest fill": nearest_fill(raw), "restored": restored,
-                   "restored, no IR": model.restore(raw)}
+        outputs = {"raw": raw, "nearest fill": nearest_fill(raw), "restored": restored}
         has = clean > 0.0
         reported = has & (raw > 0.0)
         for group in groups:

@@ -25,36 +25,20 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / ".." / "shared" / "real"
-EVALUATION_SETS = ("sixdof_graspnet", "cleargrasp_d435")
-DEVELOPMENT_SETS = ("ucn_tabletop", "posecnn_tabletop")
 EVALUATION_LOG = REPO / "benchmarks" / "results" / "real_frames_evaluation_log.jsonl"
 
 
-def frame_dirs(sets: tuple[str, ...]) -> list[Path]:
-    return [d for s in sets for d in sorted((REAL / s).iterdir()) if (d / "depth.png").is_file()]
-
-
-def load_frame(directory: Path):
-    from diffgrasp_ros.camera.files import load_depth_image
+def judge_frame(real, planners: dict, processor, top_k: int) -> dict:
     from diffgrasp_ros.camera.frame import DepthFrame
-    from diffgrasp_ros.camera.intrinsics import CameraIntrinsics
-
-    intrinsics = CameraIntrinsics.load(directory / "camera.json")
-    frame = DepthFrame(load_depth_image(directory / "depth.png"), intrinsics, frame_id=directory.name)
-    truth = directory / "gt_depth.png"
-    judged_depth = load_depth_image(truth) if truth.is_file() else frame.depth_m
-    return frame, judged_depth
-
-
-def judge_frame(directory: Path, planners: dict, processor, top_k: int) -> dict:
     from diffgrasp_ros.evaluation.plausibility import judge_grasps, observed_points
     from diffgrasp_ros.scene.table import estimate_workspace
 
-    frame, judged_depth = load_frame(directory)
+    frame = DepthFrame(real.depth_m, real.intrinsics, frame_id=real.name)
+    judged_depth = real.gt_depth_m if real.gt_depth_m is not None else frame.depth_m
     processed = processor.process(frame)
     start = time.perf_counter()
     estimate = estimate_workspace(processed)
-    record = {"set": directory.parent.name, "frame": directory.name,
+    record = {"set": real.set_name, "frame": real.name,
               "size": [frame.intrinsics.width, frame.intrinsics.height],
               "workspace": {**estimate.area.to_dict(), **estimate.diagnostics(),
                             "estimate_s": time.perf_counter() - start},
@@ -132,12 +116,13 @@ def main() -> None:
 
     import torch
 
+    from diffgrasp_ros.camera.real_frames import EVALUATION_SETS, LEARNABLE_SETS, load_real_frames
     from diffgrasp_ros.depth import DepthProcessor
     from diffgrasp_ros.evaluation.report import run_context
     from diffgrasp_ros.grasping import make_planner
 
     torch.set_num_threads(args.threads)
-    groups = {"evaluation": EVALUATION_SETS, "development": DEVELOPMENT_SETS}
+    groups = {"evaluation": EVALUATION_SETS, "development": LEARNABLE_SETS}
     if args.sets != "all":
         groups = {args.sets: groups[args.sets]}
     planners = {m: make_planner(m) for m in args.methods}
@@ -146,8 +131,8 @@ def main() -> None:
     records, summary = [], {}
     for group, sets in groups.items():
         group_records = []
-        for directory in frame_dirs(sets):
-            record = judge_frame(directory, planners, processor, args.top_k)
+        for real in load_real_frames(REAL, sets):
+            record = judge_frame(real, planners, processor, args.top_k)
             record["group"] = group
             flags = {m: "".join("+" if j["plausible"] else "-" for j in record["methods"][m]["judgements"])
                      for m in args.methods}

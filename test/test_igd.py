@@ -129,7 +129,7 @@ def test_every_head_gets_finite_gradients_from_a_real_batch(dataset, tmp_path):
 
 def test_cache_adds_a_grafted_input_variant_without_rerendering_the_others(dataset, tmp_path):
     from diffgrasp_ros.training.dataset import iter_chunks
-    from diffgrasp_ros.training.igd_train import GridCache, load_scenes
+    from diffgrasp_ros.training.igd_train import GridCache, load_scenes, noise_model_digest
 
     cache = GridCache(tmp_path / "cache")
     clean = load_scenes(dataset, cache, log=lambda _: None, inputs=("side",))
@@ -140,12 +140,41 @@ def test_cache_adds_a_grafted_input_variant_without_rerendering_the_others(datas
     grafted = load_scenes(dataset, cache, log=lambda _: None, inputs=("side_graft",))
     assert sorted(grafted[0].grids) == ["multi", "side_graft"]
     with np.load(cache.path(chunk, 0)) as data:  # added to the file, the cached grids kept as they were
-        assert sorted(data.files) == ["multi", "side", "side_graft"]
+        assert sorted(data.files) == ["multi", "side", f"side_graft_{noise_model_digest()}"]
         np.testing.assert_array_equal(data["side"], clean[0].grids["side"])
     # Grafting adds holes and noise: the grids differ, but both see the same scene.
     side, graft = clean[0].grids["side"], grafted[0].grids["side_graft"]
     assert not np.array_equal(side, graft)
     assert ((side > 0) & (side < 0.5)).sum() > 0 and ((graft > 0) & (graft < 0.5)).sum() > 0
+
+
+def test_cache_keeps_grids_grafted_by_different_noise_models_apart(dataset, tmp_path):
+    import shutil
+
+    from diffgrasp_ros.depth.noise_diffusion import DEFAULT_WEIGHTS, NoiseDiffusionModel
+    from diffgrasp_ros.training.dataset import iter_chunks
+    from diffgrasp_ros.training.igd_train import GridCache, noise_model_digest
+
+    chunk = next(iter_chunks(dataset))
+    shipped = GridCache(tmp_path / "cache")
+    first = shipped.grids(chunk, 0, ("side_graft",))["side_graft"]
+    copy = shutil.copytree(DEFAULT_WEIGHTS, tmp_path / "copy")  # the same model elsewhere: its grids are reused
+    assert GridCache(tmp_path / "cache", copy).has(chunk, 0, ("side_graft",))
+    other = NoiseDiffusionModel.from_pretrained(DEFAULT_WEIGHTS)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.mul_(1.1)
+    other.save_pretrained(tmp_path / "other")
+    assert noise_model_digest(tmp_path / "other") != noise_model_digest()
+    retrained = GridCache(tmp_path / "cache", tmp_path / "other")
+    assert not retrained.has(chunk, 0, ("side_graft",))  # never the stale grid of the shipped model
+    second = retrained.grids(chunk, 0, ("side_graft",))["side_graft"]
+    assert not np.array_equal(first, second)
+    with np.load(shipped.path(chunk, 0)) as data:  # both kept, each under its model's digest
+        assert sorted(data.files) == sorted(f"side_graft_{noise_model_digest(m)}" for m in (None, tmp_path / "other"))
+        np.testing.assert_array_equal(data[f"side_graft_{noise_model_digest()}"], first)
+    with pytest.raises(FileNotFoundError, match="has no config.json"):
+        GridCache(tmp_path / "cache", tmp_path).has(chunk, 0, ("side_graft",))
 
 
 def test_training_inputs_are_validated(tmp_path):
@@ -155,6 +184,8 @@ def test_training_inputs_are_validated(tmp_path):
         TrainOptions(tmp_path, tmp_path, inputs=("side", "side_kinect"))
     with pytest.raises(ValueError, match="inputs must be distinct names"):
         TrainOptions(tmp_path, tmp_path, inputs=())
+    with pytest.raises(ValueError, match="only grafts the side_graft input"):
+        TrainOptions(tmp_path, tmp_path, inputs=("side",), noise_weights=tmp_path)
 
 
 def test_training_runs_checkpoints_resumes_and_lowers_the_loss(dataset, tmp_path):

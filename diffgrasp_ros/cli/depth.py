@@ -26,13 +26,19 @@ def add_parsers(subparsers) -> None:
 
     train = subparsers.add_parser(
         "train-restore", help="train the learned depth restoration model on depth-data pairs (resumable)",
-        description="Train the depth restoration CNN (raw stereo depth + IR -> clean depth) for --steps or "
+        description="Train the depth restoration CNN (raw depth + optional colour -> dense depth that keeps the "
+                    "valid raw depth) on simulated pairs and, with --real, self-supervised on real frames, for --steps or "
                     "--max-minutes, whichever comes first. Checkpoint, JSON-lines log and the weights "
                     "(config.json + weights.pt, loadable by DepthProcessor('restore', weights=OUT)) go to --out; "
                     "--resume continues from the checkpoint where it stopped (give it the same --steps).",
     )
     train.add_argument("--data", type=Path, required=True, help="training pairs written by `diffgrasp depth-data`")
     train.add_argument("--val-data", type=Path, default=None, help="validation pairs, scored at each checkpoint")
+    train.add_argument("--real", type=Path, default=None,
+                       help="a folder laid out like ../shared/real: its learnable sets (ucn_tabletop, posecnn_tabletop) "
+                            "train hidden-hole filling with colour; the evaluation-only sets are never read")
+    train.add_argument("--real-fraction", type=float, default=0.7,
+                       help="share of training crops taken from --real frames (default: 0.7)")
     train.add_argument("--out", type=Path, required=True, help="run folder: checkpoint, log and weights")
     train.add_argument("--steps", type=int, default=10_000,
                        help="total step count; the learning rate decays to zero there (cosine; default: 10000)")
@@ -62,7 +68,8 @@ def run_data(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from ..training.restore_train import RestoreTrainOptions, train_restore
 
-    options = RestoreTrainOptions(args.data, args.out, val_data=args.val_data, steps=args.steps,
+    options = RestoreTrainOptions(args.data, args.out, val_data=args.val_data, real=args.real,
+                                  real_fraction=args.real_fraction, steps=args.steps,
                                   max_minutes=args.max_minutes, batch=args.batch, crop=args.crop, lr=args.lr,
                                   checkpoint_every=args.checkpoint_every, seed=args.seed, threads=args.threads,
                                   tiny=args.tiny, resume=args.resume)

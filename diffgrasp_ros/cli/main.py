@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from .. import __version__
-from . import bench, calibrate, datagen, demo, depth, leap_datagen, leap_quality_datagen, plan, record, up
+from . import bench, calibrate, datagen, demo, depth, leap_datagen, leap_quality_datagen, plan, record, restore, up
 from . import train
 from . import train_leap, train_leap_evaluator
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_leap_evaluator.add_parser(subparsers)
     depth.add_parsers(subparsers)
     record.add_parser(subparsers)
+    restore.add_parser(subparsers)
     return parser
 
 

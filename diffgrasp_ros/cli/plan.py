@@ -47,8 +47,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--max-depth", type=float, default=2.0, help="farthest valid depth in metres (default: 2.0)")
     parser.add_argument("--out", type=Path, default=Path("grasps.json"), help="output JSON (default: grasps.json)")
     parser.add_argument("--draw", type=Path, help="draw the ranked grasps (best first) on the first view as PNG")
-    parser.add_argument("--color", type=Path, help="colour image registered to the first depth image, drawn on "
-                                                   "by --draw (default: the depth, colour-mapped)")
+    parser.add_argument("--color", type=Path, help="colour image registered to the first depth image: guides "
+                                                   "--depth-mode restore and is drawn on by --draw (default: the "
+                                                   "depth, colour-mapped)")
     add_workspace_arguments(parser)
     add_planner_arguments(parser)
     parser.set_defaults(run=run)
@@ -79,11 +80,16 @@ def _load_frames(args, intrinsics_per_image) -> tuple[list, list]:
     from ..camera.frame import DepthFrame
     from ..depth import DepthProcessor
 
+    from ..grasping.draw import load_color_image
+
     measured = DepthProcessor("passthrough", args.min_depth, args.max_depth)
     processor = DepthProcessor(args.depth_mode, args.min_depth, args.max_depth)
     frames = [measured.process(DepthFrame(load_depth_image(path, args.depth_scale), intrinsics, frame_id=path.stem))
               for path, intrinsics in zip(args.depth, intrinsics_per_image)]
-    return frames, [processor.process(frame) for frame in frames]
+    colors = [None] * len(frames)
+    if args.color and args.depth_mode == "restore":  # the colour image belongs to the first view
+        colors[0] = load_color_image(args.color, (frames[0].intrinsics.width, frames[0].intrinsics.height))
+    return frames, [processor.process(frame, color) for frame, color in zip(frames, colors)]
 
 
 def _camera_poses(args, frames) -> tuple[list[np.ndarray], object, list[str]]:

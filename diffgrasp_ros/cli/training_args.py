@@ -33,6 +33,9 @@ def add_training_run_arguments(parser: argparse.ArgumentParser, data_help: str, 
                         help="side-view depth the model learns from, one drawn per sample: any of "
                              f"{', '.join(INPUT_VARIANTS)} (clean; the benchmark's dex noise; noise grafted by "
                              "models/depth_noise; the simulated D435's stereo depth), default %(default)s")
+    parser.add_argument("--noise-weights", type=Path, default=None, metavar="FOLDER",
+                        help="depth noise model that grafts side_graft (a save_pretrained folder; default: "
+                             "models/depth_noise); the cache keeps grids of different noise models apart")
 
 
 def training_run_options(args: argparse.Namespace, method: str, config_cls) -> dict:
@@ -51,4 +54,5 @@ def training_run_options(args: argparse.Namespace, method: str, config_cls) -> d
                 lr=args.lr, checkpoint_every=args.checkpoint_every, log_every=args.log_every, seed=args.seed,
                 threads=args.threads, tiny=args.tiny, resume=args.resume, max_scenes=args.max_scenes,
                 init=args.init, config_overrides=tuple(overrides.items()),
-                inputs=tuple(filter(None, (name.strip() for name in args.inputs.split(",")))))
+                inputs=tuple(filter(None, (name.strip() for name in args.inputs.split(",")))),
+                noise_weights=args.noise_weights)

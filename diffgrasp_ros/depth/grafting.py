@@ -16,22 +16,26 @@ from .noise_diffusion import ArtifactSampler, NoiseDiffusionModel, apply_artifac
 
 
 def graft(clean_depth_m: np.ndarray, model: NoiseDiffusionModel, rng: np.random.Generator,
-          with_error: bool = True, zero_mean_error: bool = True, steps: int | None = None) -> np.ndarray:
+          with_error: bool = True, zero_mean_error: bool = True, steps: int | None = None,
+          focal_baseline_px_m: float | None = None) -> np.ndarray:
     """``clean_depth_m`` (H, W, metres, 0 = none) with artifacts sampled by ``model``; float32, 0 = invalid.
 
     ``with_error=False`` grafts only the holes (valid pixels keep the clean depth exactly);
     ``zero_mean_error`` removes the sampled error's mean over the valid pixels (no global depth bias).
+    ``focal_baseline_px_m``: the image's focal length (px) × the sensor's stereo baseline (m), for images
+    of another camera than the model's (default: the model's ``config.focal_baseline_px_m``).
     """
     import torch
 
     clean = np.asarray(clean_depth_m, dtype=np.float32)
     generator = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
-    artifacts = ArtifactSampler(model).sample(clean, generator, steps)
+    artifacts = ArtifactSampler(model).sample(clean, generator, steps, focal_baseline_px_m=focal_baseline_px_m)
     if zero_mean_error:
         valid = (clean > 0) & (artifacts[0] <= 0)
         if valid.any():
             artifacts[1] = np.where(valid, artifacts[1] - artifacts[1][valid].mean(), 0.0)
-    return apply_artifacts(clean, artifacts, model.config, with_error=with_error)
+    return apply_artifacts(clean, artifacts, model.config, with_error=with_error,
+                           focal_baseline_px_m=focal_baseline_px_m)
 
 
 @dataclass(frozen=True)

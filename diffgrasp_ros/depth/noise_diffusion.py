@@ -97,10 +97,15 @@ def _disparity(depth_m: np.ndarray, focal_baseline_px_m: float) -> np.ndarray:
     return np.divide(focal_baseline_px_m, depth_m, out=np.zeros(depth_m.shape, np.float64), where=depth_m > 0)
 
 
-def condition_map(clean_depth_m: np.ndarray, config: NoiseDiffusionConfig) -> np.ndarray:
-    """(2, H, W) float32: normalised clean disparity and the clean valid mask (±1), unpacked."""
+def condition_map(clean_depth_m: np.ndarray, config: NoiseDiffusionConfig,
+                  focal_baseline_px_m: float | None = None) -> np.ndarray:
+    """(2, H, W) float32: normalised clean disparity and the clean valid mask (±1), unpacked.
+
+    ``focal_baseline_px_m`` (default: the model's) is the image's own f·B, so that the disparity keeps
+    its meaning in pixels (shadow and margin widths) for a camera with another focal length."""
+    fb = config.focal_baseline_px_m if focal_baseline_px_m is None else focal_baseline_px_m
     valid = clean_depth_m > 0
-    disparity = np.where(valid, _disparity(clean_depth_m, config.focal_baseline_px_m) / config.disparity_norm_px - 1, 0)
+    disparity = np.where(valid, _disparity(clean_depth_m, fb) / config.disparity_norm_px - 1, 0)
     return np.stack([disparity, np.where(valid, 1.0, -1.0)]).astype(np.float32)
 
 
@@ -115,20 +120,23 @@ def artifact_map(clean_depth_m: np.ndarray, raw_depth_m: np.ndarray, config: Noi
 
 
 def apply_artifacts(clean_depth_m: np.ndarray, artifacts: np.ndarray, config: NoiseDiffusionConfig,
-                    with_error: bool = True, depth_unit_m: float | None = 0.001) -> np.ndarray:
+                    with_error: bool = True, depth_unit_m: float | None = 0.001,
+                    focal_baseline_px_m: float | None = None) -> np.ndarray:
     """Clean depth with ``artifacts`` (2, H, W) applied: invalid where sampled (or clean is), else the clean
     depth moved by the bounded disparity error (``with_error=False``: exactly the clean depth), rounded to
-    ``depth_unit_m`` like the sensor's z16 output (None: not rounded)."""
+    ``depth_unit_m`` like the sensor's z16 output (None: not rounded). ``focal_baseline_px_m``: the
+    image's f·B, as given to ``condition_map`` (default: the model's)."""
+    fb = config.focal_baseline_px_m if focal_baseline_px_m is None else focal_baseline_px_m
     clean = np.asarray(clean_depth_m, dtype=np.float64)
     if artifacts.shape != (2, *clean.shape):
         raise ValueError(f"artifacts must be (2, {clean.shape[0]}, {clean.shape[1]}), got {artifacts.shape}")
     valid = (clean > 0) & (artifacts[0] <= 0)
     depth = clean
     if with_error:
-        disparity = _disparity(clean, config.focal_baseline_px_m)
+        disparity = _disparity(clean, fb)
         disparity += np.clip(artifacts[1], -1, 1) * config.max_error_px
         valid &= disparity > 0
-        depth = np.divide(config.focal_baseline_px_m, disparity, out=np.zeros_like(disparity), where=valid)
+        depth = np.divide(fb, disparity, out=np.zeros_like(disparity), where=valid)
     if depth_unit_m:
         depth = np.round(depth / depth_unit_m) * depth_unit_m
     return np.where(valid, depth, 0.0).astype(np.float32)
@@ -235,16 +243,26 @@ class NoiseDiffusionModel(nn.Module):
 
     def loss(self, condition: torch.Tensor, artifacts: torch.Tensor, scheduler: DDIMScheduler,
              generator: torch.Generator | None = None, top_px: torch.Tensor | None = None,
-             left_px: torch.Tensor | None = None) -> torch.Tensor:
+             left_px: torch.Tensor | None = None, weights: torch.Tensor | None = None) -> torch.Tensor:
         """Cross-entropy of the invalid bits plus the error's MSE, on (B, 2, H, W) unpacked condition and
-        artifact crops."""
+        artifact crops. ``weights`` (B, 2, H, W), >= 0, weighs each pixel's invalid and error terms (e.g.
+        0 on the error of real frames, whose true error is unknown); each term is a weighted mean."""
         x0 = self.pack(artifacts)
         t = torch.randint(0, scheduler.train_steps, (x0.shape[0],), generator=generator)
         noise = torch.randn(x0.shape, generator=generator)
         out = self.unet(scheduler.add_noise(x0, noise, t), self.packed_condition(condition, top_px, left_px), t)
         bits = self.config.pack**2
-        return (F.binary_cross_entropy_with_logits(out[:, :bits], (x0[:, :bits] > 0).float())
-                + F.mse_loss(out[:, bits:], x0[:, bits:]))
+        if weights is None:
+            return (F.binary_cross_entropy_with_logits(out[:, :bits], (x0[:, :bits] > 0).float())
+                    + F.mse_loss(out[:, bits:], x0[:, bits:]))
+        if weights.shape != artifacts.shape:
+            raise ValueError(f"loss weights must be shaped like the artifacts {tuple(artifacts.shape)}, "
+                             f"got {tuple(weights.shape)}")
+        w = self.pack(weights)
+        bce = F.binary_cross_entropy_with_logits(out[:, :bits], (x0[:, :bits] > 0).float(), reduction="none")
+        mse = (out[:, bits:] - x0[:, bits:]) ** 2
+        return ((w[:, :bits] * bce).sum() / w[:, :bits].sum().clamp(min=1.0)
+                + (w[:, bits:] * mse).sum() / w[:, bits:].sum().clamp(min=1.0))
 
     # -- weights on disk: a folder with config.json and weights.pt (a state dict) ------------------
     def save_pretrained(self, folder: str | Path) -> None:
@@ -265,8 +283,9 @@ class ArtifactSampler:
 
     @torch.no_grad()
     def sample(self, clean_depth_m: np.ndarray, generator: torch.Generator | None = None,
-               steps: int | None = None, eta: float = 0.0) -> np.ndarray:
-        """(2, H, W) artifacts for the (H, W) clean depth (metres, 0 = none); see ``apply_artifacts``."""
+               steps: int | None = None, eta: float = 0.0, focal_baseline_px_m: float | None = None) -> np.ndarray:
+        """(2, H, W) artifacts for the (H, W) clean depth (metres, 0 = none); see ``apply_artifacts``
+        (and ``condition_map`` for ``focal_baseline_px_m``)."""
         clean = np.asarray(clean_depth_m, dtype=np.float32)
         if clean.ndim != 2 or not np.all(np.isfinite(clean)):
             raise ValueError(f"clean depth must be a finite (H, W) image, got shape {clean.shape}")
@@ -274,7 +293,8 @@ class ArtifactSampler:
         h, w = clean.shape
         m = config.multiple_px
         padded = np.pad(clean, ((0, -h % m), (0, -w % m)))  # zero = no surface: padding is invalid
-        condition = self.model.packed_condition(torch.from_numpy(condition_map(padded, config))[None])
+        unpacked = condition_map(padded, config, focal_baseline_px_m)
+        condition = self.model.packed_condition(torch.from_numpy(unpacked)[None])
         self.scheduler.set_timesteps(steps or config.sampling_steps)
         x = torch.randn((1, config.artifact_channels, *condition.shape[-2:]), generator=generator)
         for t in self.scheduler.timesteps:

@@ -13,7 +13,7 @@ DEPTH_MODES = ("passthrough", "restore", "graft")
 class DepthProcessor:
     """Clips depth to the sensor's working range and rejects frames with nothing usable left.
 
-    ``restore`` then fills holes and fixes wrong depth with the learned restoration model
+    ``restore`` then fills holes and repairs depth the sensor got wrong with the learned restoration model
     (``depth.restoration``; the shipped ``models/depth_restore`` unless ``weights`` names a folder).
     ``graft`` does the opposite, for clean *simulated* depth: it grafts sensor artifacts sampled from the
     diffusion noise model (``depth.grafting``; ``models/depth_noise``) while keeping metric geometry, so
@@ -45,9 +45,9 @@ class DepthProcessor:
                     raise FileNotFoundError(f"{what} weights not found: {self.weights / name} "
                                             f"does not exist; {files.HOW_TO_GET}")
 
-    def process(self, frame: DepthFrame, ir_left: np.ndarray | None = None) -> DepthFrame:
-        """The processed frame; ``ir_left`` (H, W) uint8, the IR image registered to the depth, helps
-        ``restore`` where the pipeline has it."""
+    def process(self, frame: DepthFrame, color: np.ndarray | None = None) -> DepthFrame:
+        """The processed frame; ``color`` (H, W, 3) uint8 RGB, the colour image registered to the depth,
+        helps ``restore`` where the pipeline has it (holes across object edges)."""
         if not frame.valid_mask.any():
             raise DepthError("depth frame has no valid pixels (all zero, NaN or negative)")
         clipped = frame.clipped(self.min_depth_m, self.max_depth_m)
@@ -55,7 +55,7 @@ class DepthProcessor:
             raise DepthError(f"no depth left inside [{self.min_depth_m}, {self.max_depth_m}] m: "
                              "is the depth scale right (metres vs millimetres)?")
         if self.mode == "restore":
-            return self._restore(clipped, ir_left)
+            return self._restore(clipped, color)
         if self.mode == "graft":
             return self._graft(clipped)
         return clipped
@@ -75,15 +75,19 @@ class DepthProcessor:
             raise DepthError("grafting left no valid depth in this frame")
         return grafted
 
-    def _restore(self, frame: DepthFrame, ir_left: np.ndarray | None) -> DepthFrame:
+    def _restore(self, frame: DepthFrame, color: np.ndarray | None) -> DepthFrame:
+        import warnings
+
         from .restoration import DepthRestorer, check_frame
 
         if self._model is None:
             self._model = DepthRestorer.from_pretrained(self.weights)
         try:
-            check_frame(frame.depth_m, ir_left if ir_left is not None else np.zeros(frame.depth_m.shape, np.uint8))
+            check_frame(frame.depth_m, color)
         except ValueError as error:
             raise DepthError(f"cannot restore this frame: {error}") from error
-        restored = DepthFrame(self._model.restore(frame.depth_m, ir_left), frame.intrinsics, frame.frame_id,
-                              frame.stamp)
+        with warnings.catch_warnings():  # a pipeline without colour is a setting, not news on every frame
+            warnings.simplefilter("ignore")
+            depth = self._model.restore(frame.depth_m, color)
+        restored = DepthFrame(depth, frame.intrinsics, frame.frame_id, frame.stamp)
         return restored.clipped(self.min_depth_m, self.max_depth_m)

@@ -225,19 +225,16 @@ def clear_table(world: ClutterWorld, planner: GraspPlanner, settings: BenchmarkS
         if failures >= MAX_CONSECUTIVE_FAILURES:
             clearing.end = END_FAILURES
             return clearing
-        ir_images: list[np.ndarray | None] = [None] * len(poses)
         if settings.noise == STEREO:
             present = {body: name for body, name in (materials or {}).items() if body in world.object_ids}
-            stereo_frames = [stereo.render(T, present) for T in poses]
-            frames = [f.to_depth_frame(world.camera.frame_id) for f in stereo_frames]
-            ir_images = [f.ir_left for f in stereo_frames]
+            frames = [stereo.render(T, present).to_depth_frame(world.camera.frame_id) for T in poses]
         else:
             frames = [apply_depth_noise(world.camera.render(T).depth, settings.noise, rng) for T in poses]
         depth_s = 0.0
         if processor is not None:
             start = time.perf_counter()
             try:
-                frames = [processor.process(frame, ir) for frame, ir in zip(frames, ir_images)]
+                frames = [processor.process(frame) for frame in frames]
             except DepthError as error:  # nothing usable: the round ends as a planner's "no grasp" would
                 clearing.end, clearing.end_message = END_NO_GRASP, f"depth processing: {error}"
                 return clearing

@@ -11,12 +11,13 @@ scene, labelled grasps plus generated negatives for the evaluator heads. Batches
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ from .loop import HasLoopSettings, open_run, run_loop
 
 # Side-view depth variants a model can be trained on; each scene's variant is drawn once, with a
 # fixed seed, and cached. "side_graft" is the sim-to-real input (DiffuDepGrasp): clean depth with
-# artifacts sampled from the shipped depth noise model (models/depth_noise).
+# artifacts sampled from a depth noise model (default: the shipped models/depth_noise).
 INPUT_VARIANTS = ("side", "side_dex", "side_graft", "side_stereo")
 DEFAULT_INPUTS = ("side", "side_dex")
 OCCUPANCY_TARGET = "multi"
@@ -45,16 +46,42 @@ def _fuse(frames, poses) -> np.ndarray:
     return volume.grid()
 
 
-@lru_cache(maxsize=1)
-def _noise_model():
-    from ..depth.noise_diffusion import DEFAULT_WEIGHTS, NoiseDiffusionModel
+def _noise_folder(noise_weights: Path | None) -> Path:
+    from ..depth.noise_diffusion import DEFAULT_WEIGHTS
 
-    return NoiseDiffusionModel.from_pretrained(DEFAULT_WEIGHTS)
+    return Path(noise_weights) if noise_weights is not None else DEFAULT_WEIGHTS
+
+
+def _noise_model(folder: Path):
+    weights = folder / "weights.pt"
+    # Keyed by the weights' modification time too: a model replaced in place (same folder) is loaded again.
+    return _load_noise_model(folder, weights.stat().st_mtime_ns if weights.exists() else 0)
+
+
+@lru_cache(maxsize=2)
+def _load_noise_model(folder: Path, _mtime_ns: int):
+    from ..depth.noise_diffusion import NoiseDiffusionModel
+
+    return NoiseDiffusionModel.from_pretrained(folder)
+
+
+def noise_model_digest(noise_weights: Path | None = None) -> str:
+    """12 hex digits of the SHA-256 of a noise model's ``config.json`` and ``weights.pt`` (default: the shipped
+    one): names the grids it grafted, so grids grafted by another model (or a retrained one) are not reused."""
+    folder = _noise_folder(noise_weights)
+    digest = hashlib.sha256()
+    for name in ("config.json", "weights.pt"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"depth noise model {folder} has no {name} (a `save_pretrained` folder is needed)")
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def render_scene_grids(chunk: DatasetChunk, scene_index: int,
-                       names: Sequence[str] = (*DEFAULT_INPUTS, OCCUPANCY_TARGET)) -> dict[str, np.ndarray]:
-    """The 40³ grids ``names`` (``INPUT_VARIANTS`` or the 6-view "multi") of one stored scene."""
+                       names: Sequence[str] = (*DEFAULT_INPUTS, OCCUPANCY_TARGET),
+                       noise_weights: Path | None = None) -> dict[str, np.ndarray]:
+    """The 40³ grids ``names`` (``INPUT_VARIANTS`` or the 6-view "multi") of one stored scene; "side_graft"
+    is grafted with the noise model in ``noise_weights`` (default: the shipped models/depth_noise)."""
     unknown = set(names) - {*INPUT_VARIANTS, OCCUPANCY_TARGET}
     if unknown:
         raise ValueError(f"unknown grid(s) {sorted(unknown)}: choose from {[*INPUT_VARIANTS, OCCUPANCY_TARGET]}")
@@ -71,7 +98,8 @@ def render_scene_grids(chunk: DatasetChunk, scene_index: int,
             from ..camera.frame import DepthFrame
             from ..depth.grafting import graft
 
-            depth = graft(side.depth.depth_m, _noise_model(), np.random.default_rng([description.seed, 11]))
+            depth = graft(side.depth.depth_m, _noise_model(_noise_folder(noise_weights)),
+                          np.random.default_rng([description.seed, 11]))
             grids["side_graft"] = _fuse([DepthFrame(depth, side.depth.intrinsics, side.depth.frame_id)], [T])
         if "side_stereo" in names:
             from ..sim.stereo import D435Simulator
@@ -84,9 +112,12 @@ def render_scene_grids(chunk: DatasetChunk, scene_index: int,
     return grids
 
 
-def check_inputs(inputs: Sequence[str]) -> None:
+def check_inputs(inputs: Sequence[str], noise_weights: Path | None = None) -> None:
     if not inputs or set(inputs) - set(INPUT_VARIANTS) or len(set(inputs)) != len(inputs):
         raise ValueError(f"inputs must be distinct names from {list(INPUT_VARIANTS)}, got {list(inputs)}")
+    if noise_weights is not None and "side_graft" not in inputs:
+        raise ValueError(f"a noise model ({noise_weights}) only grafts the side_graft input, which is not among "
+                         f"the inputs {list(inputs)}")
 
 
 @dataclass
@@ -100,11 +131,21 @@ class TrainingScene:
 
 
 class GridCache:
-    """Rendered grids of stored scenes, one ``.npz`` per scene under ``folder``."""
+    """Rendered grids of stored scenes, one ``.npz`` per scene under ``folder``. "side_graft" is grafted with
+    the noise model in ``noise_weights`` (default: the shipped one) and stored as "side_graft_<its digest>"."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, noise_weights: Path | None = None):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.noise_weights = noise_weights
+
+    @cached_property
+    def _graft_key(self) -> str:
+        return f"side_graft_{noise_model_digest(self.noise_weights)}"
+
+    def _key(self, name: str) -> str:
+        """The name a grid is stored under in a scene's file."""
+        return self._graft_key if name == "side_graft" else name
 
     def path(self, chunk: DatasetChunk, scene_index: int) -> Path:
         seed = chunk.scenes[scene_index].seed
@@ -115,7 +156,7 @@ class GridCache:
         if not path.exists():
             return False
         with np.load(path) as data:
-            return set(names) <= set(data.files)
+            return {self._key(name) for name in names} <= set(data.files)
 
     def grids(self, chunk: DatasetChunk, scene_index: int,
               names: Sequence[str] = (*DEFAULT_INPUTS, OCCUPANCY_TARGET)) -> dict[str, np.ndarray]:
@@ -125,13 +166,14 @@ class GridCache:
         if path.exists():
             with np.load(path) as data:
                 cached = {k: data[k] for k in data.files}
-        missing = [name for name in names if name not in cached]
+        missing = [name for name in names if self._key(name) not in cached]
         if missing:
-            cached.update(render_scene_grids(chunk, scene_index, missing))
+            rendered = render_scene_grids(chunk, scene_index, missing, self.noise_weights)
+            cached.update({self._key(name): grid for name, grid in rendered.items()})
             tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")  # another process may fill the cache too
             np.savez_compressed(tmp, **cached)
             tmp.replace(path)
-        return {name: cached[name] for name in names}
+        return {name: cached[self._key(name)] for name in names}
 
 
 def load_scenes(data: Path, cache: GridCache, log: Callable[[str], None] = print,
@@ -290,9 +332,10 @@ class TrainOptions(HasLoopSettings):
     init: Path | None = None  # start a new run from these weights (a ``save_pretrained`` folder), fresh optimizer
     config_overrides: tuple[tuple[str, object], ...] = ()  # IGDConfig fields of a new run, e.g. (("use_dam", False),)
     inputs: tuple[str, ...] = DEFAULT_INPUTS  # the depth variants (INPUT_VARIANTS) a batch draws its input from
+    noise_weights: Path | None = None  # the noise model "side_graft" is grafted with (default: models/depth_noise)
 
     def __post_init__(self):
-        check_inputs(self.inputs)
+        check_inputs(self.inputs, self.noise_weights)
 
 
 @dataclass
@@ -331,7 +374,7 @@ def train(options: TrainOptions, log: Callable[[str], None] = print) -> TrainRep
     parameters = sum(p.numel() for p in model.parameters())
     log(f"IGD model: {parameters / 1e6:.2f} M parameters, config {asdict(config)}")
 
-    cache = GridCache(options.cache or Path(options.data) / "igd_grid_cache")
+    cache = GridCache(options.cache or Path(options.data) / "igd_grid_cache", options.noise_weights)
     scenes = load_scenes(Path(options.data), cache, log, options.max_scenes, options.inputs)
     grasps = sum(len(s.label) for s in scenes)
     log(f"{len(scenes)} scenes, {grasps} labelled grasps ({int(sum(s.label.sum() for s in scenes))} positive); "

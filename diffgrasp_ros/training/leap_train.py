@@ -185,9 +185,10 @@ class TrainOptions(HasLoopSettings):
     init: Path | None = None  # start a new run from these weights (a ``save_pretrained`` folder), fresh optimizer
     config_overrides: tuple[tuple[str, object], ...] = ()
     inputs: tuple[str, ...] = DEFAULT_INPUTS
+    noise_weights: Path | None = None  # the noise model "side_graft" is grafted with (default: models/depth_noise)
 
     def __post_init__(self):
-        check_inputs(self.inputs)
+        check_inputs(self.inputs, self.noise_weights)
 
 
 @dataclass
@@ -226,7 +227,7 @@ def train(options: TrainOptions, log: Callable[[str], None] = print) -> TrainRep
         log(f"starting from the weights in {options.init} (new optimizer, step 0)")
     log(f"LEAP model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, config {asdict(config)}")
 
-    cache = SeedMatchingGridCache(options.cache or Path(options.data) / "leap_grid_cache")
+    cache = SeedMatchingGridCache(options.cache or Path(options.data) / "leap_grid_cache", options.noise_weights)
     scenes = load_scenes(Path(options.data), cache, log, options.max_scenes, options.inputs)
     grasps = sum(s.grasps for s in scenes)
     positives = sum(len(s.tcp_t) for s in scenes)

@@ -1,11 +1,21 @@
-"""Training the depth restoration model (``depth.restoration``) on simulated stereo pairs.
+"""Training the depth restoration model (``depth.restoration``) on simulated stereo pairs and real frames.
 
-Batches are random crops of the training frames, half of them centred on a pixel the sensor got
-wrong (invalid, or more than 1 cm off), since most pixels are already right; a quarter have their IR
-blanked, which is how frames without IR are restored. The loss, on pixels
-with clean depth, is the L1 depth error plus an edge-aware term (L1 of the depth gradients' error,
-so edges stay sharp instead of being smeared across) and half the coarse U-Net output's L1 error
-(deep supervision), all in centimetres.
+Two kinds of crops, mixed in every batch:
+
+- **Simulated** (``diffgrasp depth-data`` pairs, no colour): the simulated D435's raw depth against the
+  renderer's clean depth. Half the crops are centred on a pixel the sensor got wrong (invalid, or more
+  than 1 cm off), since most pixels are right.
+- **Real** (the frames of ``../shared/real`` that may be learned from, with colour): self-supervised
+  hidden-hole filling. Valid pixels are hidden in the shape of another real frame's sensor holes
+  (``depth.holes``), and the model fills them from the rest; the hidden readings are the truth. Crops
+  are rescaled at random (×0.6–2), so the model meets holes and objects at other resolutions and focal
+  lengths, and colour is dropped on a share of them.
+
+Losses, in centimetres: the fill's L1 error on the pixels the model has to fill (holes and hidden
+pixels with truth, and simulated readings that are wrong; averaged per crop, so a crop with a large
+transparent object does not outweigh the others), half the U-Net fill's L1 there (deep supervision), and the cross-entropy of the "reading is wrong" logit on valid input pixels (simulated:
+more than 1 cm off; real: never, the readings that stayed valid are taken as right), so the model learns
+to keep good depth exactly.
 
 The learning rate warms up over ``WARMUP_STEPS`` then follows a cosine down to zero at ``steps``.
 
@@ -17,21 +27,28 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from ..depth.restoration import TINY, DepthRestorer, RestorationConfig
+from ..camera.real_frames import LEARNABLE_SETS, RealFrame, load_real_frames, within_range
+from ..depth.holes import hide_holes, sensor_hole_masks
+from ..depth.restoration import DEPTH_SCALE, TINY, DepthRestorer, RestorationConfig, _median_valid
 from .depth_pairs import PairChunk, load_pairs
 
 CHECKPOINT, LOG = "checkpoint.pt", "train_log.jsonl"
 WRONG_M = 0.01  # a raw pixel this far from the clean depth counts as wrong
-EDGE_WEIGHT, COARSE_WEIGHT = 1.0, 0.5
-# Share of crops without IR (all zero), so the model also serves pipelines that carry depth alone.
-NO_IR_FRACTION = 0.25
+COARSE_WEIGHT, WRONG_WEIGHT = 0.5, 1.0
+NO_COLOR_FRACTION = 0.3  # share of real crops without colour, so depth-only pipelines are served
+SIM_HIDDEN_FRACTION = 0.5  # share of simulated crops that also get hidden real hole shapes
+SCALE_RANGE = (0.6, 2.0)  # real crops are rescaled by a log-uniform factor in this range
+# Learnable frames kept out of training and scored at every checkpoint (hidden holes, fixed seeds).
+VALIDATION_FRAMES = ("ucn_tabletop/000008", "posecnn_tabletop/000004")
 WARMUP_STEPS = 200
 
 
@@ -40,6 +57,8 @@ class RestoreTrainOptions:
     data: Path
     out: Path
     val_data: Path | None = None
+    real: Path | None = None  # the ../shared/real folder: only LEARNABLE_SETS are read
+    real_fraction: float = 0.7  # share of crops from real frames (when given)
     steps: int = 10_000
     max_minutes: float | None = None
     batch: int = 4
@@ -61,35 +80,109 @@ class RestoreTrainReport:
     seconds_this_run: float
     seconds_total: float
     frames: int
-    val_mae_mm: float | None  # at the last checkpoint, when validation data was given
+    val_mae_mm: float | None  # simulated validation, at the last checkpoint, when validation data was given
+    val_hidden_mae_mm: float | None  # real held-out frames' hidden holes, when real frames were given
 
 
-def _tensors(pairs: PairChunk, index, rows: slice, cols: slice) -> tuple[torch.Tensor, ...]:
-    raw = torch.from_numpy(pairs.raw_depth_mm[index, rows, cols].astype(np.float32) * np.float32(0.001))
-    ir = torch.from_numpy(pairs.ir_left[index, rows, cols].astype(np.float32) / np.float32(255.0))
-    clean = torch.from_numpy(pairs.clean_depth_mm[index, rows, cols].astype(np.float32) * np.float32(0.001))
-    return raw[:, None], ir[:, None], clean[:, None]
+@dataclass
+class Batch:
+    """(B, 1, H, W) raw input (m, 0 = invalid), truth (m, 0 = none), the pixels to fill, the valid input
+    pixels whose reading is wrong / right, and colour (B, 3, H, W) in 0..1 (zeros and ``has_color``
+    False where a crop has none)."""
+
+    raw_m: torch.Tensor
+    truth_m: torch.Tensor
+    fill_mask: torch.Tensor
+    wrong: torch.Tensor
+    right: torch.Tensor
+    color: torch.Tensor
+    has_color: torch.Tensor  # (B,) bool
 
 
-def sample_batch(pairs: PairChunk, rng: np.random.Generator, batch: int, crop: int) -> tuple[torch.Tensor, ...]:
-    """(raw_m, ir, clean_m), each (batch, 1, crop, crop)."""
+@dataclass(frozen=True)
+class RealTrainingSet:
+    frames: list[RealFrame]
+    hole_masks: list[np.ndarray]  # sensor hole shapes, one per frame of ``frames``
+
+
+def load_learnable_frames(root: Path) -> list[RealFrame]:
+    """The frames under ``root`` that may be learned from (never the evaluation-only sets), in the
+    pipeline's default working range (``DepthProcessor``: 0.1-2 m)."""
+    return [within_range(f, 0.1, 2.0) for f in load_real_frames(root, LEARNABLE_SETS)]
+
+
+def load_real_training_set(root: Path, exclude: Sequence[str] = VALIDATION_FRAMES) -> RealTrainingSet:
+    """The learnable real frames under ``root``, minus ``exclude``, and their sensor hole shapes."""
+    frames = [f for f in load_learnable_frames(root) if f.key not in exclude]
+    if not frames:
+        raise ValueError(f"no learnable real frames under {root} (sets {list(LEARNABLE_SETS)})")
+    return RealTrainingSet(frames, sensor_hole_masks(frames))
+
+
+def _rescaled(frame: RealFrame, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    import cv2
+
+    size = (max(1, round(frame.depth_m.shape[1] * scale)), max(1, round(frame.depth_m.shape[0] * scale)))
+    depth = cv2.resize(frame.depth_m, size, interpolation=cv2.INTER_NEAREST)  # no blending across edges
+    color = cv2.resize(frame.color_rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return depth, color
+
+
+def _real_crop(real: RealTrainingSet, rng: np.random.Generator, crop: int):
+    i = int(rng.integers(len(real.frames)))
+    frame = real.frames[i]
+    smallest = crop / min(frame.depth_m.shape)
+    scale = float(np.exp(rng.uniform(*np.log(SCALE_RANGE))))
+    depth, color = _rescaled(frame, max(scale, smallest))
+    v, u = rng.integers(0, depth.shape[0] - crop + 1), rng.integers(0, depth.shape[1] - crop + 1)
+    depth, color = depth[v:v + crop, u:u + crop], color[v:v + crop, u:u + crop]
+    if rng.random() < 0.5:
+        depth, color = depth[:, ::-1], color[:, ::-1]
+    others = [k for k in range(len(real.hole_masks)) if k != i]
+    hidden = hide_holes(depth > 0, real.hole_masks[int(rng.choice(others))], rng)
+    raw = np.where(hidden, 0.0, depth).astype(np.float32)
+    truth = np.where(hidden, depth, 0.0).astype(np.float32)
+    right = (raw > 0)
+    with_color = rng.random() >= NO_COLOR_FRACTION
+    return raw, truth, hidden, np.zeros_like(hidden), right, (color if with_color else None)
+
+
+def _sim_crop(pairs: PairChunk, real: RealTrainingSet | None, rng: np.random.Generator, crop: int):
     height, width = pairs.raw_depth_mm.shape[1:]
-    raws, irs, cleans = [], [], []
-    for _ in range(batch):
-        i = int(rng.integers(len(pairs)))
-        v, u = rng.integers(0, height - crop + 1), rng.integers(0, width - crop + 1)
-        if rng.random() < 0.5:
-            raw, clean = pairs.raw_depth_mm[i].astype(np.int32), pairs.clean_depth_mm[i].astype(np.int32)
-            wrong_v, wrong_u = np.nonzero((clean > 0) & ((raw == 0) | (np.abs(raw - clean) > 1000 * WRONG_M)))
-            if len(wrong_v):
-                k = rng.integers(len(wrong_v))
-                v = int(np.clip(wrong_v[k] - crop // 2, 0, height - crop))
-                u = int(np.clip(wrong_u[k] - crop // 2, 0, width - crop))
-        raw, ir, clean = _tensors(pairs, [i], slice(v, v + crop), slice(u, u + crop))
-        if rng.random() < NO_IR_FRACTION:
-            ir = torch.zeros_like(ir)
-        raws.append(raw), irs.append(ir), cleans.append(clean)
-    return torch.cat(raws), torch.cat(irs), torch.cat(cleans)
+    i = int(rng.integers(len(pairs)))
+    raw, clean = pairs.raw_depth_mm[i].astype(np.int32), pairs.clean_depth_mm[i].astype(np.int32)
+    v, u = rng.integers(0, height - crop + 1), rng.integers(0, width - crop + 1)
+    if rng.random() < 0.5:
+        wrong_v, wrong_u = np.nonzero((clean > 0) & ((raw == 0) | (np.abs(raw - clean) > 1000 * WRONG_M)))
+        if len(wrong_v):
+            k = rng.integers(len(wrong_v))
+            v = int(np.clip(wrong_v[k] - crop // 2, 0, height - crop))
+            u = int(np.clip(wrong_u[k] - crop // 2, 0, width - crop))
+    window = np.s_[v:v + crop, u:u + crop]
+    raw = raw[window].astype(np.float32) * np.float32(0.001)
+    truth = clean[window].astype(np.float32) * np.float32(0.001)
+    if real is not None and rng.random() < SIM_HIDDEN_FRACTION:
+        hidden = hide_holes(raw > 0, real.hole_masks[int(rng.integers(len(real.hole_masks)))], rng)
+        raw = np.where(hidden, 0.0, raw).astype(np.float32)
+    has_truth = truth > 0
+    valid = raw > 0
+    wrong = valid & has_truth & (np.abs(raw - truth) > WRONG_M)
+    fill = has_truth & (~valid | wrong)
+    return raw, truth, fill, wrong, valid & has_truth & ~wrong, None
+
+
+def sample_batch(pairs: PairChunk, real: RealTrainingSet | None, rng: np.random.Generator, batch: int,
+                 crop: int, real_fraction: float = 0.7) -> Batch:
+    crops = [_real_crop(real, rng, crop) if real is not None and rng.random() < real_fraction
+             else _sim_crop(pairs, real, rng, crop) for _ in range(batch)]
+
+    def stack(k: int) -> torch.Tensor:
+        return torch.from_numpy(np.stack([np.ascontiguousarray(c[k]) for c in crops]))[:, None]
+
+    colors = [np.zeros((crop, crop, 3), np.uint8) if c[5] is None else np.ascontiguousarray(c[5]) for c in crops]
+    return Batch(stack(0), stack(1), stack(2), stack(3), stack(4),
+                 torch.from_numpy(np.stack(colors)).permute(0, 3, 1, 2).float() / 255.0,
+                 torch.tensor([c[5] is not None for c in crops]))
 
 
 def learning_rate(options: RestoreTrainOptions, step: int) -> float:
@@ -97,32 +190,70 @@ def learning_rate(options: RestoreTrainOptions, step: int) -> float:
     return float(options.lr * warmup * 0.5 * (1.0 + np.cos(np.pi * min(step / options.steps, 1.0))))
 
 
-def restoration_loss(pred_m: torch.Tensor, coarse_m: torch.Tensor, clean_m: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    has = clean_m > 0.0
-    count = has.sum().clamp_min(1)
-    l1 = (100.0 * (pred_m - clean_m).abs() * has).sum() / count
-    coarse = (100.0 * (coarse_m - clean_m).abs() * has).sum() / count
-    edge = pred_m.new_zeros(())
-    for dim in (2, 3):
-        both = has.narrow(dim, 1, has.shape[dim] - 1) & has.narrow(dim, 0, has.shape[dim] - 1)
-        error = 100.0 * (torch.diff(pred_m, dim=dim) - torch.diff(clean_m, dim=dim)).abs()
-        edge = edge + (error * both).sum() / both.sum().clamp_min(1)
-    loss = l1 + EDGE_WEIGHT * edge + COARSE_WEIGHT * coarse
-    return loss, {"l1_cm": l1.item(), "edge_cm": edge.item(), "coarse_cm": coarse.item()}
+def _forward(model: DepthRestorer, batch: Batch):
+    """The model's prediction with colour only for the crops that have it (one pass per group)."""
+    mu = _median_valid(batch.raw_m).view(-1, 1, 1, 1)
+    groups = [(batch.has_color, batch.color), (~batch.has_color, None)]
+    parts = {}
+    for select, color in groups:
+        if select.any():
+            parts[select] = model.predict(batch.raw_m[select], None if color is None else color[select], mu[select])
+    fill, coarse, logit = (torch.empty_like(batch.raw_m) for _ in range(3))
+    for select, out in parts.items():
+        fill[select], coarse[select], logit[select] = out.fill, out.coarse, out.wrong_logit
+    return fill, coarse, logit, mu
+
+
+def restoration_loss(model: DepthRestorer, batch: Batch) -> tuple[torch.Tensor, dict]:
+    fill, coarse, logit, mu = _forward(model, batch)
+
+    def metres(normalised):
+        return mu * (1.0 + normalised / DEPTH_SCALE)
+
+    def per_crop_l1_cm(pred):  # each crop weighs the same, however many pixels it has to fill
+        error = (100.0 * (metres(pred) - batch.truth_m).abs() * batch.fill_mask).sum(dim=(1, 2, 3))
+        count = batch.fill_mask.sum(dim=(1, 2, 3))
+        return (error / count.clamp_min(1))[count > 0].mean() if (count > 0).any() else pred.new_zeros(())
+
+    l1, coarse_l1 = per_crop_l1_cm(fill), per_crop_l1_cm(coarse)
+    judged = batch.wrong | batch.right
+    bce = F.binary_cross_entropy_with_logits(logit[judged], batch.wrong[judged].float()) if judged.any() \
+        else logit.new_zeros(())
+    loss = l1 + COARSE_WEIGHT * coarse_l1 + WRONG_WEIGHT * bce
+    return loss, {"fill_cm": l1.item(), "coarse_cm": coarse_l1.item(), "wrong_bce": bce.item()}
 
 
 @torch.no_grad()
 def validation_mae_mm(model: DepthRestorer, pairs: PairChunk) -> float:
-    """Mean absolute error (mm) of whole restored frames over all pixels with clean depth."""
+    """Mean absolute error (mm) of whole restored simulated frames over all pixels with clean depth."""
     model.eval()
     abs_sum, count = 0.0, 0
-    for i in range(len(pairs)):
-        raw, ir, clean = _tensors(pairs, [i], slice(None), slice(None))
-        has = clean > 0.0
-        abs_sum += float(((model(raw, ir) - clean).abs() * has).sum())
-        count += int(has.sum())
+    with warnings.catch_warnings():  # simulated frames have no colour: no news
+        warnings.simplefilter("ignore")
+        for raw, clean in zip(pairs.raw_depth_m, pairs.clean_depth_m):
+            has = clean > 0.0
+            abs_sum += float(np.abs(model.restore(raw) - clean)[has].sum())
+            count += int(has.sum())
     model.train()
     return 1000.0 * abs_sum / max(count, 1)
+
+
+@torch.no_grad()
+def hidden_hole_mae_mm(model: DepthRestorer, frames: Sequence[RealFrame], hole_masks: Sequence[np.ndarray],
+                       trials: int = 3) -> float:
+    """Mean over ``frames`` of the MAE (mm) on real readings hidden in sensor hole shapes (fixed seeds)."""
+    model.eval()
+    maes = []
+    for k, frame in enumerate(frames):
+        errors = []
+        for trial in range(trials):
+            rng = np.random.default_rng([k, trial])
+            hidden = hide_holes(frame.depth_m > 0, hole_masks[int(rng.integers(len(hole_masks)))], rng)
+            restored = model.restore(np.where(hidden, 0.0, frame.depth_m).astype(np.float32), frame.color_rgb)
+            errors.append(np.abs(restored - frame.depth_m)[hidden])
+        maes.append(1000.0 * float(np.concatenate(errors).mean()))
+    model.train()
+    return float(np.mean(maes))
 
 
 def train_restore(options: RestoreTrainOptions, log: Callable[[str], None] = print) -> RestoreTrainReport:
@@ -139,6 +270,11 @@ def train_restore(options: RestoreTrainOptions, log: Callable[[str], None] = pri
     pairs = load_pairs(options.data)
     height, width = pairs.raw_depth_mm.shape[1:]
     val_pairs = load_pairs(options.val_data, options.max_val_frames) if options.val_data else None
+    real = load_real_training_set(options.real) if options.real is not None else None
+    val_real = ([f for f in load_learnable_frames(options.real) if f.key in VALIDATION_FRAMES]
+                if options.real is not None else [])
+    if real is not None:
+        log(f"real frames: {len(real.frames)} to learn from, {len(val_real)} held out for validation")
 
     torch.manual_seed(options.seed)
     step, seconds_total = 0, 0.0
@@ -160,27 +296,31 @@ def train_restore(options: RestoreTrainOptions, log: Callable[[str], None] = pri
         log(f"resuming at step {step} ({seconds_total / 60:.1f} min trained)")
     out.mkdir(parents=True, exist_ok=True)
 
-    def checkpoint() -> float | None:
+    def checkpoint() -> tuple[float | None, float | None]:
         val = validation_mae_mm(model, val_pairs) if val_pairs is not None else None
+        hidden = hidden_hole_mae_mm(model, val_real, real.hole_masks) if val_real else None
         torch.save({"config": asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "step": step, "seconds_total": seconds_total + time.perf_counter() - start},
                    out / f"{CHECKPOINT}.tmp")
         (out / f"{CHECKPOINT}.tmp").replace(checkpoint_path)
         model.save_pretrained(out)
         with open(out / LOG, "a") as file:
-            file.write(json.dumps({"step": step, "event": "checkpoint", "val_mae_mm": val}) + "\n")
+            file.write(json.dumps({"step": step, "event": "checkpoint", "val_mae_mm": val,
+                                   "val_hidden_mae_mm": hidden}) + "\n")
         if val is not None:
-            log(f"step {step}: checkpoint, validation MAE {val:.2f} mm over {len(val_pairs)} frames")
-        return val
+            log(f"step {step}: checkpoint, validation MAE {val:.2f} mm over {len(val_pairs)} simulated frames")
+        if hidden is not None:
+            log(f"step {step}: hidden-hole MAE {hidden:.2f} mm on {len(val_real)} held-out real frames")
+        return val, hidden
 
     start, first_step = time.perf_counter(), step
     deadline = start + 60.0 * options.max_minutes if options.max_minutes is not None else float("inf")
     model.train()
-    val, running = None, []
+    val, running = (None, None), []
     while step < options.steps and time.perf_counter() < deadline:
-        raw, ir, clean = sample_batch(pairs, np.random.default_rng([options.seed, step]), options.batch, crop)
-        pred, coarse = model.forward_with_coarse(raw, ir)
-        loss, parts = restoration_loss(pred, coarse, clean)
+        batch = sample_batch(pairs, real, np.random.default_rng([options.seed, step]), options.batch, crop,
+                             options.real_fraction)
+        loss, parts = restoration_loss(model, batch)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(options, step)
         optimizer.zero_grad()
@@ -200,4 +340,4 @@ def train_restore(options: RestoreTrainOptions, log: Callable[[str], None] = pri
     if step % options.checkpoint_every or step == first_step:
         val = checkpoint()
     seconds_run = time.perf_counter() - start
-    return RestoreTrainReport(step, step - first_step, seconds_run, seconds_total + seconds_run, len(pairs), val)
+    return RestoreTrainReport(step, step - first_step, seconds_run, seconds_total + seconds_run, len(pairs), *val)

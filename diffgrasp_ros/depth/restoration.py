@@ -104,12 +104,12 @@ _DX = (-1, 0, 1, -1, 0, 1, -1, 0, 1)
 _SPATIAL = tuple(-0.5 * (dy * dy + dx * dx) for dy, dx in zip(_DY, _DX))  # log of a Gaussian, σ = 1 px
 
 
-def _windows(padded: torch.Tensor, b: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The 3×3 windows of edge-padded (B, C, H + 2, W + 2) ``padded`` around pixels (b, y, x) of the
+def _windows(padded: torch.Tensor, b: torch.Tensor, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+    """The 3×3 windows of edge-padded (B, C, H + 2, W + 2) ``padded`` around pixels (b, row, col) of the
     unpadded image, gathered from the flattened tensor: (C, N, 9)."""
     _, channels, height, width = padded.shape
-    offsets = torch.tensor([dy * width + dx for dy, dx in zip(_DY, _DX)], device=y.device)
-    flat = (((b * height + y + 1) * width + x + 1)[:, None] + offsets)
+    offsets = torch.tensor([dy * width + dx for dy, dx in zip(_DY, _DX)], device=row.device)
+    flat = ((b * height + row + 1) * width + col + 1)[:, None] + offsets
     return padded.transpose(0, 1).reshape(channels, -1).index_select(1, flat.flatten()).view(channels, *flat.shape)
 
 
@@ -136,22 +136,22 @@ def guided_fill(x: torch.Tensor, valid: torch.Tensor, guide: torch.Tensor,
     spatial = torch.tensor(_SPATIAL, dtype=x.dtype, device=x.device)
     for level in range(len(levels) - 2, -1, -1):
         depth, known, features = levels[level]
-        b, _, y, x_ = torch.nonzero(known == 0, as_tuple=True)
+        b, _, row, col = torch.nonzero(known == 0, as_tuple=True)
         if len(b) == 0:
             filled = depth
             continue
         own = features.transpose(0, 1).reshape(features.shape[1], -1).index_select(
-            1, (b * features.shape[2] + y) * features.shape[3] + x_)[:, :, None]  # (C, N, 1)
-        fine = _windows(F.pad(torch.cat([features, known, depth], 1), (1, 1, 1, 1), mode="replicate"), b, y, x_)
+            1, (b * features.shape[2] + row) * features.shape[3] + col)[:, :, None]  # (C, N, 1)
+        fine = _windows(F.pad(torch.cat([features, known, depth], 1), (1, 1, 1, 1), mode="replicate"), b, row, col)
         coarse = _windows(F.pad(torch.cat([levels[level + 1][2], filled], 1), (1, 1, 1, 1), mode="replicate"),
-                          b, y // 2, x_ // 2)
+                          b, row // 2, col // 2)
         c = own.shape[0]
         w_fine = torch.exp(spatial - 0.5 * (fine[:c] - own).square().sum(0)) * fine[c]
         w_coarse = hole_confidence * torch.exp(spatial - 0.5 * (coarse[:c] - own).square().sum(0))
         value = (((w_fine * fine[c + 1]).sum(1) + (w_coarse * coarse[c]).sum(1))
                  / (w_fine.sum(1) + w_coarse.sum(1)).clamp_min(1e-12))
         batch, _, height, width = depth.shape
-        filled = depth.flatten().index_put(((b * height + y) * width + x_,), value).view(batch, 1, height, width)
+        filled = depth.flatten().index_put(((b * height + row) * width + col,), value).view(batch, 1, height, width)
     return filled
 
 

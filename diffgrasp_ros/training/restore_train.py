@@ -13,9 +13,10 @@ Two kinds of crops, mixed in every batch:
 
 Losses, in centimetres: the fill's L1 error on the pixels the model has to fill (holes and hidden
 pixels with truth, and simulated readings that are wrong; averaged per crop, so a crop with a large
-transparent object does not outweigh the others), half the U-Net fill's L1 there (deep supervision), and the cross-entropy of the "reading is wrong" logit on valid input pixels (simulated:
-more than 1 cm off; real: never, the readings that stayed valid are taken as right), so the model learns
-to keep good depth exactly.
+transparent object does not outweigh the others), half the U-Net fill's L1 there (deep supervision),
+and the cross-entropy of the "reading is wrong" logit on valid input pixels (simulated: more than 1 cm
+off; real: never, the readings that stayed valid are taken as right), so the model learns to keep good
+depth exactly.
 
 The learning rate warms up over ``WARMUP_STEPS`` then follows a cosine down to zero at ``steps``.
 

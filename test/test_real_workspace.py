@@ -255,6 +255,19 @@ def test_cli_warns_about_a_wrong_extrinsic_and_refuses_bad_selections(tmp_path, 
     assert code == 1 and "--workspace auto" in capsys.readouterr().err
 
 
+def test_plan_hands_the_colour_image_to_restoration(tmp_path, small_table, capsys):
+    import cv2
+
+    from diffgrasp_ros.cli.main import main
+
+    depth, intrinsics = _write_frame(tmp_path, small_table)
+    color = tmp_path / "color.png"
+    cv2.imwrite(str(color), np.zeros((240, 320, 3), np.uint8))  # not the depth's size
+    code = main(["plan", "--depth", str(depth), "--intrinsics", str(intrinsics), "--workspace", "auto",
+                 "--depth-mode", "restore", "--color", str(color), "--out", str(tmp_path / "g.json")])
+    assert code == 1 and "the colour image is 320x240 but the depth is 640x480" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(not REAL.is_dir(), reason="../shared/real is not here")
 def test_real_frame_from_depth_to_grasps(tmp_path):
     from diffgrasp_ros.cli.main import main

@@ -192,7 +192,7 @@ def test_depth_processor_restores_with_given_weights(tiny_run, tmp_path):
         DepthProcessor("restore", weights=tmp_path)
 
 
-def test_cli_trains_and_reports_errors_in_one_line(pairs_dir, tmp_path, capsys):
+def test_cli_trains_and_reports_errors_in_one_line(pairs_dir, real_dir, tmp_path, capsys):
     from diffgrasp_ros.cli.main import main
 
     out = tmp_path / "run"
@@ -202,6 +202,9 @@ def test_cli_trains_and_reports_errors_in_one_line(pairs_dir, tmp_path, capsys):
     assert main(["depth-data", "--out", str(pairs_dir), "--chunks", "1", "--frames-per-chunk", "2"]) == 0
     assert main(["train-restore", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "x")]) == 1
     assert "no stereo-pair chunks" in capsys.readouterr().err
+    assert main(["train-restore", "--data", str(pairs_dir), "--out", str(tmp_path / "y"), "--real", str(real_dir),
+                 "--real-sets", "ucn_tabletop", "sixdof_graspnet", "--tiny"]) == 1
+    assert "['sixdof_graspnet'] are evaluation-only sets" in capsys.readouterr().err
 
 
 def test_shipped_weights_keep_good_depth_and_fill_holes_better_than_nearest_fill(tmp_path):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from diffgrasp_ros.camera.intrinsics import CameraIntrinsics
-from diffgrasp_ros.camera.real_frames import (EVALUATION_SETS, LEARNABLE_SETS, RealFrame, load_real_frames,
-                                             within_range)
+from diffgrasp_ros.camera.real_frames import (EVALUATION_SETS, LEARNABLE_SETS, RealFrame, load_learnable_frames,
+                                             load_real_frames, within_range)
 from diffgrasp_ros.depth.classical import CLASSICAL_FILLS, joint_bilateral_fill, nearest_fill
 from diffgrasp_ros.depth.holes import discontinuity_band, hide_holes, interior_holes, sensor_hole_masks
 from diffgrasp_ros.evaluation.real_depth import (ground_truth_errors, ground_truth_regions, hidden_hole_trials,
@@ -212,8 +212,13 @@ def test_load_real_frames_reads_a_set_and_says_what_is_wrong(tmp_path):
     assert frame.depth_m.dtype == np.float32 and np.allclose(frame.depth_m, 0.7) and frame.color_rgb.shape == (6, 8, 3)
     with pytest.raises(FileNotFoundError, match="not found"):
         load_real_frames(tmp_path / "nowhere")
-    with pytest.raises(ValueError, match="unknown real frame sets"):
-        load_real_frames(tmp_path, ["kitchen"])
+    _write_frame(tmp_path / "kitchen" / "000000")  # a user's own set: any name, learnable
+    (own,) = load_real_frames(tmp_path, ["kitchen"])
+    assert own.key == "kitchen/000000" and own.learnable
+    assert [f.key for f in load_learnable_frames(tmp_path, ["kitchen", "ucn_tabletop"])] == [
+        "kitchen/000000", "ucn_tabletop/000000"]
+    with pytest.raises(ValueError, match=r"\['cleargrasp_d435'\] are evaluation-only sets"):
+        load_learnable_frames(tmp_path, ["kitchen", "cleargrasp_d435"])
     with pytest.raises(FileNotFoundError, match="posecnn_tabletop"):
         load_real_frames(tmp_path, ["posecnn_tabletop"])
     _write_frame(tmp_path / "posecnn_tabletop" / "000000", camera_width=10)

@@ -2,8 +2,9 @@
 
 ``<root>/<set>/<frame>/`` holds ``depth.png`` (uint16 mm, 0 = invalid), ``color.png`` (registered colour),
 ``camera.json`` (intrinsics) and, where ground truth exists, ``gt_depth.png`` (uint16 mm) and
-``mask.png`` (the transparent objects' pixels). Frames of ``LEARNABLE_SETS`` may be learned from;
-``EVALUATION_SETS`` are for evaluation only: never train or tune on them.
+``mask.png`` (the transparent objects' pixels). Of ``../shared/real``, frames of ``LEARNABLE_SETS`` may
+be learned from and ``EVALUATION_SETS`` are for evaluation only: never train or tune on them. A user's
+own folder of frames may hold sets of any name; they count as learnable.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ class RealFrame:
     @property
     def learnable(self) -> bool:
         """May this frame be learned from (or thresholds tuned on)?"""
-        return self.set_name in LEARNABLE_SETS
+        return self.set_name not in EVALUATION_SETS
 
 
 def within_range(frame: RealFrame, min_depth_m: float, max_depth_m: float) -> RealFrame:
@@ -56,16 +57,14 @@ def within_range(frame: RealFrame, min_depth_m: float, max_depth_m: float) -> Re
 
 
 def load_real_frames(root: Path, sets: Sequence[str] | None = None) -> list[RealFrame]:
-    """Every frame of ``sets`` (default: all four known sets) under ``root``, set by set in the given
-    order and frames sorted by folder name. Each set folder must exist; its sub-folders are frames."""
+    """Every frame of ``sets`` (default: the four sets of ``../shared/real``) under ``root``, set by set in
+    the given order and frames sorted by folder name. Each set folder must exist; its sub-folders are
+    frames."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"real frames folder not found: {root} (expected ../shared/real beside the "
                                 "repository, with one folder per set)")
     sets = ALL_SETS if sets is None else (sets,) if isinstance(sets, str) else tuple(sets)
-    unknown = [s for s in sets if s not in ALL_SETS]
-    if unknown:
-        raise ValueError(f"unknown real frame sets {unknown}: choose from {list(ALL_SETS)}")
     frames = []
     for set_name in sets:
         folder = root / set_name
@@ -73,6 +72,15 @@ def load_real_frames(root: Path, sets: Sequence[str] | None = None) -> list[Real
             raise FileNotFoundError(f"real frame set {set_name!r} not found: {folder} is not a folder")
         frames += [load_real_frame(d) for d in sorted(folder.iterdir()) if d.is_dir()]
     return frames
+
+
+def load_learnable_frames(root: Path, sets: Sequence[str] = LEARNABLE_SETS) -> list[RealFrame]:
+    """The frames of ``sets`` under ``root`` for training; an evaluation-only set is refused by name."""
+    sets = (sets,) if isinstance(sets, str) else tuple(sets)
+    refused = [s for s in sets if s in EVALUATION_SETS]
+    if refused:
+        raise ValueError(f"{refused} are evaluation-only sets (../shared/real/README.md): never train on them")
+    return load_real_frames(root, sets)
 
 
 def load_real_frame(folder: Path) -> RealFrame:

@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from ..camera.real_frames import LEARNABLE_SETS
+
 
 def add_parsers(subparsers) -> None:
     data = subparsers.add_parser(
@@ -35,8 +37,11 @@ def add_parsers(subparsers) -> None:
     train.add_argument("--data", type=Path, required=True, help="training pairs written by `diffgrasp depth-data`")
     train.add_argument("--val-data", type=Path, default=None, help="validation pairs, scored at each checkpoint")
     train.add_argument("--real", type=Path, default=None,
-                       help="a folder laid out like ../shared/real: its learnable sets (ucn_tabletop, posecnn_tabletop) "
-                            "train hidden-hole filling with colour; the evaluation-only sets are never read")
+                       help="real frames laid out like ../shared/real (<set>/<frame>/depth.png, color.png, "
+                            "camera.json): the --real-sets train hidden-hole filling with colour")
+    train.add_argument("--real-sets", nargs="+", default=list(LEARNABLE_SETS),
+                       help="the sets of --real to learn from (default: ucn_tabletop posecnn_tabletop; the "
+                            "evaluation-only sets of ../shared/real are refused)")
     train.add_argument("--real-fraction", type=float, default=0.7,
                        help="share of training crops taken from --real frames (default: 0.7)")
     train.add_argument("--out", type=Path, required=True, help="run folder: checkpoint, log and weights")
@@ -69,6 +74,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ..training.restore_train import RestoreTrainOptions, train_restore
 
     options = RestoreTrainOptions(args.data, args.out, val_data=args.val_data, real=args.real,
+                                  real_sets=tuple(args.real_sets),
                                   real_fraction=args.real_fraction, steps=args.steps,
                                   max_minutes=args.max_minutes, batch=args.batch, crop=args.crop, lr=args.lr,
                                   checkpoint_every=args.checkpoint_every, seed=args.seed, threads=args.threads,

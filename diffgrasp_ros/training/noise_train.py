@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..camera.real_frames import LEARNABLE_SETS, load_learnable_frames
 from .loop import HasLoopSettings, open_run, run_loop
 
 MIN_SEQUENCE_FRAMES = 5  # fewer frames give a median too noisy to stand in for the clean depth
@@ -118,12 +119,10 @@ class TrainingSet:
         return len(self.raws)
 
 
-def add_real_frames(data: TrainingSet, root: Path) -> int:
-    """Add the learnable real frames under ``root`` (``camera.real_frames`` layout; evaluation-only sets are
-    never read) as (stand-in clean, raw) pairs; returns how many were added."""
-    from ..camera.real_frames import LEARNABLE_SETS, load_real_frames
-
-    frames = [f for f in load_real_frames(root, LEARNABLE_SETS) if f.learnable]
+def add_real_frames(data: TrainingSet, root: Path, sets: Sequence[str] = LEARNABLE_SETS) -> int:
+    """Add the real frames of ``sets`` under ``root`` (``camera.real_frames`` layout; evaluation-only sets are
+    refused) as (stand-in clean, raw) pairs; returns how many were added."""
+    frames = load_learnable_frames(root, sets)
     for frame in frames:
         data.add(stand_in_clean(frame.depth_m), [frame.depth_m], real=True,
                  focal_baseline_px_m=frame.intrinsics.fx * D435_BASELINE_M)
@@ -131,7 +130,8 @@ def add_real_frames(data: TrainingSet, root: Path) -> int:
 
 
 def load_training_set(pairs: Sequence[Path] = (), sequences: Sequence[Path] = (),
-                      max_frames: int | None = None, real: Path | None = None) -> TrainingSet:
+                      max_frames: int | None = None, real: Path | None = None,
+                      real_sets: Sequence[str] = LEARNABLE_SETS) -> TrainingSet:
     from ..camera.sequence import load_sequence
     from .depth_pairs import iter_pairs
 
@@ -146,7 +146,7 @@ def load_training_set(pairs: Sequence[Path] = (), sequences: Sequence[Path] = ()
             break
     for folder in sequences:
         data.add(*sequence_to_training_pairs([f.depth_m for f in load_sequence(folder)]))
-    if real is not None and not add_real_frames(data, real):
+    if real is not None and not add_real_frames(data, real, real_sets):
         raise ValueError(f"no learnable real frame under {real}")
     if not len(data):
         raise ValueError("no training data: pass simulated pairs (--pairs), recorded sequences (--sequences) "
@@ -208,7 +208,8 @@ class NoiseTrainOptions(HasLoopSettings):
     tiny: bool = False
     resume: bool = False
     max_frames: int | None = None
-    real: Path | None = None  # real frames root (``../shared/real``); only its learnable sets are read
+    real: Path | None = None  # real frames root (``../shared/real`` or a folder of your own sets)
+    real_sets: tuple[str, ...] = LEARNABLE_SETS  # the sets of ``real`` to learn from (evaluation-only ones are refused)
     real_share: float = 0.5  # share of crops from real frames when there are others too
     init: Path | None = None  # start from this model folder's config and weights (fine-tuning)
 
@@ -248,7 +249,7 @@ def train(options: NoiseTrainOptions, log: Callable[[str], None] = print) -> Noi
         raise ValueError(f"crop_px must be a multiple of {config.multiple_px}, got {options.crop_px}")
     log(f"depth-noise model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
         f"config {asdict(config)}")
-    data = load_training_set(options.pairs, options.sequences, options.max_frames, options.real)
+    data = load_training_set(options.pairs, options.sequences, options.max_frames, options.real, options.real_sets)
     log(f"{len(data)} raw frames ({sum(data.real)} real) on {len(data.cleans)} clean references")
 
     scheduler = DDIMScheduler(config.train_steps, clip_sample=1.0)
@@ -277,8 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--max-frames", type=int, default=None, help="use only the first N simulated frames")
     parser.add_argument("--real", type=Path, default=None,
-                        help="real frames root (e.g. ../shared/real): learn where its holes fall; only the "
-                             "learnable sets (ucn_tabletop, posecnn_tabletop) are read")
+                        help="real frames root (../shared/real, or a folder of your own sets laid out the same "
+                             "way): learn where the sensor's holes fall")
+    parser.add_argument("--real-sets", nargs="+", default=list(LEARNABLE_SETS),
+                        help="the sets of --real to learn from (default: ucn_tabletop posecnn_tabletop; the "
+                             "evaluation-only sets of ../shared/real are refused)")
     parser.add_argument("--real-share", type=float, default=0.5,
                         help="share of crops from real frames when mixed with other data (default: 0.5)")
     parser.add_argument("--init", type=Path, default=None,
@@ -291,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     report = train(NoiseTrainOptions(args.out, tuple(args.pairs), tuple(args.sequences), args.steps,
                                      args.max_minutes, args.batch, args.crop_px, args.lr, seed=args.seed,
                                      threads=args.threads, tiny=args.tiny, resume=args.resume,
-                                     max_frames=args.max_frames, real=args.real, real_share=args.real_share,
+                                     max_frames=args.max_frames, real=args.real, real_sets=tuple(args.real_sets),
+                                     real_share=args.real_share,
                                      init=args.init),
                    log=lambda line: print(line, flush=True))
     print(f"{report.steps} steps in total ({report.steps_this_run} now), {report.seconds_total / 60:.1f} min of "

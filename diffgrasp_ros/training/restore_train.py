@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..camera.real_frames import LEARNABLE_SETS, RealFrame, load_real_frames, within_range
+from ..camera.real_frames import LEARNABLE_SETS, RealFrame, load_learnable_frames, within_range
 from ..depth.holes import hide_holes, sensor_hole_masks
 from ..depth.restoration import DEPTH_SCALE, TINY, DepthRestorer, RestorationConfig, _median_valid
 from .depth_pairs import PairChunk, load_pairs
@@ -58,7 +58,8 @@ class RestoreTrainOptions:
     data: Path
     out: Path
     val_data: Path | None = None
-    real: Path | None = None  # the ../shared/real folder: only LEARNABLE_SETS are read
+    real: Path | None = None  # ../shared/real, or a folder of your own sets laid out the same way
+    real_sets: tuple[str, ...] = LEARNABLE_SETS  # the sets of ``real`` to learn from (never evaluation-only ones)
     real_fraction: float = 0.7  # share of crops from real frames (when given)
     steps: int = 10_000
     max_minutes: float | None = None
@@ -106,17 +107,18 @@ class RealTrainingSet:
     hole_masks: list[np.ndarray]  # sensor hole shapes, one per frame of ``frames``
 
 
-def load_learnable_frames(root: Path) -> list[RealFrame]:
-    """The frames under ``root`` that may be learned from (never the evaluation-only sets), in the
-    pipeline's default working range (``DepthProcessor``: 0.1-2 m)."""
-    return [within_range(f, 0.1, 2.0) for f in load_real_frames(root, LEARNABLE_SETS)]
+def frames_in_working_range(root: Path, sets: Sequence[str] = LEARNABLE_SETS) -> list[RealFrame]:
+    """The frames of ``sets`` under ``root`` (evaluation-only sets are refused), in the pipeline's default
+    working range (``DepthProcessor``: 0.1-2 m)."""
+    return [within_range(f, 0.1, 2.0) for f in load_learnable_frames(root, sets)]
 
 
-def load_real_training_set(root: Path, exclude: Sequence[str] = VALIDATION_FRAMES) -> RealTrainingSet:
-    """The learnable real frames under ``root``, minus ``exclude``, and their sensor hole shapes."""
-    frames = [f for f in load_learnable_frames(root) if f.key not in exclude]
+def load_real_training_set(root: Path, exclude: Sequence[str] = VALIDATION_FRAMES,
+                           sets: Sequence[str] = LEARNABLE_SETS) -> RealTrainingSet:
+    """The real frames of ``sets`` under ``root``, minus ``exclude``, and their sensor hole shapes."""
+    frames = [f for f in frames_in_working_range(root, sets) if f.key not in exclude]
     if not frames:
-        raise ValueError(f"no learnable real frames under {root} (sets {list(LEARNABLE_SETS)})")
+        raise ValueError(f"no real frames to learn from under {root} (sets {list(sets)})")
     return RealTrainingSet(frames, sensor_hole_masks(frames))
 
 
@@ -271,8 +273,8 @@ def train_restore(options: RestoreTrainOptions, log: Callable[[str], None] = pri
     pairs = load_pairs(options.data)
     height, width = pairs.raw_depth_mm.shape[1:]
     val_pairs = load_pairs(options.val_data, options.max_val_frames) if options.val_data else None
-    real = load_real_training_set(options.real) if options.real is not None else None
-    val_real = ([f for f in load_learnable_frames(options.real) if f.key in VALIDATION_FRAMES]
+    real = load_real_training_set(options.real, sets=options.real_sets) if options.real is not None else None
+    val_real = ([f for f in frames_in_working_range(options.real, options.real_sets) if f.key in VALIDATION_FRAMES]
                 if options.real is not None else [])
     if real is not None:
         log(f"real frames: {len(real.frames)} to learn from, {len(val_real)} held out for validation")

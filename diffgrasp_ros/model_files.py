@@ -10,6 +10,10 @@ from pathlib import Path
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.pt"
 
 
+class ModelFormatError(ValueError):
+    """A model folder written by another version of a model (its config names another format)."""
+
+
 def shipped_model_folder(name: str) -> Path:
     """The shipped weights ``models/<name>/``: the source checkout's, else where setup.py installs them
     (``<prefix>/share/diffgrasp/models/<name>``)."""
@@ -50,7 +54,8 @@ def save_model_folder(model, folder: str | Path) -> None:
 
 def load_model_folder(build, config_cls, folder: str | Path, what: str, how_to_get: str):
     """``build(config)`` with the weights saved in ``folder``, in eval mode. Missing files raise
-    FileNotFoundError, unreadable or mismatched ones ValueError, each naming ``what`` and ``how_to_get``."""
+    FileNotFoundError, a folder of another model format ``ModelFormatError``, unreadable or mismatched ones
+    ValueError, each naming ``what`` and ``how_to_get``."""
     import torch
 
     folder = Path(folder)
@@ -61,6 +66,8 @@ def load_model_folder(build, config_cls, folder: str | Path, what: str, how_to_g
     try:
         model = build(config_cls.from_json(config_path))
         model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    except ModelFormatError as error:  # says itself what is wrong; not "unreadable"
+        raise ModelFormatError(f"{error}; {how_to_get}") from None
     except Exception as error:  # torch raises several types for truncated / foreign / mismatched files
         raise ValueError(f"{what} weights in {folder} are unreadable or do not match their config "
                          f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "

@@ -79,7 +79,6 @@ def _load_frames(args, intrinsics_per_image) -> tuple[list, list]:
     from ..camera.files import load_depth_image
     from ..camera.frame import DepthFrame
     from ..depth import DepthProcessor
-
     from ..grasping.draw import load_color_image
 
     measured = DepthProcessor("passthrough", args.min_depth, args.max_depth)

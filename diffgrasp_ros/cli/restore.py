@@ -228,6 +228,8 @@ def compare_picture(raw_m: np.ndarray, restored_m: np.ndarray) -> np.ndarray:
     raw: grey none, blue nearer, red farther, green a filled hole), titled, with colour bars and labels."""
     import cv2
 
+    from ..grasping.draw import depth_picture
+
     valid = np.concatenate([raw_m[raw_m > 0], restored_m[restored_m > 0]])
     near_m, far_m = np.percentile(valid, [1, 99]) if valid.size else (0.0, 1.0)
     change_mm = 1000.0 * (restored_m - raw_m)
@@ -235,7 +237,7 @@ def compare_picture(raw_m: np.ndarray, restored_m: np.ndarray) -> np.ndarray:
     moved = np.abs(change_mm[(raw_m > 0) & (restored_m > 0)])
     moved = moved[moved > 1000 * MOVED_M]
     span_mm = _nice_ceiling(float(np.percentile(moved, 95)) if moved.size else 1.0)
-    panels = [_depth_rgb(raw_m, near_m, far_m), _depth_rgb(restored_m, near_m, far_m),
+    panels = [depth_picture(raw_m, (near_m, far_m)), depth_picture(restored_m, (near_m, far_m)),
               _change_rgb(change_mm, raw_m > 0, restored_m > 0, span_mm)]
     scale = math.ceil(MIN_PANEL_WIDTH_PX / raw_m.shape[1])
     if scale > 1:
@@ -258,7 +260,7 @@ def compare_picture(raw_m: np.ndarray, restored_m: np.ndarray) -> np.ndarray:
     # One depth colour bar under raw and restored.
     depth_width = 2 * width + GAP_PX
     ramp_m = np.linspace(near_m, far_m, depth_width)[None].repeat(bar, 0)
-    picture[bars_top:bars_top + bar, :depth_width] = _depth_rgb(ramp_m, near_m, far_m)
+    picture[bars_top:bars_top + bar, :depth_width] = depth_picture(ramp_m, (near_m, far_m))
     near_label, far_label = f"{1000 * near_m:.0f} mm", f"{1000 * far_m:.0f} mm"
     _text(picture, near_label, 4, labels_y, font)
     _text(picture, "depth (invalid: black)", (depth_width - _text_width("depth (invalid: black)", font)) // 2,
@@ -275,15 +277,6 @@ def compare_picture(raw_m: np.ndarray, restored_m: np.ndarray) -> np.ndarray:
     picture[swatch_top:swatch_top + bar, left + 4:left + 4 + bar] = FILLED_RGB
     _text(picture, "filled hole", left + bar + 10, swatch_top + bar - 2, font)
     return picture
-
-
-def _depth_rgb(depth_m: np.ndarray, near_m: float, far_m: float) -> np.ndarray:
-    import cv2
-
-    scaled = np.clip((far_m - depth_m) / max(far_m - near_m, 1e-6), 0.0, 1.0)
-    rgb = cv2.cvtColor(cv2.applyColorMap((255 * scaled).astype(np.uint8), cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
-    rgb[depth_m <= 0] = INVALID_RGB
-    return rgb
 
 
 def _change_rgb(change_mm: np.ndarray, before: np.ndarray, after: np.ndarray, span_mm: float) -> np.ndarray:

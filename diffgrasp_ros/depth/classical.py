@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from .inputs import check_frame
+
 Fill = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
 
 # cv2.inpaint's neighbourhood, chosen on the learnable real frames' hidden holes (MAE, Telea / NS):
@@ -20,20 +22,9 @@ INPAINT_RADIUS_PX = 3
 
 
 def check_fill_input(depth_m: np.ndarray, color_rgb: np.ndarray | None) -> np.ndarray:
-    """The hole mask of a frame a fill can take; a clear error for anything else."""
-    if not isinstance(depth_m, np.ndarray) or depth_m.dtype != np.float32 or depth_m.ndim != 2:
-        what = f"{depth_m.dtype} {depth_m.shape}" if isinstance(depth_m, np.ndarray) else type(depth_m).__name__
-        raise ValueError(f"depth_m must be an (H, W) float32 array of metres, got {what}")
-    if not np.isfinite(depth_m).all():
-        raise ValueError("depth_m has NaN/inf values: mark invalid depth with 0")
-    if color_rgb is not None and (not isinstance(color_rgb, np.ndarray) or color_rgb.dtype != np.uint8
-                                  or color_rgb.shape != (*depth_m.shape, 3)):
-        what = f"{color_rgb.dtype} {color_rgb.shape}" if isinstance(color_rgb, np.ndarray) else type(color_rgb).__name__
-        raise ValueError(f"color_rgb must be a {depth_m.shape[0]}x{depth_m.shape[1]}x3 uint8 array, got {what}")
-    holes = depth_m <= 0.0
-    if holes.all():
-        raise ValueError("depth frame has no valid pixels to fill from")
-    return holes
+    """The hole mask of a frame a fill can take (``inputs.check_frame``); a clear error for anything else."""
+    check_frame(depth_m, color_rgb)
+    return depth_m <= 0.0
 
 
 def nearest_fill(depth_m: np.ndarray, color_rgb: np.ndarray | None = None) -> np.ndarray:

@@ -78,16 +78,15 @@ class DepthProcessor:
     def _restore(self, frame: DepthFrame, color: np.ndarray | None) -> DepthFrame:
         import warnings
 
-        from .restoration import DepthRestorer, check_frame
+        from .restoration import DepthRestorer
 
         if self._model is None:
             self._model = DepthRestorer.from_pretrained(self.weights)
         try:
-            check_frame(frame.depth_m, color)
-        except ValueError as error:
+            with warnings.catch_warnings():  # a pipeline without colour is a setting, not news on every frame
+                warnings.simplefilter("ignore")
+                depth = self._model.restore(frame.depth_m, color)
+        except ValueError as error:  # the model's own input check
             raise DepthError(f"cannot restore this frame: {error}") from error
-        with warnings.catch_warnings():  # a pipeline without colour is a setting, not news on every frame
-            warnings.simplefilter("ignore")
-            depth = self._model.restore(frame.depth_m, color)
         restored = DepthFrame(depth, frame.intrinsics, frame.frame_id, frame.stamp)
         return restored.clipped(self.min_depth_m, self.max_depth_m)

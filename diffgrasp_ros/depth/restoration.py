@@ -41,8 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model_files import (CONFIG_FILE, WEIGHTS_FILE, check_config_keys, load_model_folder, save_model_folder,
-                           shipped_model_folder, write_config_json)
+from ..model_files import (CONFIG_FILE, WEIGHTS_FILE, ModelFormatError, check_config_keys, load_model_folder,
+                           save_model_folder, shipped_model_folder, write_config_json)
+from .inputs import check_frame
 
 DEFAULT_WEIGHTS = shipped_model_folder("depth_restore")
 HOW_TO_GET = ("train one with `diffgrasp train-restore --data PAIRS --real ../shared/real --out FOLDER` (see "
@@ -51,10 +52,6 @@ HOW_TO_GET = ("train one with `diffgrasp train-restore --data PAIRS --real ../sh
 DEPTH_SCALE = 5.0  # normalised depth = (d / μ − 1) · DEPTH_SCALE: ±20 % of μ maps to ±1
 # Format 1 was the IR-gated model (depth + IR in, a learned blend everywhere); format 2 keeps valid depth.
 FORMAT_VERSION = 2
-
-
-class ModelFormatError(ValueError):
-    """A model folder written by another version of the restoration model."""
 
 
 @dataclass(frozen=True)
@@ -271,40 +268,11 @@ class DepthRestorer(nn.Module):
     def from_pretrained(cls, folder: str | Path = DEFAULT_WEIGHTS) -> "DepthRestorer":
         """The model saved in ``folder``, in eval mode; a clear error when it is missing, unreadable or
         of another format version (``ModelFormatError``)."""
-        config_path = Path(folder) / CONFIG_FILE
-        if config_path.is_file():
-            try:
-                RestorationConfig.from_json(config_path)
-            except ModelFormatError as error:
-                raise ModelFormatError(f"{error}; {HOW_TO_GET}") from None
         return load_model_folder(cls, RestorationConfig, folder, "depth restoration", HOW_TO_GET)
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Write config.json + weights.pt so ``from_pretrained(folder)`` restores the model; atomic."""
         save_model_folder(self, folder)
-
-
-def check_frame(depth_m, color=None) -> None:
-    """Reject what the model cannot take, saying why: dtype, shape, non-finite depth, no valid depth,
-    colour of another size. Any frame size is fine (``restore`` pads)."""
-    if not isinstance(depth_m, np.ndarray) or depth_m.dtype != np.float32 or depth_m.ndim != 2:
-        what = f"{depth_m.dtype} {depth_m.shape}" if isinstance(depth_m, np.ndarray) else type(depth_m).__name__
-        raise ValueError(f"depth_m must be an (H, W) float32 array in metres, got {what}")
-    if depth_m.size == 0:
-        raise ValueError(f"depth_m is empty ({depth_m.shape[1]}x{depth_m.shape[0]})")
-    bad = int(np.count_nonzero(~np.isfinite(depth_m)))
-    if bad:
-        raise ValueError(f"depth_m has {bad} NaN/inf values: mark invalid depth with 0 "
-                         "(a DepthFrame does this itself)")
-    if not (depth_m > 0.0).any():
-        raise ValueError("depth frame has no valid pixels to restore from")
-    if color is not None:
-        if not isinstance(color, np.ndarray) or color.dtype != np.uint8 or color.ndim != 3 or color.shape[2] != 3:
-            what = f"{color.dtype} {color.shape}" if isinstance(color, np.ndarray) else type(color).__name__
-            raise ValueError(f"color must be an (H, W, 3) uint8 RGB image, got {what}")
-        if color.shape[:2] != depth_m.shape:
-            raise ValueError(f"color {color.shape[1]}x{color.shape[0]} and depth {depth_m.shape[1]}x"
-                             f"{depth_m.shape[0]} must be the same size (register the colour to the depth)")
 
 
 def _median_valid(raw_m: torch.Tensor) -> torch.Tensor:

@@ -52,15 +52,18 @@ def draw_grasps(rgb: np.ndarray, grasps: Sequence[Grasp], intrinsics: CameraIntr
     return image
 
 
-def depth_picture(depth_m: np.ndarray) -> np.ndarray:
+def depth_picture(depth_m: np.ndarray, range_m: tuple[float, float] | None = None) -> np.ndarray:
     """An RGB picture of a depth image to draw grasps on when there is no colour image: near is warm,
-    far is cool (turbo colour map over the valid range), invalid pixels are black."""
+    far is cool (turbo colour map over ``range_m``, by default the valid depth's 1st to 99th percentile),
+    invalid pixels are black."""
     import cv2
 
     valid = depth_m > 0
-    if not valid.any():
-        return np.zeros((*depth_m.shape, 3), np.uint8)
-    near, far = np.percentile(depth_m[valid], [1, 99])
+    if range_m is None:
+        if not valid.any():
+            return np.zeros((*depth_m.shape, 3), np.uint8)
+        range_m = np.percentile(depth_m[valid], [1, 99])
+    near, far = range_m
     scaled = np.clip((far - depth_m) / max(far - near, 1e-6), 0.0, 1.0)
     bgr = cv2.applyColorMap((255 * scaled).astype(np.uint8), cv2.COLORMAP_TURBO)
     bgr[~valid] = 0

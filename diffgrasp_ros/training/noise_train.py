@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from ..camera.real_frames import LEARNABLE_SETS, load_learnable_frames
+from ..sim.stereo import D435Config  # its baseline_m: the D435's stereo baseline, real and simulated
 from .loop import HasLoopSettings, open_run, run_loop
 
 MIN_SEQUENCE_FRAMES = 5  # fewer frames give a median too noisy to stand in for the clean depth
-D435_BASELINE_M = 0.050  # the stereo baseline of a RealSense D435 (and of the simulated one)
 FILL_EDGE_STEP = 0.03  # a hole whose two sides differ by more than 3 % spans a depth edge (as stereo_sim's edges)
 
 
@@ -125,7 +125,7 @@ def add_real_frames(data: TrainingSet, root: Path, sets: Sequence[str] = LEARNAB
     frames = load_learnable_frames(root, sets)
     for frame in frames:
         data.add(stand_in_clean(frame.depth_m), [frame.depth_m], real=True,
-                 focal_baseline_px_m=frame.intrinsics.fx * D435_BASELINE_M)
+                 focal_baseline_px_m=frame.intrinsics.fx * D435Config.baseline_m)
     return len(frames)
 
 

@@ -34,6 +34,7 @@ import torch
 
 from diffgrasp_ros.depth.classical import nearest_fill
 from diffgrasp_ros.depth.restoration import DEFAULT_WEIGHTS, DepthRestorer
+from diffgrasp_ros.evaluation.report import run_context
 from diffgrasp_ros.training.depth_pairs import MATERIAL_NAMES, load_pairs
 
 METHODS = ("raw", "nearest fill", "restored")
@@ -92,13 +93,15 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     tallies.setdefault((group, method, pixels), Tally()).add(pred[mask], clean[mask])
     figures = {
+        "context": run_context("python benchmarks/depth_restoration.py " + " ".join(argv or sys.argv[1:])),
         "frames": len(pairs), "weights": str(args.weights),
         "restore_ms_median": 1000.0 * statistics.median(times_s),
         "restore_ms_p90": 1000.0 * float(np.percentile(times_s, 90)),
         "coverage": {g: c[0] / max(c[1], 1) for g, c in coverage.items()},
         "metrics": {f"{g} | {m} | {p}": t.summary() for (g, m, p), t in tallies.items()},
     }
-    print(f"{len(pairs)} held-out frames from {args.data}, weights {args.weights}\n")
+    print(f"{len(pairs)} held-out frames from {args.data}, weights {args.weights}, commit "
+          f"{figures['context']['git_commit']}\n")
     print("| material | raw coverage | method | pixels | MAE mm | RMSE mm | δ<1.05 |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for group in groups:

@@ -4,7 +4,7 @@
         [--out benchmarks/results/depth_speed]
 
 Median milliseconds per frame over ``--repeats`` runs after two warm-up runs, with one torch and one
-OpenCV thread, at 640×480 and 1280×720. The frames are real ones (a ``ucn_tabletop`` and a
+OpenCV thread (numba's compiled plane fill runs on one thread), at 640×480 and 1280×720. The frames are real ones (a ``ucn_tabletop`` and a
 ``cleargrasp_d435`` frame of ../shared/real, limited to [0.1, 2.0] m as the pipeline does) where
 ../shared/real is present, else synthetic (a tilted plane with boxes, 15 % of it in holes). Issue 18's
 bar for the learned restoration: ≤ 60 ms at 640×480, ≤ 200 ms at 1280×720.
@@ -79,6 +79,7 @@ def main() -> None:
     import torch
 
     from diffgrasp_ros.depth.classical import CLASSICAL_FILLS
+    from diffgrasp_ros.depth.plane_fill import plane_fill
     from diffgrasp_ros.depth.restoration import DEFAULT_WEIGHTS, DepthRestorer
     from diffgrasp_ros.evaluation.report import run_context
 
@@ -86,7 +87,9 @@ def main() -> None:
     cv2.setNumThreads(1)
     context = run_context("python benchmarks/depth_speed.py " + shlex.join(sys.argv[1:]))
     restorer = DepthRestorer.from_pretrained(args.weights or DEFAULT_WEIGHTS)
-    methods = {"learned": lambda depth, color: restorer.restore(depth, color=color)}
+    methods = {"learned": lambda depth, color: restorer.restore(depth, color=color),
+               "plane_fill (the learned restoration's first stage)":
+                   lambda depth, color: plane_fill(depth, color, restorer.config.fill)}
     if not args.no_classical:
         methods.update(CLASSICAL_FILLS)
     rows = []

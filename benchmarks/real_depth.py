@@ -1,12 +1,14 @@
 """Depth restoration on the real frames of ../shared/real: ground truth and hidden holes, with baselines.
 
     .venv/bin/python benchmarks/real_depth.py [--methods raw nearest telea navier_stokes joint_bilateral
-        learned] [--weights models/depth_restore] [--seeds 0 1 2 3 4] [--out benchmarks/results/real_depth]
+        plane_fill learned] [--weights models/depth_restore] [--seeds 0 1 2 3 4] [--out benchmarks/results/real_depth]
 
 Every frame is first limited to the pipeline's working range ([0.1, 2.0] m, as ``DepthProcessor`` does).
 Methods: ``raw`` (the input unchanged; scored only where the raw depth is valid), the classical fills of
-``depth.classical`` (``nearest``, ``telea``, ``navier_stokes``, ``joint_bilateral``) and ``learned``
-(``DepthRestorer.from_pretrained(--weights).restore(depth, color=colour)``).
+``depth.classical`` (``nearest``, ``telea``, ``navier_stokes``, ``joint_bilateral``: the issue's baselines),
+``plane_fill`` (the learned restoration's first, classical stage alone, ``depth.plane_fill`` with the
+model's fill settings: how much of the restoration's result is the fill's and how much the network's)
+and ``learned`` (``DepthRestorer.from_pretrained(--weights).restore(depth, color=colour)``).
 
 - Ground truth (``cleargrasp_d435``, native 1280×720): MAE, RMSE, δ<1.05 per region (see
   ``evaluation.real_depth``), per frame and pooled over pixels; on ``kept`` (raw-valid, not transparent,
@@ -35,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / ".." / "shared" / "real"
 EVALUATION_LOG = REPO / "benchmarks" / "results" / "real_depth_evaluation_log.jsonl"
 CLASSICAL = ("nearest", "telea", "navier_stokes", "joint_bilateral")
-METHODS = ("raw", *CLASSICAL, "learned")
+METHODS = ("raw", *CLASSICAL, "plane_fill", "learned")
 # item 1: where raw is valid (the ``kept`` region), the output equals the input
 MAX_MEDIAN_CHANGE_MM, MAX_MAE_OVER_RAW_MM = 0.5, 0.3
 
@@ -52,6 +54,18 @@ def make_methods(names: list[str], weights: Path | None) -> dict:
 
             restorer = DepthRestorer.from_pretrained(weights or DEFAULT_WEIGHTS)
             methods[name] = lambda depth_m, color_rgb: restorer.restore(depth_m, color=color_rgb)
+        elif name == "plane_fill":
+            from diffgrasp_ros.depth.inputs import check_frame
+            from diffgrasp_ros.depth.plane_fill import plane_fill
+            from diffgrasp_ros.depth.restoration import DEFAULT_WEIGHTS, RestorationConfig
+
+            fill_config = RestorationConfig.from_json(Path(weights or DEFAULT_WEIGHTS) / "config.json").fill
+
+            def fill_only(depth_m, color_rgb, fill_config=fill_config):
+                check_frame(depth_m, color_rgb)
+                return plane_fill(depth_m, color_rgb, fill_config)
+
+            methods[name] = fill_only
         else:
             methods[name] = CLASSICAL_FILLS[name]
     return methods

@@ -10,7 +10,7 @@ from diffgrasp_ros.camera.real_frames import load_real_frame, within_range
 from diffgrasp_ros.depth import DepthProcessor
 from diffgrasp_ros.depth.classical import nearest_fill
 from diffgrasp_ros.depth.holes import hide_holes, sensor_hole_masks
-from diffgrasp_ros.depth.restoration import TINY, DepthRestorer, ModelFormatError, RestorationConfig, guided_fill
+from diffgrasp_ros.depth.restoration import TINY, DepthRestorer, ModelFormatError, RestorationConfig
 from diffgrasp_ros.training.depth_pairs import MATERIAL_NAMES, chunk_path, generate_pairs, load_pairs
 from diffgrasp_ros.training.restore_train import (RestoreTrainOptions, load_real_training_set, sample_batch,
                                                   train_restore)
@@ -98,7 +98,7 @@ def test_training_checkpoints_resumes_and_saves_loadable_weights(pairs_dir, real
     assert restored.shape == (480, 640) and restored.dtype == np.float32 and np.isfinite(restored).all()
     with pytest.warns(UserWarning, match="no colour image: restoring from depth alone"):
         assert np.isfinite(model.restore(pairs.raw_depth_m[0])).all()
-    with pytest.raises(ValueError, match="crop must be a positive multiple of 8"):
+    with pytest.raises(ValueError, match="crop must be a positive multiple of 16"):
         train_restore(RestoreTrainOptions(pairs_dir, out / "other", crop=60, tiny=True), log=lambda line: None)
 
 
@@ -120,7 +120,7 @@ def test_valid_depth_is_kept_exactly_and_holes_are_filled():
     torch.manual_seed(0)
     model = DepthRestorer(RestorationConfig(**TINY)).eval()
     with torch.no_grad():  # a model that trusts every reading
-        model.head_out.bias[1] = -100.0
+        model.out.bias[1] = -100.0
     rng = np.random.default_rng(3)
     depth = rng.uniform(0.4, 1.9, (203, 301)).astype(np.float32)  # any size, far and near
     depth[rng.random(depth.shape) < 0.2] = 0.0
@@ -129,25 +129,8 @@ def test_valid_depth_is_kept_exactly_and_holes_are_filled():
     np.testing.assert_array_equal(restored[valid], depth[valid])  # bit for bit
     assert (restored[~valid] > 0).all()
     with torch.no_grad():  # and one that distrusts every reading replaces them
-        model.head_out.bias[1] = 100.0
+        model.out.bias[1] = 100.0
     assert not np.array_equal(model.restore(depth, np.zeros((203, 301, 3), np.uint8))[valid], depth[valid])
-
-
-def test_guided_fill_keeps_valid_values_and_fills_holes_from_the_side_that_looks_alike():
-    depth = torch.full((1, 1, 48, 64), 0.8)
-    depth[..., :, 32:] = 0.6  # a box on the right, nearer
-    guide = torch.zeros(1, 3, 48, 64)
-    guide[:, 0, :, 32:] = 10.0  # and it looks different (10 σ apart)
-    valid = torch.ones_like(depth)
-    valid[..., 10:30, 26:38] = 0.0  # a hole across the edge
-    filled = guided_fill(depth * valid, valid, guide)
-    assert torch.equal(filled[valid > 0], depth[valid > 0])
-    hole = valid == 0
-    assert (filled[hole] - depth[hole]).abs().max() < 0.01  # each side filled from its own colour
-    # Without a guide, the hole pixels across the edge blend both sides.
-    blended = guided_fill(depth * valid, valid, torch.zeros_like(guide))
-    assert (blended[hole] - depth[hole]).abs().max() > 0.05
-    assert torch.allclose(guided_fill(torch.full_like(depth, 0.3) * valid, valid, guide), torch.full_like(depth, 0.3))
 
 
 def test_bad_frames_and_weights_are_rejected_clearly(tiny_run, tmp_path):
@@ -171,10 +154,15 @@ def test_bad_frames_and_weights_are_rejected_clearly(tiny_run, tmp_path):
     (tmp_path / "weights.pt").write_bytes(b"not a state dict")
     with pytest.raises(ValueError, match="unreadable"):
         DepthRestorer.from_pretrained(tmp_path)
-    # The IR-gated model of earlier versions (format 1, no format_version key) is refused by name.
+    # Models of earlier versions are refused by name: the IR-gated one (format 1, no format_version
+    # key) and the one over a learned joint bilateral fill (format 2).
     (tmp_path / "config.json").write_text('{"widths": [16, 32, 48, 64], "reduction": 4, "head_channels": 8, '
                                           '"max_depth_m": 2.0}')
-    with pytest.raises(ModelFormatError, match="format 1 .*this version reads format 2.*train-restore"):
+    with pytest.raises(ModelFormatError, match="format 1 .*this version reads format 3.*train-restore"):
+        DepthRestorer.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text('{"widths": [16, 24], "reduction": 4, "head_channels": 8, '
+                                          '"max_depth_m": 2.0, "uses_color": true, "format_version": 2}')
+    with pytest.raises(ModelFormatError, match="format 2 .*this version reads format 3"):
         DepthRestorer.from_pretrained(tmp_path)
 
 

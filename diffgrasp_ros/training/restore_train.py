@@ -13,8 +13,7 @@ Two kinds of crops, mixed in every batch:
 
 Losses, in centimetres: the fill's L1 error on the pixels the model has to fill (holes and hidden
 pixels with truth, and simulated readings that are wrong; averaged per crop, so a crop with a large
-transparent object does not outweigh the others), half the U-Net fill's L1 there (deep supervision),
-and the cross-entropy of the "reading is wrong" logit on valid input pixels (simulated: more than 1 cm
+transparent object does not outweigh the others), and the cross-entropy of the "reading is wrong" logit on valid input pixels (simulated: more than 1 cm
 off; real: never, the readings that stayed valid are taken as right), so the model learns to keep good
 depth exactly.
 
@@ -44,7 +43,7 @@ from .depth_pairs import PairChunk, load_pairs
 
 CHECKPOINT, LOG = "checkpoint.pt", "train_log.jsonl"
 WRONG_M = 0.01  # a raw pixel this far from the clean depth counts as wrong
-COARSE_WEIGHT, WRONG_WEIGHT = 0.5, 1.0
+WRONG_WEIGHT = 1.0
 NO_COLOR_FRACTION = 0.3  # share of real crops without colour, so depth-only pipelines are served
 SIM_HIDDEN_FRACTION = 0.5  # share of simulated crops that also get hidden real hole shapes
 SCALE_RANGE = (0.6, 2.0)  # real crops are rescaled by a log-uniform factor in this range
@@ -201,14 +200,14 @@ def _forward(model: DepthRestorer, batch: Batch):
     for select, color in groups:
         if select.any():
             parts[select] = model.predict(batch.raw_m[select], None if color is None else color[select], mu[select])
-    fill, coarse, logit = (torch.empty_like(batch.raw_m) for _ in range(3))
+    fill, logit = torch.empty_like(batch.raw_m), torch.empty_like(batch.raw_m)
     for select, out in parts.items():
-        fill[select], coarse[select], logit[select] = out.fill, out.coarse, out.wrong_logit
-    return fill, coarse, logit, mu
+        fill[select], logit[select] = out.fill, out.wrong_logit
+    return fill, logit, mu
 
 
 def restoration_loss(model: DepthRestorer, batch: Batch) -> tuple[torch.Tensor, dict]:
-    fill, coarse, logit, mu = _forward(model, batch)
+    fill, logit, mu = _forward(model, batch)
 
     def metres(normalised):
         return mu * (1.0 + normalised / DEPTH_SCALE)
@@ -218,12 +217,12 @@ def restoration_loss(model: DepthRestorer, batch: Batch) -> tuple[torch.Tensor, 
         count = batch.fill_mask.sum(dim=(1, 2, 3))
         return (error / count.clamp_min(1))[count > 0].mean() if (count > 0).any() else pred.new_zeros(())
 
-    l1, coarse_l1 = per_crop_l1_cm(fill), per_crop_l1_cm(coarse)
+    l1 = per_crop_l1_cm(fill)
     judged = batch.wrong | batch.right
     bce = F.binary_cross_entropy_with_logits(logit[judged], batch.wrong[judged].float()) if judged.any() \
         else logit.new_zeros(())
-    loss = l1 + COARSE_WEIGHT * coarse_l1 + WRONG_WEIGHT * bce
-    return loss, {"fill_cm": l1.item(), "coarse_cm": coarse_l1.item(), "wrong_bce": bce.item()}
+    loss = l1 + WRONG_WEIGHT * bce
+    return loss, {"fill_cm": l1.item(), "wrong_bce": bce.item()}
 
 
 @torch.no_grad()

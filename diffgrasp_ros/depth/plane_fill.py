@@ -23,7 +23,7 @@ a mean depth, the weighted moments of (u, v, 1/z) needed for a least-squares pla
   to infinity).
 
 The moments are float64 and the loops compiled with numba: only hole pixels and empty cells are
-computed, about 30 ms for a 640×480 frame with a quarter of it in holes on one core.
+computed, 20–30 ms for a 640×480 frame with a quarter of it in holes on one core.
 
 The defaults come from small grids on the learnable real frames' hidden holes (ucn_tabletop,
 posecnn_tabletop; 3 trials per frame, hole shapes of the other learnable frames), MAE in mm:
@@ -99,17 +99,18 @@ def plane_fill(depth_m: np.ndarray, color_rgb: np.ndarray | None = None,
     filled = moments
 
     # Up: fill the empty cells of each level from the one above, then solve at the hole pixels.
-    color_scale = -0.5 / config.sigma_color ** 2
+    color_table = _color_weight_table(config.sigma_color)
     for level in range(len(levels) - 2, -1, -1):
         moments, count = levels[level]
         rows, cols, means = _gather_holes(count > 0.0, moments, _NO_PIXELS, guides[level + 1], filled,
-                                          guides[level + 2], color_scale, config.hole_confidence, has_color)
-        filled = moments.copy()
-        filled[rows, cols] = means
-    rows, cols, means = _gather_holes(valid, _NO_CELLS, inverse, guides[0], filled, guides[1], color_scale,
+                                          guides[level + 2], color_table, config.hole_confidence, has_color)
+        moments[rows, cols] = means  # the level's own moments are read no more
+        filled = moments
+    rows, cols, means = _gather_holes(valid, _NO_CELLS, inverse, guides[0], filled, guides[1], color_table,
                                       config.hole_confidence, has_color)
-    inverse[rows, cols] = _solve_planes(means, rows, cols, config.ridge_px2, config.reach, config.flatness)
-    return np.where(valid, depth_m, 1.0 / inverse).astype(np.float32)
+    out = depth_m.astype(np.float32)  # a copy
+    out[rows, cols] = 1.0 / _solve_planes(means, rows, cols, config.ridge_px2, config.reach, config.flatness)
+    return out
 
 
 @njit(cache=True, fastmath=True)
@@ -153,18 +154,25 @@ def _add_pixel(total, weight, u, v, q):
     total[8] += weight * q * q
 
 
+def _color_weight_table(sigma_color: float) -> np.ndarray:
+    """exp(−d² / 2σ²) for each whole squared CIELAB distance d², down to the floor (a table is faster
+    than an exp per neighbour, and the rounding of d² changes a weight by under 1.5 % at σ = 6)."""
+    scale = -0.5 / sigma_color ** 2
+    return np.exp(np.maximum(np.arange(int(_COLOR_EXPONENT_FLOOR / scale) + 2) * scale, _COLOR_EXPONENT_FLOOR))
+
+
 @njit(cache=True, fastmath=True)
-def _color_weight(guide, y, x, own, color_scale, has_color):
+def _color_weight(guide, y, x, own, color_table, has_color):
     if not has_color:
         return 1.0
     distance2 = 0.0
     for k in range(3):
         distance2 += (guide[y, x, k] - own[k]) ** 2
-    return math.exp(max(distance2 * color_scale, _COLOR_EXPONENT_FLOOR))
+    return color_table[min(int(distance2 + 0.5), len(color_table) - 1)]
 
 
 @njit(cache=True, fastmath=True)
-def _add_coarse(total, filled, coarse_guide, y, x, own, color_scale, hole_confidence, has_color):
+def _add_coarse(total, filled, coarse_guide, y, x, own, color_table, hole_confidence, has_color):
     """Add the coarser level's filled 3×3 window around fine cell (y, x)'s parent; returns the weight."""
     height, width = filled.shape[0], filled.shape[1]
     spatial = _COARSE_WEIGHTS[y % 2, x % 2]
@@ -174,7 +182,7 @@ def _add_coarse(total, filled, coarse_guide, y, x, own, color_scale, hole_confid
         for dx in range(-1, 2):
             xx = min(max(x // 2 + dx, 0), width - 1)
             weight = hole_confidence * spatial[dy + 1, dx + 1] * _color_weight(
-                coarse_guide, yy, xx, own, color_scale, has_color)
+                coarse_guide, yy, xx, own, color_table, has_color)
             for k in range(_MOMENTS):
                 total[k] += weight * filled[yy, xx, k]
             weight_sum += weight
@@ -182,7 +190,7 @@ def _add_coarse(total, filled, coarse_guide, y, x, own, color_scale, hole_confid
 
 
 @njit(cache=True, fastmath=True)
-def _gather_holes(known, moments, inverse, guide, filled_coarse, coarse_guide, color_scale, hole_confidence,
+def _gather_holes(known, moments, inverse, guide, filled_coarse, coarse_guide, color_table, hole_confidence,
                   has_color):
     """For every cell (pixel) of a level that is not ``known``: the weighted mean moments of the known
     cells of its 3×3 window and of the coarser level's filled window. ``moments`` holds the level's
@@ -202,14 +210,14 @@ def _gather_holes(known, moments, inverse, guide, filled_coarse, coarse_guide, c
             for dx in range(-1, 2):
                 xx = min(max(x + dx, 0), width - 1)
                 if known[yy, xx]:
-                    weight = _FINE_WEIGHTS[dy + 1, dx + 1] * _color_weight(guide, yy, xx, own, color_scale, has_color)
+                    weight = _FINE_WEIGHTS[dy + 1, dx + 1] * _color_weight(guide, yy, xx, own, color_table, has_color)
                     if pixels:
                         _add_pixel(total, weight, float(xx), float(yy), inverse[yy, xx])
                     else:
                         for k in range(_MOMENTS):
                             total[k] += weight * moments[yy, xx, k]
                     weight_sum += weight
-        weight_sum += _add_coarse(total, filled_coarse, coarse_guide, y, x, own, color_scale, hole_confidence,
+        weight_sum += _add_coarse(total, filled_coarse, coarse_guide, y, x, own, color_table, hole_confidence,
                                   has_color)
         total /= weight_sum
     return rows, cols, means

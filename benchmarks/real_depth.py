@@ -1,14 +1,16 @@
 """Depth restoration on the real frames of ../shared/real: ground truth and hidden holes, with baselines.
 
     .venv/bin/python benchmarks/real_depth.py [--methods raw nearest telea navier_stokes joint_bilateral
-        plane_fill learned] [--weights models/depth_restore] [--seeds 0 1 2 3 4] [--out benchmarks/results/real_depth]
+        plane_fill learned] [--weights models/depth_restore] [--seeds 0 1 2 3 4] [--no-color]
+        [--out benchmarks/results/real_depth]
 
 Every frame is first limited to the pipeline's working range ([0.1, 2.0] m, as ``DepthProcessor`` does).
 Methods: ``raw`` (the input unchanged; scored only where the raw depth is valid), the classical fills of
 ``depth.classical`` (``nearest``, ``telea``, ``navier_stokes``, ``joint_bilateral``: the issue's baselines),
 ``plane_fill`` (the learned restoration's first, classical stage alone, ``depth.plane_fill`` with the
 model's fill settings: how much of the restoration's result is the fill's and how much the network's)
-and ``learned`` (``DepthRestorer.from_pretrained(--weights).restore(depth, color=colour)``).
+and ``learned`` (``DepthRestorer.from_pretrained(--weights).restore(depth, color=colour)``). With
+``--no-color`` every method gets depth alone (the colour-guided fills then fall back to position only).
 
 - Ground truth (``cleargrasp_d435``, native 1280×720): MAE, RMSE, δ<1.05 per region (see
   ``evaluation.real_depth``), per frame and pooled over pixels; on ``kept`` (raw-valid, not transparent,
@@ -157,7 +159,8 @@ def markdown(report: dict) -> str:
     lines = ["# Depth restoration on real frames (../shared/real)", "",
              f"- command: `{ctx['command']}`", f"- date: {ctx['date']}", f"- machine: {ctx['machine']}",
              f"- commit: {ctx['git_commit']}", f"- working range: {report['working_range_m']} m (raw depth outside "
-             "it is invalid, as in the pipeline)", "",
+             "it is invalid, as in the pipeline)",
+             f"- inputs: {'depth and colour' if report.get('color', True) else 'depth alone (--no-color)'}", "",
              "## Hidden holes: MAE over hidden pixels [mm], mean over frames", "",
              f"{len(hidden['seeds'])} trials per frame (seeds {hidden['seeds']}), hole shapes from "
              f"{len(hidden['hole_sources'])} frames with sensor holes (never the frame's own). Ratio: to the best "
@@ -207,6 +210,8 @@ def main() -> None:
     parser.add_argument("--min-depth-m", type=float, default=0.1)
     parser.add_argument("--max-depth-m", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (default: 1)")
+    parser.add_argument("--no-color", action="store_true",
+                        help="give every method depth alone, as a pipeline without a colour stream does")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "real_depth")
     args = parser.parse_args()
     if not REAL.is_dir():
@@ -225,7 +230,14 @@ def main() -> None:
     raw_frames = load_real_frames(REAL)
     frames = [within_range(f, args.min_depth_m, args.max_depth_m) for f in raw_frames]
     methods = make_methods(args.methods, args.weights)
-    report = {"context": context, "working_range_m": [args.min_depth_m, args.max_depth_m], "methods": args.methods}
+    if args.no_color:
+        import warnings
+
+        warnings.filterwarnings("ignore", message="no colour image")  # asked for
+        methods = {name: (lambda method: lambda depth_m, color_rgb: method(depth_m, None))(method)
+                   for name, method in methods.items()}
+    report = {"context": context, "working_range_m": [args.min_depth_m, args.max_depth_m], "methods": args.methods,
+              "color": not args.no_color}
     # hole shapes from the sensor's own invalid pixels, before the working range adds far background
     report["hidden_holes"] = hidden_hole_section(frames, [f for f in raw_frames if has_sensor_holes(f)], methods,
                                                  args.seeds)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import asdict, fields
 from pathlib import Path
+
+from .share import models_dir
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.pt"
 
@@ -15,10 +16,8 @@ class ModelFormatError(ValueError):
 
 
 def shipped_model_folder(name: str) -> Path:
-    """The shipped weights ``models/<name>/``: the source checkout's, else where setup.py installs them
-    (``<prefix>/share/diffgrasp/models/<name>``)."""
-    checkout = Path(__file__).resolve().parents[1] / "models" / name
-    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "diffgrasp" / "models" / name
+    """The shipped weights ``models/<name>/``: the source checkout's or the installed ones (``share.py``)."""
+    return models_dir() / name
 
 
 def write_config_json(config, path: str | Path) -> None:

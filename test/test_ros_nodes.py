@@ -310,8 +310,9 @@ def test_unknown_robot_fails_to_configure_with_a_reason():
         node.destroy_node()
 
 
-def test_diffgrasp_up_in_its_own_process_serves_plan_grasp(tmp_path):
-    """The graph as a user starts it (`diffgrasp up`), called from this separate process."""
+def test_diffgrasp_up_in_its_own_process_serves_plan_grasp_and_stops_on_sigterm(tmp_path):
+    """The graph as a user starts it (`diffgrasp up`), called from this separate process, then stopped as
+    a service manager stops it: out within 5 s, without a traceback."""
     import os
     import signal
     import subprocess
@@ -337,11 +338,17 @@ def test_diffgrasp_up_in_its_own_process_serves_plan_grasp(tmp_path):
             (tmp_path / "up.log").read_text()
         assert response.grasps[0].grasp_quality >= response.grasps[-1].grasp_quality
     finally:
-        process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=30)
+        process.send_signal(signal.SIGTERM)  # what systemd and `docker stop` send
+        try:
+            code = process.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = None
         client_node.destroy_node()
         log.close()
-    assert code == 0, (tmp_path / "up.log").read_text()
+    output = (tmp_path / "up.log").read_text()
+    assert code == 0, f"{'no exit within 5 s of SIGTERM' if code is None else f'exit {code}'}\n{output}"
+    assert "diffgrasp up: stopped" in output and "Traceback" not in output, output
 
 
 def test_a_stale_scene_is_refused_with_a_code(graph):

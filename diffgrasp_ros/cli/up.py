@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import time
 from pathlib import Path
 
 
@@ -33,14 +32,14 @@ def bring_up(config_dir: Path | None = None, **launch_values: str):
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
 
-    from ..nodes.base import EXECUTOR_THREADS
+    from ..nodes.base import EXECUTOR_THREADS, init_rclpy
     from ..nodes.graph import GRAPH, default_config_dir, overrides, parameter_files
 
     config_dir = config_dir or default_config_dir()
     robot = launch_values.get("robot", "franka")
     per_node = overrides(**launch_values)
     if not rclpy.ok():
-        rclpy.init()
+        init_rclpy()
     executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
     nodes = []
     try:
@@ -73,24 +72,12 @@ def tear_down(executor, nodes) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import threading
-
-    import rclpy
+    from ..nodes.base import spin_until_stopped
 
     values = {name: getattr(args, name) for name in ("robot", "camera", "depth_mode")}
     executor, nodes = bring_up(args.config_dir, **values)
     print(f"diffgrasp up: {', '.join(n.get_name() for n in nodes)} active "
-          f"(robot {args.robot}, camera {args.camera}, depth {args.depth_mode}); /plan_grasp is served")
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    try:
-        deadline = None if args.duration is None else time.monotonic() + args.duration
-        while deadline is None or time.monotonic() < deadline:
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        tear_down(executor, nodes)
-        spinner.join(timeout=5.0)
-        rclpy.try_shutdown()
+          f"(robot {args.robot}, camera {args.camera}, depth {args.depth_mode}); /plan_grasp is served", flush=True)
+    spin_until_stopped(executor, nodes, args.duration)
+    print("diffgrasp up: stopped", flush=True)
     return 0

@@ -218,20 +218,47 @@ def grasp_planning_service(method):
     return wrapper
 
 
-def run(node_class, args=None) -> None:
-    """Entry point of one node executable: spin on a multi-threaded executor until shut down."""
+def init_rclpy(args=None) -> None:
+    """``rclpy.init`` without rclpy's own signal handlers: ``spin_until_stopped`` handles SIGINT and SIGTERM
+    itself, so the context stays valid until the nodes are torn down (rclpy's handlers invalidate it at
+    once, and callbacks still running then fail on publish and print tracebacks)."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
 
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+
+
+def spin_until_stopped(executor, nodes, duration_s: float | None = None, shutdown_timeout_s: float = 3.0) -> None:
+    """Spin ``executor`` in a thread until SIGINT or SIGTERM (the signal systemd and ``docker stop``
+    send) arrives, or ``duration_s`` passes; then, from this thread and in this order, stop the executor
+    (waiting at most ``shutdown_timeout_s`` for running callbacks), destroy ``nodes`` and shut rclpy
+    down. Call it from the main thread: signal handlers can only be installed there."""
+    import signal
+
+    import rclpy
+
+    stop = threading.Event()
+    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGINT, signal.SIGTERM)}
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        stop.wait(duration_s)
+    finally:
+        executor.shutdown(timeout_sec=shutdown_timeout_s)
+        spinner.join(timeout=shutdown_timeout_s)
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def run(node_class, args=None) -> None:
+    """Entry point of one node executable: spin on a multi-threaded executor until SIGINT or SIGTERM."""
+    from rclpy.executors import MultiThreadedExecutor
+
+    init_rclpy(args)
     node = node_class()
     executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
     executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_stopped(executor, [node])

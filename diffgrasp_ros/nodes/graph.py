@@ -5,9 +5,10 @@ so a graph brought up with or without a ROS installation is the same graph.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..share import config_dir
 
 ROBOTS = ("franka", "xarm_leap", "ur5_leap")
 CAMERA_SOURCES = ("sim", "realsense", "replay")
@@ -70,8 +71,5 @@ def parameter_files(spec: NodeSpec, config_dir: Path, robot: str) -> list[Path]:
 
 
 def default_config_dir() -> Path:
-    """The repository's config/ when running from a checkout, else the installed share/diffgrasp/config."""
-    checkout = Path(__file__).resolve().parents[2] / "config"
-    if checkout.is_dir():
-        return checkout
-    return Path(sys.prefix) / "share" / "diffgrasp" / "config"
+    """The checkout's config/ or the installed share/diffgrasp/config (``share.py``)."""
+    return config_dir()

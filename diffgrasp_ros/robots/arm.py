@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..geometry import invert
+from ..share import config_dir
 from . import leap
 from .registry import HAND_KINDS, robot_names
 
@@ -87,9 +87,8 @@ def embodiment_parameter_defaults(config_dir: Path | None = None) -> dict[str, o
 
 
 def default_config_dir() -> Path:
-    """The repository's config/ in a checkout, else the installed share/diffgrasp/config."""
-    checkout = Path(__file__).resolve().parents[2] / "config"
-    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "diffgrasp" / "config"
+    """The checkout's config/ or the installed share/diffgrasp/config (``share.py``)."""
+    return config_dir()
 
 
 def robot_descriptions_dir() -> Path:

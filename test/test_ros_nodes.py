@@ -112,6 +112,30 @@ def wait_for_scene(nodes, timeout_s=20.0):
                     timeout_s), "no scene reached the grasp server and the executor"
 
 
+def test_grasp_server_plans_only_when_asked_and_republishes_its_answer(graph):
+    """Idle cost: scenes keep arriving, but nothing is planned until someone asks; the answer's grasps are
+    then published again every republish_period_s (1 s), so a display started later shows them."""
+    from geometry_msgs.msg import PoseArray
+
+    nodes, client_node = graph
+    wait_for_scene(nodes)
+    server = nodes["grasp_server"]
+    plans = []
+    plan = server.planner.plan
+    server.planner.plan = lambda scene: plans.append(1) or plan(scene)
+    scenes_before = server._scene_stamp
+    assert wait_for(lambda: server._scene_stamp > scenes_before, 10.0)  # the camera runs on
+    time.sleep(1.0)
+    assert not plans, "the grasp server planned without a request"
+    response = call(client_node.create_client(GraspPlanning, "/plan_grasp"), GraspPlanning.Request())
+    assert response.error_code.val == MoveItErrorCodes.SUCCESS, nodes["grasp_executor"].last_error
+    assert len(plans) == 1
+    received = []
+    client_node.create_subscription(PoseArray, "/grasps/poses", received.append, 10)
+    assert wait_for(lambda: len(received) >= 2, 5.0), "the latest answer was not republished"
+    assert len(plans) == 1 and len(received[-1].poses) == len(server._latest.grasps) > 0  # the same answer
+
+
 def test_plan_grasp_end_to_end_on_the_simulated_camera(graph):
     nodes, client_node = graph
     wait_for_scene(nodes)

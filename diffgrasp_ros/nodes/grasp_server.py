@@ -36,8 +36,12 @@ class GraspServerNode(DiffgraspNode):
         self.declare_workspace()
         self.declare_embodiment()
         self.declare("max_scene_age_s", 10.0, "a scene older than this is stale: requests are refused")
-        self.declare("plan_on_new_scene", True, "plan and publish grasps whenever a new scene arrives")
+        self.declare("plan_continuously", False, "also plan whenever a new scene arrives, for live displays "
+                     "(false: plan only when asked; costs a CPU core while the camera runs)")
+        self.declare("republish_period_s", 1.0, "the latest answer's grasps are published again this often, so "
+                     "a display that starts later shows them (0: only when planned)")
         self.planner = None
+        self._republish_timer = None
         self._plan_lock = threading.Lock()
         self._scene_lock = threading.Lock()
 
@@ -52,13 +56,24 @@ class GraspServerNode(DiffgraspNode):
         self._scene_stamp = 0.0
         self.poses_pub = self.publisher(PoseArray, "grasps/poses")
         self.markers_pub = self.publisher(MarkerArray, "grasps/markers")
+        self._latest: PlanResult | None = None  # the latest answer, republished for displays
         self.subscription(PointCloud2, "scene/surface", self._on_surface)
         self.subscription(PointCloud2, "scene/tsdf", self._on_tsdf)
         self.service(GraspPlanning, "~/generate_grasps", self._on_generate)
 
+    def activate_work(self) -> None:
+        if self.param("republish_period_s") > 0:
+            self._republish_timer = self.create_timer(self.param("republish_period_s"), self._republish,
+                                                      self.callback_group)
+
+    def deactivate_work(self) -> None:
+        if self._republish_timer is not None:
+            self.destroy_timer(self._republish_timer)
+            self._republish_timer = None
+
     def cleanup(self) -> None:
         self.planner = None
-        self._scene = None
+        self._scene = self._latest = None
 
     # -- scene assembly: the two clouds of one scene share a stamp ------------------------------------
     def _on_surface(self, cloud: PointCloud2) -> None:
@@ -77,9 +92,9 @@ class GraspServerNode(DiffgraspNode):
                 return
             self._scene = clouds_to_scene(surface, tsdf, self.planner.workspace)
             self._scene_stamp = from_time(surface.header.stamp)
-        # Visualise the new scene's grasps unless a plan is already running: on a 2-core machine the
-        # camera outpaces planning, and queueing plans here would starve the service.
-        if self.param("plan_on_new_scene") and self._plan_lock.acquire(blocking=False):
+        # Live displays: plan the new scene unless a plan is already running (on a 2-core machine the
+        # camera outpaces planning, and queueing plans here would starve the service).
+        if self.param("plan_continuously") and self._plan_lock.acquire(blocking=False):
             try:
                 result = self._plan_unlocked()
             finally:
@@ -99,9 +114,15 @@ class GraspServerNode(DiffgraspNode):
         return result
 
     def _publish(self, result: PlanResult) -> None:
+        self._latest = result
         frame, stamp = self.planner.workspace.frame_id, time.time()
         self.poses_pub.publish(grasps_to_pose_array(result.grasps, frame, stamp))
         self.markers_pub.publish(grasps_to_markers(result.grasps, self.planner.robot, frame, stamp))
+
+    @guarded
+    def _republish(self) -> None:
+        if self._latest is not None:
+            self._publish(self._latest)
 
     @grasp_planning_service
     def _on_generate(self, request: GraspPlanning.Request, response: GraspPlanning.Response):

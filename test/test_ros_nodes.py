@@ -163,6 +163,10 @@ def test_concurrent_calls_all_get_answers(graph):
         responses = list(pool.map(lambda c: call(c, GraspPlanning.Request(), 30.0), clients))
     assert all(r.error_code.val == MoveItErrorCodes.SUCCESS and r.grasps for r in responses), \
         [(r.error_code.val, len(r.grasps)) for r in responses]
+    # Every answer says what it is, and no grasp id repeats across answers (a client can refer to one).
+    assert all("reachable of" in r.error_code.message for r in responses), [r.error_code.message for r in responses]
+    ids = [g.id for r in responses for g in r.grasps]
+    assert len(ids) == len(set(ids)), ids
 
 
 def test_wrong_planning_group_is_refused_with_a_code(graph):
@@ -171,6 +175,7 @@ def test_wrong_planning_group_is_refused_with_a_code(graph):
     request = GraspPlanning.Request(group_name="left_arm")
     response = call(client_node.create_client(GraspPlanning, "/plan_grasp"), request)
     assert response.error_code.val == MoveItErrorCodes.INVALID_GROUP_NAME and not response.grasps
+    assert "unknown planning group 'left_arm'" in response.error_code.message
 
 
 def test_bad_depth_never_kills_the_pipeline(graph):
@@ -383,7 +388,7 @@ def test_a_stale_scene_is_refused_with_a_code(graph):
     time.sleep(0.5)
     response = call(client_node.create_client(GraspPlanning, "/plan_grasp"), GraspPlanning.Request())
     assert response.error_code.val == MoveItErrorCodes.SENSOR_INFO_STALE and not response.grasps
-    assert "old" in nodes["grasp_server"].last_error
+    assert "old" in nodes["grasp_server"].last_error and "s old" in response.error_code.message
 
 
 def test_grasp_server_passes_model_options_and_refuses_ones_its_method_lacks():

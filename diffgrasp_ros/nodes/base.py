@@ -195,9 +195,11 @@ def guarded(method):
 
 
 def grasp_planning_service(method):
-    """A GraspPlanning callback: answers FAILURE while the node is inactive or when planning raises.
+    """A GraspPlanning callback: answers FAILURE while the node is inactive or when planning raises, with
+    the reason in ``error_code.message``.
 
-    The wrapped method fills ``response`` and sets ``response.error_code.val`` itself otherwise.
+    The wrapped method fills ``response`` and sets ``response.error_code`` (value and message) itself
+    otherwise.
     """
     from moveit_msgs.msg import MoveItErrorCodes
 
@@ -205,12 +207,12 @@ def grasp_planning_service(method):
     def wrapper(self: DiffgraspNode, request, response):
         response.error_code.val = MoveItErrorCodes.FAILURE
         if not self.active:
-            self.report(f"{method.__name__.lstrip('_')}: called while the node is not active")
+            response.error_code.message = self.report(f"{self.get_name()} is not active: activate it first")
             return response
         try:
             return method(self, request, response)
         except Exception as error:
-            self.report(f"{method.__name__.lstrip('_')}: {error}")
+            response.error_code.message = self.report(f"{method.__name__.lstrip('_')}: {error}")
             response.grasps = []
             response.error_code.val = MoveItErrorCodes.FAILURE
             return response

@@ -191,8 +191,10 @@ def _translation(x: float, y: float, z: float) -> np.ndarray:
 
 
 def grasp_to_moveit(grasp: Grasp, rank: int, embodiment: Embodiment, stamp: float,
-                    pregrasp_distance_m: float = 0.05, lift_distance_m: float = 0.10):
-    """A ranked ``moveit_msgs/Grasp``: pose, quality, open/closed hand postures, approach and retreat.
+                    pregrasp_distance_m: float = 0.05, lift_distance_m: float = 0.10, answer_id: str = ""):
+    """A ranked ``moveit_msgs/Grasp``: pose, quality, open/closed hand postures, approach and retreat. Its id
+    is ``<method>_<answer_id>_<rank>`` (``<method>_<rank>`` without an answer id), so ids of different
+    answers differ.
 
     Approach: along the grasp's +z (the approach axis) for the protocol's pre-grasp distance;
     retreat: straight up in the grasp's frame id. Postures use the embodiment's hand joint names: a
@@ -213,7 +215,7 @@ def grasp_to_moveit(grasp: Grasp, rank: int, embodiment: Embodiment, stamp: floa
         open_q, closed_q = embodiment.hand_posture(grasp.width_m), embodiment.hand_posture(0.0)
     pre_grasp_posture, grasp_posture = hand_postures(embodiment.hand_joint_names, open_q, closed_q)
     return GraspMsg(
-        id=f"{grasp.method}_{rank}",
+        id=f"{grasp.method}_{answer_id}_{rank}" if answer_id else f"{grasp.method}_{rank}",
         pre_grasp_posture=pre_grasp_posture,
         grasp_posture=grasp_posture,
         grasp_pose=PoseStamped(header=h, pose=pose_msg(grasp.T_frame_grasp)),

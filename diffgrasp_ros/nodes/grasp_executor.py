@@ -186,8 +186,7 @@ class GraspExecutorNode(DiffgraspNode):
 
     def _fail(self, response, code: int, message: str, level: str = "error"):
         response.grasps = []
-        response.error_code.val = code
-        self.report(message, level)
+        response.error_code.val, response.error_code.message = code, self.report(message, level)
         return response
 
     @grasp_planning_service
@@ -204,8 +203,8 @@ class GraspExecutorNode(DiffgraspNode):
             code = codes.COMMUNICATION_FAILURE if "available" in problem else codes.TIMED_OUT
             return self._fail(response, code, problem)
         if answer.error_code.val != codes.SUCCESS:
-            response.error_code = answer.error_code
-            self.report(f"grasp server returned error code {answer.error_code.val}", level="warning")
+            response.error_code = answer.error_code  # with the grasp server's reason
+            self.report(f"grasp server: {answer.error_code.message} (code {answer.error_code.val})", level="warning")
             return response
         candidates = sorted((g for g in answer.grasps if g.grasp_quality >= self.param("min_quality")),
                             key=lambda g: g.grasp_quality, reverse=True)
@@ -250,6 +249,8 @@ class GraspExecutorNode(DiffgraspNode):
             ranks = [r for r in np.flatnonzero(selection.reachable) if r >= first][: self.param("max_grasps")]
             response.grasps = [self._as_planned(candidates[r], grasps[r]) for r in ranks]
             response.error_code.val = codes.SUCCESS
+            response.error_code.message = (f"{len(ranks)} reachable of {len(candidates)} grasps ({answer.error_code.message})"
+                                           + (f"; the pick of {response.grasps[0].id} planned" if selection.pick else ""))
             if selection.pick is not None:
                 self._last_pick = selection.pick
                 self._publish_plan(selection.pick)
@@ -257,7 +258,7 @@ class GraspExecutorNode(DiffgraspNode):
                     executed, message = self._execute_last_pick()
                     if not executed:
                         response.error_code.val = codes.CONTROL_FAILED
-                        self.report(message)
+                        response.error_code.message = self.report(message)
         return response
 
     def _as_planned(self, grasp, planned):

@@ -1,6 +1,8 @@
 """``grasp_server``: the latest scene -> ranked grasps (service), PoseArray and RViz markers."""
 from __future__ import annotations
 
+import itertools
+import os
 import threading
 import time
 
@@ -42,6 +44,8 @@ class GraspServerNode(DiffgraspNode):
                      "a display that starts later shows them (0: only when planned)")
         self.planner = None
         self._republish_timer = None
+        # Answer ids: this process's token and a count, so grasp ids never repeat across calls or restarts.
+        self._session, self._answers = os.urandom(2).hex(), itertools.count()
         self._plan_lock = threading.Lock()
         self._scene_lock = threading.Lock()
 
@@ -128,28 +132,29 @@ class GraspServerNode(DiffgraspNode):
     def _on_generate(self, request: GraspPlanning.Request, response: GraspPlanning.Response):
         codes = MoveItErrorCodes
         if request.group_name and request.group_name != self.param("planning_group"):
-            response.error_code.val = codes.INVALID_GROUP_NAME
-            self.report(f"unknown planning group {request.group_name!r} (this server plans for "
-                        f"{self.param('planning_group')!r})")
-            return response
+            return self._refuse(response, codes.INVALID_GROUP_NAME, f"unknown planning group {request.group_name!r} "
+                                f"(this server plans for {self.param('planning_group')!r})")
         if self._scene is None:
-            response.error_code.val = codes.UNABLE_TO_AQUIRE_SENSOR_DATA
-            self.report("no scene received yet (is the camera running and the scene builder active?)")
-            return response
+            return self._refuse(response, codes.UNABLE_TO_AQUIRE_SENSOR_DATA,
+                                "no scene received yet (is the camera running and the scene builder active?)")
         age = time.time() - self._scene_stamp
         if age > self.param("max_scene_age_s"):
-            response.error_code.val = codes.SENSOR_INFO_STALE
-            self.report(f"the latest scene is {age:.1f} s old (max_scene_age_s = {self.param('max_scene_age_s')})")
-            return response
+            return self._refuse(response, codes.SENSOR_INFO_STALE, f"the latest scene is {age:.1f} s old "
+                                f"(max_scene_age_s = {self.param('max_scene_age_s')})")
         result = self.plan()
         self._publish(result)
         if not result.found:
-            response.error_code.val = codes.PLANNING_FAILED
-            self.report(result.message, level="warning")
-            return response
-        stamp = time.time()
-        response.grasps = [grasp_to_moveit(g, rank, self.planner.robot, stamp) for rank, g in enumerate(result.grasps)]
+            return self._refuse(response, codes.PLANNING_FAILED, result.message, "warning")
+        stamp, answer_id = time.time(), f"{self._session}-{next(self._answers)}"
+        response.grasps = [grasp_to_moveit(g, rank, self.planner.robot, stamp, answer_id=answer_id)
+                           for rank, g in enumerate(result.grasps)]
         response.error_code.val = codes.SUCCESS
+        response.error_code.message = (f"{len(result.grasps)} grasps by {self.planner.name} (answer {answer_id}) on "
+                                       f"a scene {age:.1f} s old")
+        return response
+
+    def _refuse(self, response, code: int, message: str, level: str = "error"):
+        response.error_code.val, response.error_code.message = code, self.report(message, level)
         return response
 
 

@@ -19,8 +19,15 @@ def test_launch_file_builds_the_graph_from_the_shared_description():
     assert {"GRAPH", "LAUNCH_ARGUMENTS"} <= imported
     source = LAUNCH.read_text()
     for needle in ("LifecycleNode(", "TRANSITION_CONFIGURE", "TRANSITION_ACTIVATE", 'goal_state="inactive"',
-                   "diffgrasp.rviz", 'IfCondition(LaunchConfiguration("rviz"))'):
+                   "diffgrasp.rviz", 'IfCondition(LaunchConfiguration("rviz"))',
+                   # activate only after configuring, so a node deactivated by hand stays inactive
+                   'start_state="configuring"',
+                   # composable into a robot's system: namespace, sim time, another driver's depth topics
+                   'namespace=LaunchConfiguration("namespace")', '"use_sim_time": LaunchConfiguration("use_sim_time")',
+                   '("depth/image_raw", LaunchConfiguration("depth_topic"))',
+                   'IfCondition(LaunchConfiguration("capture"))'):
         assert needle in source
+    assert 'namespace=""' not in source
     compile(source, str(LAUNCH), "exec")
 
 
@@ -29,7 +36,7 @@ def test_every_node_and_robot_has_its_config_file(robot):
     for spec in GRAPH:
         for path in parameter_files(spec, CONFIG, robot):
             data = yaml.safe_load(path.read_text())
-            key = "/**" if path.stem in ROBOTS else spec.name
+            key = "/**" if path.stem in ROBOTS else f"/**/{spec.name}"  # in any namespace
             assert "ros__parameters" in data[key], path
 
 
@@ -58,7 +65,7 @@ def test_scene_builder_config_holds_the_simulated_side_view():
 
     from diffgrasp_ros.sim.camera import side_view
 
-    params = yaml.safe_load((CONFIG / "scene_builder.yaml").read_text())["scene_builder"]["ros__parameters"]
+    params = yaml.safe_load((CONFIG / "scene_builder.yaml").read_text())["/**/scene_builder"]["ros__parameters"]
     np.testing.assert_allclose(np.reshape(params["T_workspace_camera"], (4, 4)), side_view(), atol=1e-8)
     assert params["camera_frame"] == yaml.safe_load((CONFIG / "depth_capture.yaml").read_text())[
-        "depth_capture"]["ros__parameters"]["frame_id"]
+        "/**/depth_capture"]["ros__parameters"]["frame_id"]

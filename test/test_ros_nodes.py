@@ -340,8 +340,9 @@ def test_unknown_robot_fails_to_configure_with_a_reason():
 
 
 def test_diffgrasp_up_in_its_own_process_serves_plan_grasp_and_stops_on_sigterm(tmp_path):
-    """The graph as a user starts it (`diffgrasp up`), called from this separate process, then stopped as
-    a service manager stops it: out within 5 s, without a traceback."""
+    """The graph as a user starts it (`diffgrasp up`, here in a namespace given by --ros-args), called
+    from this separate process, then stopped as a service manager stops it: out within 5 s, without a
+    traceback."""
     import os
     import signal
     import subprocess
@@ -349,10 +350,11 @@ def test_diffgrasp_up_in_its_own_process_serves_plan_grasp_and_stops_on_sigterm(
 
     log = open(tmp_path / "up.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "diffgrasp_ros.cli.main", "up", "--camera", "sim",
-                                "--duration", "120"], stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+                                "--duration", "120", "--ros-args", "-r", "__ns:=/robot1"],
+                               stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
     client_node = rclpy.create_node("external_client")
     try:
-        client = client_node.create_client(GraspPlanning, "/plan_grasp")
+        client = client_node.create_client(GraspPlanning, "/robot1/plan_grasp")  # namespaced by --ros-args
         executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(client_node)
         with Spinner(executor):
@@ -377,7 +379,8 @@ def test_diffgrasp_up_in_its_own_process_serves_plan_grasp_and_stops_on_sigterm(
         log.close()
     output = (tmp_path / "up.log").read_text()
     assert code == 0, f"{'no exit within 5 s of SIGTERM' if code is None else f'exit {code}'}\n{output}"
-    assert "diffgrasp up: stopped" in output and "Traceback" not in output, output
+    assert "/robot1/plan_grasp is served" in output and "diffgrasp up: stopped" in output, output
+    assert "Traceback" not in output, output
 
 
 def test_a_stale_scene_is_refused_with_a_code(graph):

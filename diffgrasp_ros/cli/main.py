@@ -33,7 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # ROS arguments (remapping, namespace, parameters) pass through to every node of `diffgrasp up`.
+    ros_args = argv[argv.index("--ros-args"):] if "--ros-args" in argv else []
+    args = build_parser().parse_args(argv[:len(argv) - len(ros_args)])
+    if ros_args and args.command != "up":
+        print(f"diffgrasp {args.command}: error: only `diffgrasp up` takes --ros-args", file=sys.stderr)
+        return 2
+    args.ros_args = ros_args
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError, NotImplementedError, RuntimeError) as error:

@@ -13,8 +13,9 @@ def add_parser(subparsers) -> None:
         "up", help="bring up the ROS 2 node graph (same config as launch/bringup.launch.py)",
         description="Start the five diffgrasp lifecycle nodes in one process on a multi-threaded executor, "
                     "configure and activate them, and spin until interrupted. Reads the same config/ files "
-                    "and launch arguments as `ros2 launch diffgrasp bringup.launch.py`. Needs rclpy (the "
-                    "ROS 2 wheels: `bash scripts/setup.sh --ros`).")
+                    "and launch arguments as `ros2 launch diffgrasp bringup.launch.py`. ROS arguments after "
+                    "--ros-args reach every node (e.g. `--ros-args -r __ns:=/robot1 -p use_sim_time:=true`). "
+                    "Stops on SIGINT or SIGTERM. Needs rclpy (the ROS 2 wheels: `bash scripts/setup.sh --ros`).")
     for name, argument in LAUNCH_ARGUMENTS.items():
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=argument.default,
                             choices=argument.choices, help=f"{argument.description} (default: {argument.default})")
@@ -23,8 +24,10 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def bring_up(config_dir: Path | None = None, **launch_values: str):
-    """Create, configure and activate every node of the graph; returns (executor, nodes).
+def bring_up(config_dir: Path | None = None, ros_args: list[str] | tuple[str, ...] = (), **launch_values: str):
+    """Create, configure and activate every node of the graph; returns (executor, nodes). ``ros_args``
+    (``--ros-args ...``: remapping such as ``-r __ns:=/robot1``, ``-p use_sim_time:=true``) reach every
+    node after its config files, so they override them.
 
     Raises RuntimeError naming the node whose transition failed (after destroying what was created).
     """
@@ -51,6 +54,7 @@ def bring_up(config_dir: Path | None = None, **launch_values: str):
                 args += ["--params-file", str(path)]
             for parameter, value in per_node[spec.name].items():
                 args += ["-p", f"{parameter}:={value}"]
+            args += list(ros_args)
             node_class = getattr(importlib.import_module(f"diffgrasp_ros.nodes.{spec.module}"), spec.class_name)
             node = node_class(cli_args=args)
             nodes.append(node)
@@ -75,9 +79,10 @@ def run(args: argparse.Namespace) -> int:
     from ..nodes.base import spin_until_stopped
 
     values = {name: getattr(args, name) for name in ("robot", "camera", "depth_mode")}
-    executor, nodes = bring_up(args.config_dir, **values)
+    executor, nodes = bring_up(args.config_dir, args.ros_args, **values)
+    service = next(n for n in nodes if n.get_name() == "grasp_executor").resolve_service_name("plan_grasp")
     print(f"diffgrasp up: {', '.join(n.get_name() for n in nodes)} active "
-          f"(robot {args.robot}, camera {args.camera}, depth {args.depth_mode}); /plan_grasp is served", flush=True)
+          f"(robot {args.robot}, camera {args.camera}, depth {args.depth_mode}); {service} is served", flush=True)
     spin_until_stopped(executor, nodes, args.duration)
     print("diffgrasp up: stopped", flush=True)
     return 0

@@ -1,4 +1,4 @@
-"""``grasp_executor``: serves ``/plan_grasp`` (moveit_msgs/srv/GraspPlanning) and executes picks.
+"""``grasp_executor``: serves ``plan_grasp`` (moveit_msgs/srv/GraspPlanning, in its namespace) and executes picks.
 
 It asks the grasp server for ranked grasps and answers with those its arm can reach (IK for the grasp
 and the pre-grasp), best first, with its hand's open and closed postures. With a motion backend it
@@ -106,7 +106,7 @@ class GraspExecutorNode(DiffgraspNode):
             self.hand_command_pub = None
         self.subscription(PointCloud2, "scene/surface", self._on_surface)
         self.subscription(JointState, "joint_states", self._on_joint_state, depth=10)
-        self.service(GraspPlanning, "/plan_grasp", self._on_plan_grasp)
+        self.service(GraspPlanning, "plan_grasp", self._on_plan_grasp)  # in the node's namespace
         self.service(Trigger, "~/execute", self._on_execute)
 
     def _make_motion_planner(self, arm):

@@ -32,6 +32,10 @@ class DiffgraspNode(LifecycleNode):
     def param(self, name: str) -> Any:
         return self.get_parameter(name).value
 
+    def now_s(self) -> float:
+        """The node's clock in seconds: wall time, or /clock under use_sim_time. Stamps and ages use it."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
     def declare_workspace(self) -> None:
         """The workspace parameters shared by the nodes that work in the workspace frame."""
         self.declare("workspace_frame", "workspace", "frame of the workspace cube (origin at a corner, z up)")

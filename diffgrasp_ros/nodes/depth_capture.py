@@ -20,6 +20,8 @@ class DepthCaptureNode(DiffgraspNode):
         self.declare("source", "sim", f"camera source: one of {', '.join(SOURCES)}")
         self.declare("rate_hz", 2.0, "frames published per second (each becomes a scene and a plan downstream)")
         self.declare("encoding", "32FC1", "depth Image encoding: 32FC1 (metres) or 16UC1 (millimetres)")
+        self.declare("restamp", True, "stamp each frame with the node's clock when it is captured (sim time "
+                     "under use_sim_time); false keeps the source's stamps, e.g. a recording's capture times")
         self.declare("frame_id", "camera_depth_optical_frame", "optical frame of the published images "
                      "(the simulated camera's calibration in config/ uses the same name)")
         self.declare("min_depth_m", 0.1, "nearest valid depth; nearer pixels are published as invalid (0)")
@@ -113,6 +115,8 @@ class DepthCaptureNode(DiffgraspNode):
             self.report(f"{end}: no more frames", level="warning")
             return
         frame = frame.clipped(self.param("min_depth_m"), self.param("max_depth_m"))
+        if self.param("restamp"):
+            frame.stamp = self.now_s()
         image, info = depth_frame_to_msgs(frame, self.param("encoding"))
         self.image_pub.publish(image)
         self.info_pub.publish(info)

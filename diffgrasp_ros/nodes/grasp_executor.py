@@ -279,7 +279,7 @@ class GraspExecutorNode(DiffgraspNode):
                                                      self.arm.base_link))
         arm_q = motion.positions[:, : len(self.arm.arm_joint_names)]
         T_workspace_tcp = self.arm.T_workspace_base @ self.checker.fk(arm_q)
-        self.path_pub.publish(pose_array(T_workspace_tcp, self.workspace.frame_id, time.time()))
+        self.path_pub.publish(pose_array(T_workspace_tcp, self.workspace.frame_id, self.now_s()))
 
     # -- execution ----------------------------------------------------------------------------------
     def _on_execute(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -336,7 +336,7 @@ class GraspExecutorNode(DiffgraspNode):
     def _command_leap(self, q: np.ndarray) -> None:
         from ..robots.leap import to_driver_command
 
-        self.hand_command_pub.publish(joint_state(self.arm.hand_joint_names, to_driver_command(q), time.time()))
+        self.hand_command_pub.publish(joint_state(self.arm.hand_joint_names, to_driver_command(q), self.now_s()))
 
     def _execute_with_moveit(self, pick) -> None:
         """Segment by segment through moveit_py (blocking); a LEAP hand gets its postures on its topic."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-import time
 
 from geometry_msgs.msg import PoseArray
 from moveit_msgs.msg import MoveItErrorCodes
@@ -37,7 +36,8 @@ class GraspServerNode(DiffgraspNode):
         self.declare("seed", 0, "planner random seed (repeatable answers for the same scene)")
         self.declare_workspace()
         self.declare_embodiment()
-        self.declare("max_scene_age_s", 10.0, "a scene older than this is stale: requests are refused")
+        self.declare("max_scene_age_s", 10.0, "no new scene for longer than this (node clock) means the scene "
+                                              "is stale: requests are refused")
         self.declare("plan_continuously", False, "also plan whenever a new scene arrives, for live displays "
                      "(false: plan only when asked; costs a CPU core while the camera runs)")
         self.declare("republish_period_s", 1.0, "the latest answer's grasps are published again this often, so "
@@ -57,7 +57,7 @@ class GraspServerNode(DiffgraspNode):
         self.planner = make_planner(self.param("method"), self.param("robot"), workspace,
                                     max_grasps=self.param("max_grasps"), seed=self.param("seed"), **model_options)
         self._surface = self._tsdf = self._scene = None
-        self._scene_stamp = 0.0
+        self._scene_stamp = self._scene_received_s = 0.0
         self.poses_pub = self.publisher(PoseArray, "grasps/poses")
         self.markers_pub = self.publisher(MarkerArray, "grasps/markers")
         self._latest: PlanResult | None = None  # the latest answer, republished for displays
@@ -96,6 +96,7 @@ class GraspServerNode(DiffgraspNode):
                 return
             self._scene = clouds_to_scene(surface, tsdf, self.planner.workspace)
             self._scene_stamp = from_time(surface.header.stamp)
+            self._scene_received_s = self.now_s()  # staleness: how long ago a scene last arrived
         # Live displays: plan the new scene unless a plan is already running (on a 2-core machine the
         # camera outpaces planning, and queueing plans here would starve the service).
         if self.param("plan_continuously") and self._plan_lock.acquire(blocking=False):
@@ -119,7 +120,7 @@ class GraspServerNode(DiffgraspNode):
 
     def _publish(self, result: PlanResult) -> None:
         self._latest = result
-        frame, stamp = self.planner.workspace.frame_id, time.time()
+        frame, stamp = self.planner.workspace.frame_id, self.now_s()
         self.poses_pub.publish(grasps_to_pose_array(result.grasps, frame, stamp))
         self.markers_pub.publish(grasps_to_markers(result.grasps, self.planner.robot, frame, stamp))
 
@@ -137,20 +138,20 @@ class GraspServerNode(DiffgraspNode):
         if self._scene is None:
             return self._refuse(response, codes.UNABLE_TO_AQUIRE_SENSOR_DATA,
                                 "no scene received yet (is the camera running and the scene builder active?)")
-        age = time.time() - self._scene_stamp
+        age = self.now_s() - self._scene_received_s
         if age > self.param("max_scene_age_s"):
-            return self._refuse(response, codes.SENSOR_INFO_STALE, f"the latest scene is {age:.1f} s old "
-                                f"(max_scene_age_s = {self.param('max_scene_age_s')})")
+            return self._refuse(response, codes.SENSOR_INFO_STALE, f"the latest scene arrived {age:.1f} s ago, "
+                                f"the scene is old (max_scene_age_s = {self.param('max_scene_age_s')})")
         result = self.plan()
         self._publish(result)
         if not result.found:
             return self._refuse(response, codes.PLANNING_FAILED, result.message, "warning")
-        stamp, answer_id = time.time(), f"{self._session}-{next(self._answers)}"
+        stamp, answer_id = self.now_s(), f"{self._session}-{next(self._answers)}"
         response.grasps = [grasp_to_moveit(g, rank, self.planner.robot, stamp, answer_id=answer_id)
                            for rank, g in enumerate(result.grasps)]
         response.error_code.val = codes.SUCCESS
         response.error_code.message = (f"{len(result.grasps)} grasps by {self.planner.name} (answer {answer_id}) on "
-                                       f"a scene {age:.1f} s old")
+                                       f"a scene received {age:.1f} s ago")
         return response
 
     def _refuse(self, response, code: int, message: str, level: str = "error"):

@@ -5,6 +5,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from ..depth import DEPTH_MODES, DepthProcessor
 from .base import DiffgraspNode, guarded, run
+from .camera_info import CameraInfoCache
 from .conversions import depth_frame_to_msgs, msgs_to_depth_frame
 
 
@@ -17,7 +18,7 @@ class DepthProcessorNode(DiffgraspNode):
         self.declare("max_depth_m", 2.0, "farthest valid depth in metres")
         self.declare("encoding", "32FC1", "output Image encoding: 32FC1 or 16UC1")
         self.processor: DepthProcessor | None = None
-        self._infos: dict[str, CameraInfo] = {}  # latest calibration per camera frame
+        self._infos = CameraInfoCache()
 
     def configure(self) -> None:
         # The one place a depth model would be loaded: once, here, never per frame.
@@ -32,13 +33,14 @@ class DepthProcessorNode(DiffgraspNode):
         self._infos.clear()
 
     def _on_info(self, info: CameraInfo) -> None:
-        self._infos[info.header.frame_id] = info
+        self._infos.add(info)
 
     @guarded
     def _on_image(self, image: Image) -> None:
-        info = self._infos.get(image.header.frame_id)
+        info = self._infos.for_image(image)
         if info is None:
-            self.report(f"no camera info for frame {image.header.frame_id!r} yet: image dropped", level="warning")
+            self.report(f"no camera info for frame {image.header.frame_id!r} at {image.width}x{image.height} "
+                        "yet: image dropped", level="warning")
             return
         frame = self.processor.process(msgs_to_depth_frame(image, info))
         out_image, out_info = depth_frame_to_msgs(frame, self.param("encoding"))

@@ -17,6 +17,7 @@ from std_srvs.srv import Trigger
 from ..geometry import is_rigid_transform
 from ..scene import SceneBuilder
 from .base import DiffgraspNode, guarded, run
+from .camera_info import CameraInfoCache
 from .conversions import msgs_to_depth_frame, scene_to_clouds
 
 POSE_SOURCES = ("config", "tf", "auto")
@@ -74,7 +75,7 @@ class SceneBuilderNode(DiffgraspNode):
             raise ValueError(f"camera_pose_source must be one of {', '.join(POSE_SOURCES)}, got {source!r}")
         self._source = source
         self.builder = SceneBuilder(self.workspace, cloud_resolution=self.param("cloud_resolution"))
-        self._infos: dict[str, CameraInfo] = {}  # latest calibration per camera frame
+        self._infos = CameraInfoCache()
         self.surface_pub = self.publisher(PointCloud2, "scene/surface")
         self.tsdf_pub = self.publisher(PointCloud2, "scene/tsdf")
         self.subscription(CameraInfo, "depth/processed/camera_info", self._on_info)
@@ -125,14 +126,15 @@ class SceneBuilderNode(DiffgraspNode):
         return pose_from_quaternion((tr.x, tr.y, tr.z), (q.x, q.y, q.z, q.w))
 
     def _on_info(self, info: CameraInfo) -> None:
-        self._infos[info.header.frame_id] = info
+        self._infos.add(info)
 
     @guarded
     def _on_image(self, image: Image) -> None:
         T = self.camera_pose(image.header.frame_id, image.header.stamp)
-        info = self._infos.get(image.header.frame_id)
+        info = self._infos.for_image(image)
         if info is None:
-            self.report(f"no camera info for frame {image.header.frame_id!r} yet: image dropped", level="warning")
+            self.report(f"no camera info for frame {image.header.frame_id!r} at {image.width}x{image.height} "
+                        "yet: image dropped", level="warning")
             return
         frame = msgs_to_depth_frame(image, info)
         self._latest = frame

@@ -96,3 +96,44 @@ def test_plan_from_depth_input_errors():
         planner.plan_from_depth([frame], [side_view(), side_view()])
     with pytest.raises(ValueError, match="no depth frames"):
         planner.plan_from_depth([], [])
+
+
+@pytest.fixture()
+def two_box_world(box_objects):
+    """Two boxes at opposite ends of the table (x = 0.08 and 0.22 m)."""
+    from scipy.spatial.transform import Rotation
+
+    from diffgrasp_ros.sim.world import ClutterWorld
+
+    world = ClutterWorld(box_objects, seed=0)
+    table = world.workspace.table_height_m
+    world.add_object(box_objects[0], (0.08, 0.15, table + 0.031), Rotation.identity(), 1.0)
+    world.add_object(box_objects[1], (0.22, 0.15, table + 0.021), Rotation.identity(), 1.0)
+    world.wait_for_objects_to_rest()
+    yield world
+    world.close()
+
+
+@pytest.mark.parametrize("method", ["baseline", "igd"])
+def test_a_target_box_gets_grasps_on_that_object_only(two_box_world, method):
+    from dataclasses import replace
+
+    from diffgrasp_ros.grasping.planner import TARGET_REACH_M
+    from diffgrasp_ros.scene import TargetBox
+
+    scene = perceive(two_box_world)
+    planner = make_planner(method)
+    table = two_box_world.workspace.table_height_m
+    targets = {"left": TargetBox((0.05, 0.10, table), (0.11, 0.20, table + 0.07)),
+               "right": TargetBox((0.20, 0.10, table), (0.24, 0.20, table + 0.05))}
+    best = {}
+    for name, target in targets.items():
+        result = planner.plan(replace(scene, target=target))
+        assert result.found, result.message
+        centres = np.array([g.position_m for g in result.grasps])
+        assert target.contains(centres, TARGET_REACH_M).all(), name
+        best[name] = result.best.position_m
+    assert best["left"][0] < 0.13 < best["right"][0]  # each on its own box
+    nothing = TargetBox((0.13, 0.0, table), (0.17, 0.05, table + 0.05))  # bare table between them
+    result = planner.plan(replace(scene, target=nothing))
+    assert not result.found and "nothing was observed inside the target" in result.message

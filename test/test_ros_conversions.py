@@ -176,3 +176,31 @@ def test_a_grasp_needs_both_postures_or_none():
     again = Grasp.from_dict(grasp.to_dict())
     assert again.dexterous and np.array_equal(again.pregrasp_joints, np.ones(16))
     assert not Grasp.from_dict(Grasp(np.eye(4), 0.05, 0.5, "igd").to_dict()).dexterous
+
+
+def test_collision_object_bounds_cover_posed_primitives_and_meshes():
+    pytest.importorskip("moveit_msgs", reason="the moveit_msgs subset is built by scripts/setup.sh --test")
+    from geometry_msgs.msg import Point, Pose
+    from moveit_msgs.msg import CollisionObject
+    from shape_msgs.msg import Mesh, SolidPrimitive
+
+    def pose(x, y, z, qz=0.0, qw=1.0):
+        p = Pose()
+        p.position.x, p.position.y, p.position.z = x, y, z
+        p.orientation.z, p.orientation.w = qz, qw
+        return p
+
+    obj = CollisionObject(id="mug", pose=pose(0.1, 0.0, 0.0))
+    assert conv.collision_object_bounds(obj) is None  # no shape: any object
+    half_turn_z = np.sin(np.pi / 4)  # 90 degrees about z: a 0.2 x 0.1 box becomes 0.1 x 0.2
+    obj.primitives = [SolidPrimitive(type=SolidPrimitive.BOX, dimensions=[0.2, 0.1, 0.04]),
+                      SolidPrimitive(type=SolidPrimitive.CYLINDER, dimensions=[0.1, 0.02])]
+    obj.primitive_poses = [pose(0.0, 0.0, 0.02, half_turn_z, half_turn_z), pose(0.0, 0.0, 0.5)]
+    obj.meshes = [Mesh(vertices=[Point(x=0.0, y=0.3, z=0.0), Point(x=0.01, y=0.31, z=0.02)])]
+    obj.mesh_poses = [pose(0.0, 0.0, 0.0)]
+    lo, hi = conv.collision_object_bounds(obj)
+    np.testing.assert_allclose(lo, [0.05, -0.1, 0.0], atol=1e-9)  # the object's pose shifts everything 0.1 m in x
+    np.testing.assert_allclose(hi, [0.15, 0.31, 0.55], atol=1e-9)
+    obj.primitives = [SolidPrimitive(type=SolidPrimitive.PRISM, dimensions=[0.1])]
+    with pytest.raises(ValueError, match="only boxes, spheres, cylinders and cones"):
+        conv.collision_object_bounds(obj)

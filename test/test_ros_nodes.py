@@ -10,6 +10,7 @@ rclpy = pytest.importorskip("rclpy", reason="the ROS 2 wheels are installed by s
 pytest.importorskip("moveit_msgs", reason="built by scripts/setup.sh --test")
 
 import ros_helpers  # noqa: E402,F401  (domain id and localhost discovery before rclpy.init)
+from geometry_msgs.msg import Pose  # noqa: E402
 from moveit_msgs.msg import MoveItErrorCodes  # noqa: E402
 from moveit_msgs.srv import GraspPlanning  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
@@ -153,6 +154,50 @@ def test_plan_grasp_end_to_end_on_the_simulated_camera(graph):
         assert list(g.pre_grasp_posture.joint_names) == ["panda_finger_joint1", "panda_finger_joint2"]
         assert 0.0 < sum(g.pre_grasp_posture.points[0].positions) <= 0.08
         assert g.pre_grasp_approach.desired_distance == pytest.approx(0.10)  # the executor's pre-grasp
+
+
+def test_a_target_in_the_request_gets_grasps_on_that_object(graph):
+    """The request's target (a CollisionObject) chooses the object: boxes around the objects at the two
+    ends of the table get grasps on those objects, each its own best grasp."""
+    from moveit_msgs.msg import CollisionObject, Grasp as GraspMsg
+    from shape_msgs.msg import SolidPrimitive
+
+    from diffgrasp_ros.grasping.planner import TARGET_REACH_M
+
+    nodes, client_node = graph
+    wait_for_scene(nodes)
+    assert nodes["depth_capture"].trigger_deactivate() == OK  # one scene for every request
+    scene = nodes["grasp_server"]._scene
+    objects = scene.points_m[scene.object_points_mask(0.01)]
+    ends = {"low x": objects[objects[:, 0] <= objects[:, 0].min() + 0.03],
+            "high x": objects[objects[:, 0] >= objects[:, 0].max() - 0.03]}
+    client = client_node.create_client(GraspPlanning, "/plan_grasp")
+    best = {}
+    for name, points in ends.items():
+        lo, hi = points.min(axis=0), points.max(axis=0)
+        target = CollisionObject(id=name)
+        target.header.frame_id = "workspace"
+        target.pose.orientation.w = 1.0
+        target.primitives = [SolidPrimitive(type=SolidPrimitive.BOX, dimensions=list(hi - lo))]
+        pose = Pose()
+        pose.position.x, pose.position.y, pose.position.z = (float(v) for v in (lo + hi) / 2)
+        pose.orientation.w = 1.0
+        target.primitive_poses = [pose]
+        response = call(client, GraspPlanning.Request(target=target), 30.0)
+        assert response.error_code.val == MoveItErrorCodes.SUCCESS, response.error_code.message
+        assert f"on the target {name}" in response.error_code.message
+        positions = np.array([[g.grasp_pose.pose.position.x, g.grasp_pose.pose.position.y,
+                               g.grasp_pose.pose.position.z] for g in response.grasps])
+        assert ((positions >= lo - TARGET_REACH_M - 1e-6) & (positions <= hi + TARGET_REACH_M + 1e-6)).all(), name
+        best[name] = positions[0]
+    assert np.linalg.norm(best["low x"] - best["high x"]) > 0.03
+    # A target in another frame is refused (this graph has no TF); unused request fields are named.
+    target.header.frame_id = "panda_link0"
+    response = call(client, GraspPlanning.Request(target=target), 30.0)
+    assert response.error_code.val == MoveItErrorCodes.FRAME_TRANSFORM_FAILURE
+    assert "workspace frame" in response.error_code.message
+    response = call(client, GraspPlanning.Request(candidate_grasps=[GraspMsg(id="mine")]), 30.0)
+    assert "not used: candidate_grasps" in response.error_code.message
 
 
 def test_concurrent_calls_all_get_answers(graph):

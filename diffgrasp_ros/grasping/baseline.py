@@ -147,7 +147,10 @@ class AntipodalPlanner(GraspPlanner):
         rng = np.random.default_rng(cfg.seed)
         above = scene.object_points_mask(clearance_m=0.003)
         cloud, cloud_normals = _voxel_downsample(scene.points_m[above], scene.normals[above], cfg.cloud_voxel_m)
-        seedable = np.flatnonzero(np.linalg.norm(cloud_normals, axis=1) > 0.5)
+        seedable = np.linalg.norm(cloud_normals, axis=1) > 0.5
+        if scene.target is not None:  # seeds on the target only; the whole cloud still collides
+            seedable &= scene.target.contains(cloud)
+        seedable = np.flatnonzero(seedable)
         if len(seedable) == 0:
             return PlanResult([], self.name, message="no grasp found: the observed surface has no normals")
         seeds = rng.choice(seedable, size=min(cfg.num_seeds, len(seedable)), replace=False)

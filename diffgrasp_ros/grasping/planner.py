@@ -80,6 +80,9 @@ def make_planner(method: str = "baseline", robot: str | Embodiment = "franka",
         raise ValueError(f"planner {name!r} does not take an option given in {method!r}: {error}") from error
 
 
+TARGET_REACH_M = 0.02  # a grasp's TCP this far outside a target box still closes on the object
+
+
 class GraspPlanner(ABC):
     """Produces ranked grasps (workspace frame, best first) for one embodiment."""
 
@@ -94,12 +97,24 @@ class GraspPlanner(ABC):
         """Grasps for a non-empty scene."""
 
     def plan(self, scene: Scene) -> PlanResult:
+        """Ranked grasps for ``scene``; with a ``scene.target``, only grasps whose TCP lies within
+        ``TARGET_REACH_M`` of the target box (the fingers then close on it)."""
         start = time.perf_counter()
         if not scene.object_points_mask().any():
             result = PlanResult([], self.name, message=(
                 "no grasp found: nothing was observed above the table in the workspace"))
+        elif not scene.target_points_mask().any():
+            result = PlanResult([], self.name, message=(
+                "no grasp found: nothing was observed inside the target "
+                f"({scene.target.lo_m.round(3).tolist()} to {scene.target.hi_m.round(3).tolist()} m)"))
         else:
             result = self._plan(scene)
+            if scene.target is not None:
+                planned = len(result.grasps)
+                result.grasps = [g for g in result.grasps
+                                 if scene.target.contains(g.position_m, TARGET_REACH_M)[0]]
+                if planned and not result.grasps:
+                    result.message = f"no grasp found: none of the {planned} planned grasps touches the target"
         result.timings_s["plan"] = time.perf_counter() - start
         result.scene = scene
         return result

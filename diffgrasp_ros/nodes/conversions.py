@@ -250,3 +250,46 @@ def moveit_to_grasp(msg, embodiment: Embodiment, method: str) -> Grasp:
         width = float(sum(open_q)) if open_q else embodiment.gripper.max_opening_m
     return Grasp(pose_to_matrix(msg.grasp_pose.pose), width, float(msg.grasp_quality), method,
                  msg.grasp_pose.header.frame_id, {"id": msg.id}, **joints)
+
+
+# SolidPrimitive types (shape_msgs) -> (number of ``dimensions``, half extents in the primitive's frame).
+_PRIMITIVES = {
+    1: (3, lambda d: (d[0] / 2, d[1] / 2, d[2] / 2)),  # BOX: x, y, z
+    2: (1, lambda d: (d[0], d[0], d[0])),  # SPHERE: radius
+    3: (2, lambda d: (d[1], d[1], d[0] / 2)),  # CYLINDER: height, radius (axis z)
+    4: (2, lambda d: (d[1], d[1], d[0] / 2)),  # CONE: height, radius (axis z)
+}
+
+
+def collision_object_bounds(obj) -> tuple[np.ndarray, np.ndarray] | None:
+    """The axis-aligned box (lo, hi) around a ``moveit_msgs/CollisionObject``'s primitives and meshes, in
+    its header frame (ROS 2: shapes posed relative to the object's ``pose``); None when it has no shape.
+    Raises ValueError for a primitive type or dimensions it cannot bound (prisms, planes)."""
+    T_frame_object = pose_from_quaternion(
+        (obj.pose.position.x, obj.pose.position.y, obj.pose.position.z),
+        (obj.pose.orientation.x, obj.pose.orientation.y, obj.pose.orientation.z, obj.pose.orientation.w))
+    corners = []
+
+    def posed(pose) -> np.ndarray:
+        local = pose_from_quaternion((pose.position.x, pose.position.y, pose.position.z),
+                                     (pose.orientation.x, pose.orientation.y, pose.orientation.z,
+                                      pose.orientation.w))
+        return T_frame_object @ local
+
+    for primitive, pose in zip(obj.primitives, obj.primitive_poses):
+        needed, half_extents = _PRIMITIVES.get(primitive.type, (None, None))
+        if needed is None or len(primitive.dimensions) < needed:
+            raise ValueError(f"target primitive of type {primitive.type} with dimensions "
+                             f"{list(primitive.dimensions)}: only boxes, spheres, cylinders and cones are bounded")
+        T = posed(pose)
+        half = np.abs(T[:3, :3]) @ np.array(half_extents(list(primitive.dimensions)), float)
+        corners += [T[:3, 3] - half, T[:3, 3] + half]
+    for mesh, pose in zip(obj.meshes, obj.mesh_poses):
+        if len(mesh.vertices):
+            T = posed(pose)
+            vertices = np.array([[v.x, v.y, v.z] for v in mesh.vertices], float) @ T[:3, :3].T + T[:3, 3]
+            corners += [vertices.min(axis=0), vertices.max(axis=0)]
+    if not corners:
+        return None
+    corners = np.array(corners)
+    return corners.min(axis=0), corners.max(axis=0)

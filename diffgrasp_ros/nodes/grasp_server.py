@@ -1,6 +1,7 @@
 """``grasp_server``: the latest scene -> ranked grasps (service), PoseArray and RViz markers."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import threading
@@ -12,9 +13,10 @@ from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
 
 from ..grasping import PlanResult, make_planner, planner_names
+from ..scene import TargetBox
 from .base import DiffgraspNode, grasp_planning_service, guarded, run
-from .conversions import (clouds_to_scene, from_time, grasp_to_moveit, grasps_to_markers,
-                          grasps_to_pose_array)
+from .conversions import (clouds_to_scene, collision_object_bounds, from_time, grasp_to_moveit,
+                          grasps_to_markers, grasps_to_pose_array)
 
 
 class GraspServerNode(DiffgraspNode):
@@ -107,14 +109,14 @@ class GraspServerNode(DiffgraspNode):
             self._publish(result)
 
     # -- planning ---------------------------------------------------------------------------------------
-    def plan(self) -> PlanResult:
+    def plan(self, target: TargetBox | None = None) -> PlanResult:
         with self._plan_lock:  # one plan at a time: the CPU is the limit, not the callers
-            return self._plan_unlocked()
+            return self._plan_unlocked(target)
 
-    def _plan_unlocked(self) -> PlanResult:
+    def _plan_unlocked(self, target: TargetBox | None = None) -> PlanResult:
         with self._scene_lock:
             scene, stamp = self._scene, self._scene_stamp
-        result = self.planner.plan(scene)
+        result = self.planner.plan(scene if target is None else dataclasses.replace(scene, target=target))
         result.timings_s["scene_stamp"] = stamp
         return result
 
@@ -142,7 +144,13 @@ class GraspServerNode(DiffgraspNode):
         if age > self.param("max_scene_age_s"):
             return self._refuse(response, codes.SENSOR_INFO_STALE, f"the latest scene arrived {age:.1f} s ago, "
                                 f"the scene is old (max_scene_age_s = {self.param('max_scene_age_s')})")
-        result = self.plan()
+        try:
+            target = self._target(request.target)
+        except ValueError as error:
+            return self._refuse(response, codes.INVALID_OBJECT_NAME, str(error))
+        except LookupError as error:
+            return self._refuse(response, codes.FRAME_TRANSFORM_FAILURE, str(error))
+        result = self.plan(target)
         self._publish(result)
         if not result.found:
             return self._refuse(response, codes.PLANNING_FAILED, result.message, "warning")
@@ -150,9 +158,29 @@ class GraspServerNode(DiffgraspNode):
         response.grasps = [grasp_to_moveit(g, rank, self.planner.robot, stamp, answer_id=answer_id)
                            for rank, g in enumerate(result.grasps)]
         response.error_code.val = codes.SUCCESS
-        response.error_code.message = (f"{len(result.grasps)} grasps by {self.planner.name} (answer {answer_id}) on "
-                                       f"a scene received {age:.1f} s ago")
+        response.error_code.message = (
+            f"{len(result.grasps)} grasps by {self.planner.name} (answer {answer_id}) on a scene received {age:.1f} s "
+            f"ago" + ("" if target is None else f", on the target {request.target.id or '(unnamed)'}")
+            + self._unused_fields(request))
         return response
+
+    def _target(self, obj) -> TargetBox | None:
+        """The request's ``target`` as a box in the workspace frame; None for an empty target (any object).
+        ValueError for a shape it cannot bound, LookupError for another frame (this node has no TF)."""
+        bounds = collision_object_bounds(obj)
+        if bounds is None:
+            return None
+        frame = self.planner.workspace.frame_id
+        if obj.header.frame_id not in ("", frame):
+            raise LookupError(f"the target {obj.id!r} is in frame {obj.header.frame_id!r}; give it in the "
+                              f"workspace frame {frame!r}")
+        return TargetBox(*bounds)
+
+    @staticmethod
+    def _unused_fields(request) -> str:
+        unused = [name for name in ("candidate_grasps", "support_surfaces", "movable_obstacles")
+                  if len(getattr(request, name))]
+        return f"; not used: {', '.join(unused)} (not supported yet)" if unused else ""
 
     def _refuse(self, response, code: int, message: str, level: str = "error"):
         response.error_code.val, response.error_code.message = code, self.report(message, level)

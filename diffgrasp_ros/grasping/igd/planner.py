@@ -23,7 +23,7 @@ from ...scene.scene import Scene
 from ...scene.workspace import STANDARD_WORKSPACE, Workspace
 from ..filters import held_extent, hits_cloud, penetrates_tsdf, suppress_duplicates
 from ..grasp import Grasp, PlanResult
-from ..planner import GraspPlanner, register_planner
+from ..planner import TARGET_REACH_M, GraspPlanner, register_planner
 from .candidates import candidate_mask
 from .pretrained import DEFAULT_WEIGHTS, load_pretrained
 
@@ -129,6 +129,8 @@ class IGDPlanner(GraspPlanner):
             planes = model.encode(torch.from_numpy(np.ascontiguousarray(scene.tsdf_grid, np.float32))[None])
             lap("encoder")
             mask = candidate_mask(scene.tsdf_grid, ws, stride=self.centre_stride)
+            if scene.target is not None:  # centres at the target only
+                mask &= scene.target.contains(ws.voxel_centres(), TARGET_REACH_M).reshape(mask.shape)
             centres = ws.voxel_centres()[mask].astype(np.float32)
             if len(centres) == 0:
                 return PlanResult([], self.name, timings, "no grasp found: no free space within reach of the objects")

@@ -215,7 +215,7 @@ class LeapPlanner(GraspPlanner):
             return PlanResult([], self.name, timings, f"no grasp found: {why}")
 
         rng = np.random.default_rng(self.seed)
-        index = np.flatnonzero(scene.object_points_mask() & ws.inside(scene.points_m))
+        index = np.flatnonzero(scene.target_points_mask() & ws.inside(scene.points_m))
         if self.region is not None:
             index = index[np.linalg.norm(scene.points_m[index] - self.region[:3], axis=1) <= self.region[3]]
             if len(index) == 0:

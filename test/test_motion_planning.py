@@ -189,3 +189,59 @@ def test_a_dexterous_grasp_brings_its_own_hand_postures_to_the_pick():
     assert np.linalg.norm(hand_closed - q_pre) > np.linalg.norm(q_grasp - q_pre)
     with pytest.raises(ValueError, match="cannot be executed by franka"):
         pick_hand_postures(load_arm("franka"), dexterous)
+
+
+def test_moveit_execution_status_is_checked(arm, monkeypatch):
+    """moveit_py's execute returns an ExecutionStatus (false unless the controllers succeeded): a failed
+    one is an error, not a silent success. moveit_py is faked: it is not installable here."""
+    import sys
+    import types
+    from contextlib import nullcontext
+
+    msg = pytest.importorskip("moveit_msgs.msg", reason="the moveit_msgs subset is built by scripts/setup.sh --test")
+    from diffgrasp_ros.execution.motion.base import MotionPlan
+    from diffgrasp_ros.execution.motion.moveit_backend import MoveItPlanner
+
+    class Status:
+        def __init__(self, status):
+            self.status = status
+
+        def __bool__(self):
+            return self.status == "SUCCEEDED"
+
+    class RobotTrajectory:
+        def __init__(self, model):
+            pass
+
+        def set_robot_trajectory_msg(self, state, message):
+            self.message = message
+
+    class TrajectoryMsg:  # moveit_msgs/RobotTrajectory: not in the GraspPlanning subset built here
+        def __init__(self):
+            from trajectory_msgs.msg import JointTrajectory
+
+            self.joint_trajectory = JointTrajectory()
+
+    module = types.ModuleType("moveit.core.robot_trajectory")
+    module.RobotTrajectory = RobotTrajectory
+    for name, value in (("moveit", types.ModuleType("moveit")), ("moveit.core", types.ModuleType("moveit.core")),
+                        ("moveit.core.robot_trajectory", module)):
+        monkeypatch.setitem(sys.modules, name, value)
+    monkeypatch.setattr(msg, "RobotTrajectory", TrajectoryMsg, raising=False)
+    planner = MoveItPlanner.__new__(MoveItPlanner)  # without __init__: no MoveItPy to start
+    planner.arm = arm
+    outcome = {"status": Status("ABORTED")}
+    planner.robot = types.SimpleNamespace(
+        get_robot_model=lambda: None,
+        get_planning_scene_monitor=lambda: types.SimpleNamespace(
+            read_only=lambda: nullcontext(types.SimpleNamespace(current_state=None))),
+        execute=lambda trajectory, controllers: outcome["status"])
+    motion = MotionPlan(arm.arm_joint_names, np.tile(arm.home_q, (2, 1)), np.array([0.0, 1.0]), 0.0,
+                        MotionStatus.SUCCESS)
+    with pytest.raises(RuntimeError, match="did not execute the arm trajectory.*ABORTED"):
+        planner.execute(motion)
+    outcome["status"] = Status("SUCCEEDED")
+    planner.execute(motion)
+    outcome["status"] = None  # an older moveit_py that returns nothing: not taken as success
+    with pytest.raises(RuntimeError, match="no execution status"):
+        planner.execute(motion)

@@ -599,3 +599,52 @@ def test_leap_grasps_carry_16_joint_postures_and_the_hand_is_commanded_on_cmd_le
         assert np.allclose(hand_commands[0].position, leap.OPEN_Q + np.pi)
         assert wait_for(lambda: len(hand_commands) == 2, 15.0)
         assert np.allclose(hand_commands[1].position, leap.CLOSED_Q + np.pi)
+
+
+class _FakeMoveIt:
+    """Stands in for MoveItPlanner.execute: blocks for ``seconds``, then fails with ``error`` or returns."""
+
+    def __init__(self, seconds: float = 0.0, error: str = ""):
+        self.seconds, self.error, self.calls = seconds, error, 0
+
+    def execute(self, plan) -> None:
+        self.calls += 1
+        time.sleep(self.seconds)
+        if self.error:
+            raise RuntimeError(self.error)
+
+
+def _fake_pick(duration_s: float):
+    from types import SimpleNamespace
+
+    plan = SimpleNamespace(duration_s=duration_s, positions=np.zeros((2, 2)))
+    segments = [SimpleNamespace(name=name, plan=plan) for name in ("approach", "close", "lift")]
+    return SimpleNamespace(segments=segments, segment=lambda name: segments[1], grasp=SimpleNamespace(info={"id": "g0"}),
+                           trajectory=lambda: (SimpleNamespace(duration_s=3 * duration_s), 0.0))
+
+
+def test_moveit_execution_is_checked_and_waited_for_with_a_deadline():
+    """The moveit backend (faked: moveit_py is not installable here): a failed execution status is an
+    error, and an execution that overruns twice its duration plus the margin is reported without the
+    node waiting on it; the next pick waits until it ends."""
+    node = make(GraspExecutorNode, execution_margin_s=0.3)
+    try:
+        assert node.trigger_configure() == OK, node.last_error
+        node.backend = "moveit"
+        node.motion_planner = _FakeMoveIt(error="MoveIt did not execute the arm trajectory: ABORTED")
+        node._last_pick = _fake_pick(0.05)
+        executed, message = node._execute_last_pick()
+        assert not executed and "ABORTED" in message
+        node.motion_planner = _FakeMoveIt(seconds=1.5)  # far past 2 x 0.15 s + 0.3 s
+        node._last_pick = _fake_pick(0.05)
+        start = time.monotonic()
+        executed, message = node._execute_last_pick()
+        assert not executed and "not finished within 0.6 s" in message and time.monotonic() - start < 1.2
+        node._last_pick = _fake_pick(0.05)
+        assert node._execute_last_pick() == (False, "the previous pick still executes (MoveIt has not finished it)")
+        assert wait_for(node._moveit_finished.is_set, 5.0)
+        node.motion_planner = _FakeMoveIt()
+        executed, message = node._execute_last_pick()
+        assert executed and message.startswith("executed the pick of grasp g0") and node.motion_planner.calls == 3
+    finally:
+        node.destroy_node()

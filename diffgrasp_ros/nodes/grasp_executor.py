@@ -53,7 +53,11 @@ class GraspExecutorNode(DiffgraspNode):
         self.declare("base_pose_source", "config", "'config' (the embodiment's calibrated T_workspace_base) or "
                      "'tf' (the base link in TF, in the workspace frame; needs tf2_ros)")
         self.declare("transform_timeout_s", 0.5, "how long to wait for the base pose in TF")
+        self.declare("execution_margin_s", 5.0, "moveit backend: a pick that has not finished executing "
+                     "within twice its duration plus this is reported as failed (MoveIt may still run it)")
         self._lock = threading.RLock()  # the models and the last plan: one plan or execution at a time
+        self._moveit_finished = threading.Event()  # set while no MoveIt execution runs
+        self._moveit_finished.set()
         self._close_timer = self._tf_buffer = self._tf_listener = None
         self._closed_q = None  # the LEAP posture the close timer commands
 
@@ -300,17 +304,42 @@ class GraspExecutorNode(DiffgraspNode):
                 return False, "no planned pick to execute (/plan_grasp plans one when it succeeds; it executes once)"
             if time.monotonic() < self._busy_until:
                 return False, f"the previous pick still executes for {self._busy_until - time.monotonic():.1f} s"
+            if not self._moveit_finished.is_set():
+                return False, "the previous pick still executes (MoveIt has not finished it)"
             self._last_pick = None  # the next pick starts where this one ends, so it needs a new plan
             motion, close_start_s = pick.trajectory()
             try:
                 if self.backend == "moveit":
-                    self._execute_with_moveit(pick)
+                    self._execute_with_moveit_in_time(pick, 2.0 * motion.duration_s + self.param("execution_margin_s"))
                 else:
                     self._execute_on_topics(motion, close_start_s)
                     self._busy_until = time.monotonic() + motion.duration_s
             except Exception as error:  # a failing backend or controller is reported, never raised
                 return False, f"execution failed: {error}"
-        return True, f"executing the pick of grasp {pick.grasp.info['id']} ({motion.duration_s:.1f} s)"
+        done = "executed" if self.backend == "moveit" else "executing"
+        return True, f"{done} the pick of grasp {pick.grasp.info['id']} ({motion.duration_s:.1f} s)"
+
+    def _execute_with_moveit_in_time(self, pick, deadline_s: float) -> None:
+        """``_execute_with_moveit`` in a thread, waited for at most ``deadline_s`` (moveit_py's execution
+        blocks without a timeout, and the node's lock must not wait on it unbounded). Raises its error, or
+        TimeoutError; an execution past its deadline keeps the next one out until it ends."""
+        failure: list[Exception] = []
+
+        def execute() -> None:
+            try:
+                self._execute_with_moveit(pick)
+            except Exception as error:  # handed to the waiting service call
+                failure.append(error)
+            finally:
+                self._moveit_finished.set()
+
+        self._moveit_finished.clear()
+        threading.Thread(target=execute, name="moveit_execution", daemon=True).start()
+        if not self._moveit_finished.wait(deadline_s):
+            raise TimeoutError(f"not finished within {deadline_s:.1f} s (twice the pick's duration plus "
+                               "execution_margin_s); MoveIt may still be running it")
+        if failure:
+            raise failure[0]
 
     def _execute_on_topics(self, motion, close_start_s: float) -> None:
         """Open loop: the arm trajectory to its controller now, the hand's commands at their times."""

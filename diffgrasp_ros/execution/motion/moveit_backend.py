@@ -109,7 +109,8 @@ class MoveItPlanner(MotionPlanner):
                           self._params[straight])
 
     def execute(self, motion: MotionPlan) -> None:
-        """Run an arm (or, when the hand has a MoveIt controller, hand) trajectory on the robot."""
+        """Run an arm (or, when the hand has a MoveIt controller, hand) trajectory on the robot; blocks until
+        it ends, and raises RuntimeError unless MoveIt's execution status says it succeeded."""
         from moveit.core.robot_trajectory import RobotTrajectory
         from moveit_msgs.msg import RobotTrajectory as RobotTrajectoryMsg
         from trajectory_msgs.msg import JointTrajectoryPoint
@@ -128,4 +129,7 @@ class MoveItPlanner(MotionPlanner):
         trajectory = RobotTrajectory(self.robot.get_robot_model())
         with self.robot.get_planning_scene_monitor().read_only() as scene:
             trajectory.set_robot_trajectory_msg(scene.current_state, msg)
-        self.robot.execute(trajectory, controllers=[controller])
+        status = self.robot.execute(trajectory, controllers=[controller])
+        if not status:  # moveit_py's ExecutionStatus is true only when the controllers report success
+            raise RuntimeError(f"MoveIt did not execute the {'hand' if hand else 'arm'} trajectory on {controller}: "
+                               f"{getattr(status, 'status', 'no execution status returned')}")

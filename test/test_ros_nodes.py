@@ -296,13 +296,17 @@ def test_calls_before_activation_and_without_a_scene_get_error_codes():
         assert response.error_code.val == MoveItErrorCodes.UNABLE_TO_AQUIRE_SENSOR_DATA
 
 
-def test_executor_reports_a_missing_grasp_server():
-    executor_node = make(GraspExecutorNode, service_timeout_s=0.5, grasp_service="nobody/generate_grasps")
+def test_executor_reports_a_missing_grasp_server_within_a_second():
+    executor_node = make(GraspExecutorNode, grasp_service="nobody/generate_grasps")  # default timeouts
     with running(executor_node) as client_node:
         assert executor_node.trigger_configure() == OK and executor_node.trigger_activate() == OK
-        response = call(client_node.create_client(GraspPlanning, "/plan_grasp"), GraspPlanning.Request())
+        client = client_node.create_client(GraspPlanning, "/plan_grasp")
+        assert client.wait_for_service(timeout_sec=10.0)
+        start = time.monotonic()
+        response = call(client, GraspPlanning.Request())
+        assert time.monotonic() - start < 1.5  # server_wait_s = 1 s, not service_timeout_s = 15 s
         assert response.error_code.val == MoveItErrorCodes.COMMUNICATION_FAILURE
-        assert "not available" in executor_node.last_error
+        assert "not available" in response.error_code.message
 
 
 @pytest.mark.parametrize("restamp", [False, True])

@@ -38,8 +38,10 @@ class GraspExecutorNode(DiffgraspNode):
         self.declare_embodiment()
         self.declare_workspace()
         self.declare("grasp_service", "grasp_server/generate_grasps", "the grasp server's GraspPlanning service")
-        self.declare("service_timeout_s", 15.0, "how long to wait for the grasp server (it plans one request "
-                     "at a time, so concurrent requests queue; 2-core machines need seconds under load)")
+        self.declare("service_timeout_s", 15.0, "how long to wait for the grasp server's answer (it plans one "
+                     "request at a time, so concurrent requests queue; 2-core machines need seconds under load)")
+        self.declare("server_wait_s", 1.0, "how long to wait for the grasp server's service to appear: a server "
+                     "that is down is reported within this")
         self.declare("min_quality", 0.0, "grasps below this quality are dropped")
         self.declare("max_grasps", 10, "ranked grasps returned at most")
         self.declare("motion_backend", "mplib", "pick motion planning: 'mplib' (standalone; execution publishes "
@@ -175,8 +177,9 @@ class GraspExecutorNode(DiffgraspNode):
 
     # -- /plan_grasp --------------------------------------------------------------------------------
     def _call_grasp_server(self, request: GraspPlanning.Request):
-        if not self.grasp_client.wait_for_service(timeout_sec=self.param("service_timeout_s")):
-            return None, f"grasp server {self.param('grasp_service')!r} is not available"
+        if not self.grasp_client.wait_for_service(timeout_sec=self.param("server_wait_s")):
+            return None, (f"grasp server {self.param('grasp_service')!r} is not available (down, or not started "
+                          "yet): no grasps")
         future = self.grasp_client.call_async(request)
         # Poll rather than add_done_callback: rclpy runs done-callbacks as executor tasks, which can
         # starve while every executor thread is busy in a service callback like this one.

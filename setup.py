@@ -38,6 +38,7 @@ setup(
             "scene_builder = diffgrasp_ros.nodes.scene_builder:main",
             "grasp_server = diffgrasp_ros.nodes.grasp_server:main",
             "grasp_executor = diffgrasp_ros.nodes.grasp_executor:main",
+            "lifecycle_manager = diffgrasp_ros.nodes.lifecycle_manager:main",
         ],
     },
 )

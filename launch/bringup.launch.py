@@ -1,4 +1,5 @@
-"""Bring up the diffgrasp node graph: five lifecycle nodes, configured and activated, plus RViz.
+"""Bring up the diffgrasp node graph: five lifecycle nodes, kept configured and active by the lifecycle
+manager (which brings a respawned node back up), plus RViz.
 
     ros2 launch diffgrasp bringup.launch.py robot:=franka camera:=realsense depth_mode:=passthrough rviz:=true \
         namespace:=robot1 use_sim_time:=false
@@ -13,23 +14,14 @@ which `diffgrasp up` reads too, so both bring up the same graph.
 """
 import os
 
-import lifecycle_msgs.msg
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
-from launch.conditions import IfCondition
-from launch.events import matches_action
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
-from launch_ros.event_handlers import OnStateTransition
-from launch_ros.events.lifecycle import ChangeState
 
 from diffgrasp_ros.nodes.graph import GRAPH, LAUNCH_ARGUMENTS
-
-
-def _transition(node, transition_id, condition=None):
-    return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition_id),
-                     condition=condition)
 
 
 def generate_launch_description():
@@ -66,19 +58,19 @@ def generate_launch_description():
                            for node, parameter in argument.targets if node == spec.name})
         parameters.append({"use_sim_time": LaunchConfiguration("use_sim_time")})
         condition = IfCondition(LaunchConfiguration("capture")) if spec.name == "depth_capture" else None
-        node = LifecycleNode(package="diffgrasp", executable=spec.name, name=spec.name,
-                             namespace=LaunchConfiguration("namespace"), parameters=parameters,
-                             remappings=remappings.get(spec.name, []), output="screen", condition=condition)
-        actions += [
-            node,
-            # configure at start, activate once configured; only after configuring, so a node deactivated
-            # by hand stays inactive
-            RegisterEventHandler(OnStateTransition(
-                target_lifecycle_node=node, start_state="configuring", goal_state="inactive",
-                entities=[_transition(node, lifecycle_msgs.msg.Transition.TRANSITION_ACTIVATE)]),
-                condition=condition),
-            _transition(node, lifecycle_msgs.msg.Transition.TRANSITION_CONFIGURE, condition),
-        ]
+        # A node that dies is started again; the lifecycle manager configures and activates it.
+        actions.append(LifecycleNode(package="diffgrasp", executable=spec.name, name=spec.name,
+                                     namespace=LaunchConfiguration("namespace"), parameters=parameters,
+                                     remappings=remappings.get(spec.name, []), output="screen", condition=condition,
+                                     respawn=True, respawn_delay=2.0))
+    # Brings the nodes up in order, keeps them up, answers ~/get_graph_state (without depth_capture when
+    # another driver supplies the depth).
+    for names, condition in (([spec.name for spec in GRAPH], IfCondition(LaunchConfiguration("capture"))),
+                             ([spec.name for spec in GRAPH if spec.name != "depth_capture"],
+                              UnlessCondition(LaunchConfiguration("capture")))):
+        actions.append(Node(package="diffgrasp", executable="lifecycle_manager", name="lifecycle_manager",
+                            namespace=LaunchConfiguration("namespace"), output="screen", condition=condition,
+                            parameters=[{"node_names": names, "use_sim_time": LaunchConfiguration("use_sim_time")}]))
     actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", output="screen",
                         arguments=["-d", os.path.join(share, "config", "diffgrasp.rviz")],
                         condition=IfCondition(LaunchConfiguration("rviz"))))

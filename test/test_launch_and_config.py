@@ -18,10 +18,9 @@ def test_launch_file_builds_the_graph_from_the_shared_description():
                 and node.module == "diffgrasp_ros.nodes.graph" for alias in node.names}
     assert {"GRAPH", "LAUNCH_ARGUMENTS"} <= imported
     source = LAUNCH.read_text()
-    for needle in ("LifecycleNode(", "TRANSITION_CONFIGURE", "TRANSITION_ACTIVATE", 'goal_state="inactive"',
-                   "diffgrasp.rviz", 'IfCondition(LaunchConfiguration("rviz"))',
-                   # activate only after configuring, so a node deactivated by hand stays inactive
-                   'start_state="configuring"',
+    for needle in ("LifecycleNode(", "diffgrasp.rviz", 'IfCondition(LaunchConfiguration("rviz"))',
+                   # the lifecycle manager brings the nodes up and back up; launch respawns dead processes
+                   'executable="lifecycle_manager"', "respawn=True",
                    # composable into a robot's system: namespace, sim time, another driver's depth topics
                    'namespace=LaunchConfiguration("namespace")', '"use_sim_time": LaunchConfiguration("use_sim_time")',
                    '("depth/image_raw", LaunchConfiguration("depth_topic"))',

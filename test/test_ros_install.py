@@ -16,9 +16,10 @@ if shutil.which("colcon", path=str(Path(sys.executable).parent)) is None:
     pytest.skip("colcon is installed by scripts/setup.sh --test", allow_module_level=True)
 
 import ros_helpers  # noqa: E402,F401  (domain id and localhost discovery before rclpy.init)
-from lifecycle_msgs.msg import State, Transition  # noqa: E402
-from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from lifecycle_msgs.msg import State  # noqa: E402
+from lifecycle_msgs.srv import GetState  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
 
 from diffgrasp_ros.nodes.graph import GRAPH, parameter_files  # noqa: E402
 from ros_helpers import Spinner, call, wait_for  # noqa: E402
@@ -63,9 +64,9 @@ def test_the_installed_package_finds_its_own_files(workspace):
     assert (models / "igd" / "weights.pt").is_file() and (models / "depth_restore" / "weights.pt").is_file()
 
 
-def test_every_installed_node_configures_and_activates(workspace):
+def test_every_installed_node_is_brought_up_by_the_installed_lifecycle_manager(workspace):
     """Each executable of lib/diffgrasp in its own process with the installed parameter files, as the
-    launch file starts it (the simulated camera, the Franka)."""
+    launch file starts it (the simulated camera, the Franka), and the lifecycle manager bringing them up."""
     config = workspace / "install" / "diffgrasp" / "share" / "diffgrasp" / "config"
     rclpy.init()
     client_node = rclpy.create_node("install_test_client")
@@ -74,40 +75,44 @@ def test_every_installed_node_configures_and_activates(workspace):
     processes = {}
     try:
         with Spinner(executor):
-            for spec in GRAPH:
-                log = open(workspace / f"{spec.name}.log", "w")
-                params = " ".join(f"--params-file {path}" for path in parameter_files(spec, config, "franka"))
-                processes[spec.name] = (subprocess.Popen(
+            for name, params in [(spec.name, " ".join(f"--params-file {path}"
+                                                       for path in parameter_files(spec, config, "franka")))
+                                 for spec in GRAPH] + [("lifecycle_manager", "")]:
+                log = open(workspace / f"{name}.log", "w")
+                processes[name] = (subprocess.Popen(
                     ["bash", "-c", f"source {workspace}/install/setup.bash && "
-                                   f"exec {workspace}/install/diffgrasp/lib/diffgrasp/{spec.name} --ros-args {params}"],
+                                   f"exec {workspace}/install/diffgrasp/lib/diffgrasp/{name} --ros-args {params}"],
                     stdout=log, stderr=subprocess.STDOUT, env=_environment(), cwd=workspace), log)
+            # The installed lifecycle manager configures and activates every installed node.
+            graph_state = client_node.create_client(Trigger, "/lifecycle_manager/get_graph_state")
+            answer = None
+
+            def all_active() -> bool:
+                nonlocal answer
+                exited = [name for name, (process, _) in processes.items() if process.poll() is not None]
+                assert not exited, "\n".join(f"{name} exited:\n" + (workspace / f"{name}.log").read_text()
+                                             for name in exited)
+                answer = call(graph_state, Trigger.Request(), 30.0) if graph_state.service_is_ready() else None
+                return answer is not None and answer.success
+
+            assert wait_for(all_active, 180.0, period_s=1.0), (answer.message if answer else "no manager") + "\n" + \
+                "\n".join((workspace / f"{spec.name}.log").read_text() for spec in GRAPH)
             for spec in GRAPH:
-                change = client_node.create_client(ChangeState, f"/{spec.name}/change_state")
                 state = client_node.create_client(GetState, f"/{spec.name}/get_state")
-                process = processes[spec.name][0]
-                wait_for(lambda: change.service_is_ready() or process.poll() is not None, 120.0)
-                assert process.poll() is None, (f"{spec.name} exited with {process.returncode}\n"
-                                                + (workspace / f"{spec.name}.log").read_text())
-                for transition, goal in ((Transition.TRANSITION_CONFIGURE, State.PRIMARY_STATE_INACTIVE),
-                                         (Transition.TRANSITION_ACTIVATE, State.PRIMARY_STATE_ACTIVE)):
-                    answer = call(change, ChangeState.Request(transition=Transition(id=transition)), 120.0)
-                    log = (workspace / f"{spec.name}.log").read_text()
-                    assert answer.success, f"{spec.name}: transition {transition} failed\n{log}"
-                    assert call(state, GetState.Request(), 10.0).current_state.id == goal, log
-        # Shutdown: half the nodes get SIGTERM (systemd, docker stop), half SIGINT (Ctrl-C); each exits
+                assert call(state, GetState.Request(), 10.0).current_state.id == State.PRIMARY_STATE_ACTIVE
+        # Shutdown: half the processes get SIGTERM (systemd, docker stop), half SIGINT (Ctrl-C); each exits
         # cleanly within 5 s.
-        for number, spec in enumerate(GRAPH):
-            processes[spec.name][0].send_signal(signal.SIGTERM if number % 2 == 0 else signal.SIGINT)
+        for number, (process, _) in enumerate(processes.values()):
+            process.send_signal(signal.SIGTERM if number % 2 == 0 else signal.SIGINT)
         deadline = time.monotonic() + 5.0
-        for spec in GRAPH:
-            process, log = processes[spec.name]
+        for name, (process, log) in processes.items():
             try:
                 code = process.wait(timeout=max(deadline - time.monotonic(), 0.01))
             except subprocess.TimeoutExpired:
                 code = None
             log.flush()
-            output = (workspace / f"{spec.name}.log").read_text()
-            assert code == 0, f"{spec.name}: {'no exit within 5 s' if code is None else f'exit {code}'}\n{output}"
+            output = (workspace / f"{name}.log").read_text()
+            assert code == 0, f"{name}: {'no exit within 5 s' if code is None else f'exit {code}'}\n{output}"
             assert "Traceback" not in output, output
     finally:
         for process, log in processes.values():

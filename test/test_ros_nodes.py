@@ -652,3 +652,43 @@ def test_moveit_execution_is_checked_and_waited_for_with_a_deadline():
         assert executed and message.startswith("executed the pick of grasp g0") and node.motion_planner.calls == 3
     finally:
         node.destroy_node()
+
+
+def test_lifecycle_manager_brings_nodes_up_keeps_a_manual_deactivate_and_restores_a_restarted_node():
+    from std_srvs.srv import Trigger
+
+    from diffgrasp_ros.nodes.lifecycle_manager import LifecycleManagerNode
+
+    names = ["depth_capture", "depth_processor"]
+    nodes = {"depth_capture": make(DepthCaptureNode, source="sim", rate_hz=2.0),
+             "depth_processor": make(DepthProcessorNode)}
+    manager = LifecycleManagerNode(parameter_overrides=[Parameter("node_names", value=names),
+                                                        Parameter("check_period_s", value=0.2)])
+    executor = MultiThreadedExecutor(num_threads=6)
+    for node in (*nodes.values(), manager):
+        executor.add_node(node)
+    client_node = rclpy.create_node("manager_client")
+    executor.add_node(client_node)
+    graph_state = client_node.create_client(Trigger, "/lifecycle_manager/get_graph_state")
+    try:
+        with Spinner(executor):
+            assert wait_for(lambda: call(graph_state, Trigger.Request()).success, 60.0), manager.states
+            assert all(n.active for n in nodes.values())
+            assert call(graph_state, Trigger.Request()).message == "depth_capture: active, depth_processor: active"
+            # A node deactivated by hand stays inactive.
+            assert nodes["depth_processor"].trigger_deactivate() == OK
+            time.sleep(1.0)
+            assert not nodes["depth_processor"].active
+            answer = call(graph_state, Trigger.Request())
+            assert not answer.success and "depth_processor: inactive" in answer.message
+            # A node that dies is reported down; when it comes back (unconfigured), it is brought up again.
+            executor.remove_node(nodes["depth_processor"])
+            nodes["depth_processor"].destroy_node()
+            assert wait_for(lambda: manager.states["depth_processor"] == "down", 10.0), manager.states
+            nodes["depth_processor"] = make(DepthProcessorNode)
+            executor.add_node(nodes["depth_processor"])
+            assert wait_for(lambda: call(graph_state, Trigger.Request()).success, 30.0), manager.states
+            assert nodes["depth_processor"].active
+    finally:
+        for node in (*nodes.values(), manager, client_node):
+            node.destroy_node()

@@ -1,0 +1,118 @@
+"""``lifecycle_manager``: brings the graph's lifecycle nodes up in order and keeps them up, as nav2_lifecycle_manager does.
+
+Every ``check_period_s`` it asks each node of ``node_names`` (in order) for its state:
+
+- a node that is **unconfigured** (just started, or restarted by its process supervisor) is configured
+  and activated;
+- a node that is **inactive** is activated only if the manager has not brought it up before (so a node
+  deactivated by hand stays inactive);
+- a node whose services do not answer is **down**.
+
+``~/get_graph_state`` (std_srvs/Trigger) answers every node's state, ``success`` when all are active.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from std_srvs.srv import Trigger
+
+from .base import run
+from .graph import GRAPH
+
+DOWN = "down"
+
+
+class LifecycleManagerNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("lifecycle_manager", **kwargs)
+        group = ReentrantCallbackGroup()
+        self.declare_parameter("node_names", [spec.name for spec in GRAPH],
+                               ParameterDescriptor(description="the lifecycle nodes to manage, in bring-up order"))
+        self.declare_parameter("check_period_s", 1.0, ParameterDescriptor(description="how often states are checked"))
+        self.declare_parameter("transition_timeout_s", 60.0,
+                               ParameterDescriptor(description="longest wait for a node's transition (configure "
+                                                   "loads models)"))
+        self.node_names = list(self.get_parameter("node_names").value)
+        self.states = {name: DOWN for name in self.node_names}
+        self._brought_up = {name: False for name in self.node_names}
+        self._lifecycle_clients = {name: (self.create_client(GetState, f"{name}/get_state", callback_group=group),
+                                self.create_client(ChangeState, f"{name}/change_state", callback_group=group))
+                         for name in self.node_names}
+        self._checking = threading.Lock()
+        self.create_service(Trigger, "~/get_graph_state", self._on_get_graph_state, callback_group=group)
+        self.create_timer(self.get_parameter("check_period_s").value, self._check, callback_group=group)
+
+    def _check(self) -> None:
+        if not self._checking.acquire(blocking=False):
+            return  # the previous round is still bringing a node up
+        try:
+            for name in self.node_names:
+                self._keep_up(name)
+        finally:
+            self._checking.release()
+
+    def _keep_up(self, name: str) -> None:
+        get_state, change_state = self._lifecycle_clients[name]
+        if not get_state.service_is_ready():
+            if self.states[name] != DOWN:
+                self.get_logger().warning(f"{name} is down")
+            self.states[name], self._brought_up[name] = DOWN, False
+            return
+        answer = self._call(get_state, GetState.Request(), 5.0)
+        if answer is None:
+            self.states[name] = DOWN
+            return
+        state = answer.current_state.id
+        if state == State.PRIMARY_STATE_UNCONFIGURED:
+            self._brought_up[name] = False
+            if not self._transition(name, change_state, Transition.TRANSITION_CONFIGURE):
+                return
+            state = State.PRIMARY_STATE_INACTIVE
+        if state == State.PRIMARY_STATE_INACTIVE and not self._brought_up[name]:
+            if not self._transition(name, change_state, Transition.TRANSITION_ACTIVATE):
+                return
+            state = State.PRIMARY_STATE_ACTIVE
+            self.get_logger().info(f"{name} is active")
+        if state == State.PRIMARY_STATE_ACTIVE:
+            self._brought_up[name] = True
+        self.states[name] = {State.PRIMARY_STATE_UNCONFIGURED: "unconfigured", State.PRIMARY_STATE_INACTIVE: "inactive",
+                             State.PRIMARY_STATE_ACTIVE: "active", State.PRIMARY_STATE_FINALIZED: "finalized"}.get(
+                                 state, answer.current_state.label)
+
+    def _transition(self, name: str, client, transition: int) -> bool:
+        what = "configure" if transition == Transition.TRANSITION_CONFIGURE else "activate"
+        answer = self._call(client, ChangeState.Request(transition=Transition(id=transition)),
+                            self.get_parameter("transition_timeout_s").value)
+        if answer is None or not answer.success:
+            self.states[name] = f"{what} failed"
+            self.get_logger().error(f"{name}: {what} failed (its log says why)", throttle_duration_sec=10.0)
+            return False
+        return True
+
+    @staticmethod
+    def _call(client, request, timeout_s: float):
+        """A service call from a callback: poll the future (other executor threads deliver the answer)."""
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout_s
+        while not future.done():
+            if time.monotonic() > deadline:
+                future.cancel()
+                return None
+            time.sleep(0.01)
+        return future.result()
+
+    def _on_get_graph_state(self, request, response):
+        states = dict(self.states)
+        response.success = all(state == "active" for state in states.values())
+        response.message = ", ".join(f"{name}: {state}" for name, state in states.items())
+        return response
+
+
+def main(args=None) -> None:
+    run(LifecycleManagerNode, args)

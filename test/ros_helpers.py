@@ -41,3 +41,18 @@ def call(client, request, timeout_s: float = 15.0):
     if not wait_for(future.done, timeout_s):
         raise TimeoutError(f"no answer from {client.srv_name}")
     return future.result()
+
+
+def terminate(process, timeout_s: float):
+    """SIGTERM (what systemd and `docker stop` send) to a subprocess: its exit code, or None (then killed)
+    when it has not exited within ``timeout_s``."""
+    import signal
+    import subprocess
+
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return None

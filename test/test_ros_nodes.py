@@ -28,7 +28,7 @@ from diffgrasp_ros.nodes.grasp_server import GraspServerNode  # noqa: E402
 from diffgrasp_ros.nodes.scene_builder import SceneBuilderNode  # noqa: E402
 from diffgrasp_ros.scene import STANDARD_WORKSPACE  # noqa: E402
 from diffgrasp_ros.sim.camera import side_view  # noqa: E402
-from ros_helpers import Spinner, call, wait_for  # noqa: E402
+from ros_helpers import Spinner, call, terminate, wait_for  # noqa: E402
 
 OK = TransitionCallbackReturn.SUCCESS
 SIDE_VIEW = [float(v) for v in side_view().reshape(-1)]
@@ -401,7 +401,6 @@ def test_diffgrasp_up_in_its_own_process_serves_plan_grasp_and_stops_on_sigterm(
     from this separate process, then stopped as a service manager stops it: out within 5 s, without a
     traceback."""
     import os
-    import signal
     import subprocess
     import sys
 
@@ -426,12 +425,7 @@ def test_diffgrasp_up_in_its_own_process_serves_plan_grasp_and_stops_on_sigterm(
             (tmp_path / "up.log").read_text()
         assert response.grasps[0].grasp_quality >= response.grasps[-1].grasp_quality
     finally:
-        process.send_signal(signal.SIGTERM)  # what systemd and `docker stop` send
-        try:
-            code = process.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            code = None
+        code = terminate(process, 5.0)
         client_node.destroy_node()
         log.close()
     output = (tmp_path / "up.log").read_text()
@@ -692,3 +686,42 @@ def test_lifecycle_manager_brings_nodes_up_keeps_a_manual_deactivate_and_restore
     finally:
         for node in (*nodes.values(), manager, client_node):
             node.destroy_node()
+
+
+def test_diffgrasp_up_processes_restarts_a_killed_node(tmp_path):
+    """`diffgrasp up --processes`: one process per node; SIGKILL the grasp server's, and the supervisor
+    starts it again and the lifecycle manager brings it back up, so /plan_grasp works again."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    log_path = tmp_path / "up.log"
+    log = open(log_path, "w")
+    process = subprocess.Popen([sys.executable, "-m", "diffgrasp_ros.cli.main", "up", "--processes", "--camera", "sim",
+                                "--duration", "300"], stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    client_node = rclpy.create_node("processes_client")
+    client = client_node.create_client(GraspPlanning, "/plan_grasp")
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(client_node)
+
+    def plans() -> bool:
+        try:
+            return call(client, GraspPlanning.Request(), 30.0).error_code.val == MoveItErrorCodes.SUCCESS
+        except TimeoutError:
+            return False
+
+    try:
+        with Spinner(executor):
+            assert wait_for(plans, 180.0, period_s=1.0), log_path.read_text()
+            pid = int(re.findall(r"started grasp_server \(pid (\d+)\)", log_path.read_text())[-1])
+            os.kill(pid, signal.SIGKILL)
+            assert wait_for(lambda: "grasp_server exited with code -9; starting it again" in log_path.read_text(), 10.0)
+            assert wait_for(plans, 180.0, period_s=1.0), log_path.read_text()
+    finally:
+        code = terminate(process, 10.0)
+        client_node.destroy_node()
+        log.close()
+    output = log_path.read_text()
+    assert code == 0 and "diffgrasp up: stopped" in output and "Traceback" not in output, output

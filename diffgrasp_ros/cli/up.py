@@ -1,4 +1,5 @@
-"""``diffgrasp up``: the ROS 2 node graph in one process, without a ROS installation (rclpy wheels)."""
+"""``diffgrasp up``: the ROS 2 node graph without a ROS installation (rclpy wheels): in one process, or with
+``--processes`` one process per node plus the lifecycle manager, a dead process started again."""
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,25 @@ def add_parser(subparsers) -> None:
                             choices=argument.choices, help=f"{argument.description} (default: {argument.default})")
     parser.add_argument("--config-dir", type=Path, default=None, help="folder of node YAML files (default: config/)")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument("--processes", action="store_true",
+                        help="one process per node plus the lifecycle manager (which brings them up and back up); "
+                             "a process that dies is started again, as the launch file's respawn does")
     parser.set_defaults(run=run)
+
+
+def node_arguments(spec, config_dir: Path, robot: str, parameters: dict[str, str],
+                   ros_args: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """A node's ROS arguments: its config files, the launch arguments' parameters, then ``ros_args``."""
+    from ..nodes.graph import parameter_files
+
+    args = ["--ros-args"]
+    for path in parameter_files(spec, config_dir, robot):
+        if not path.is_file():
+            raise FileNotFoundError(f"parameter file for {spec.name} not found: {path}")
+        args += ["--params-file", str(path)]
+    for parameter, value in parameters.items():
+        args += ["-p", f"{parameter}:={value}"]
+    return args + list(ros_args)
 
 
 def bring_up(config_dir: Path | None = None, ros_args: list[str] | tuple[str, ...] = (), **launch_values: str):
@@ -36,7 +55,7 @@ def bring_up(config_dir: Path | None = None, ros_args: list[str] | tuple[str, ..
     from rclpy.lifecycle import TransitionCallbackReturn
 
     from ..nodes.base import EXECUTOR_THREADS, init_rclpy
-    from ..nodes.graph import GRAPH, default_config_dir, overrides, parameter_files
+    from ..nodes.graph import GRAPH, default_config_dir, overrides
 
     config_dir = config_dir or default_config_dir()
     robot = launch_values.get("robot", "franka")
@@ -47,14 +66,7 @@ def bring_up(config_dir: Path | None = None, ros_args: list[str] | tuple[str, ..
     nodes = []
     try:
         for spec in GRAPH:
-            args = ["--ros-args"]
-            for path in parameter_files(spec, config_dir, robot):
-                if not path.is_file():
-                    raise FileNotFoundError(f"parameter file for {spec.name} not found: {path}")
-                args += ["--params-file", str(path)]
-            for parameter, value in per_node[spec.name].items():
-                args += ["-p", f"{parameter}:={value}"]
-            args += list(ros_args)
+            args = node_arguments(spec, config_dir, robot, per_node[spec.name], ros_args)
             node_class = getattr(importlib.import_module(f"diffgrasp_ros.nodes.{spec.module}"), spec.class_name)
             node = node_class(cli_args=args)
             nodes.append(node)
@@ -78,11 +90,64 @@ def tear_down(executor, nodes) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..nodes.base import spin_until_stopped
 
+    if args.processes:
+        return run_processes(args)
     values = {name: getattr(args, name) for name in ("robot", "camera", "depth_mode")}
     executor, nodes = bring_up(args.config_dir, args.ros_args, **values)
     service = next(n for n in nodes if n.get_name() == "grasp_executor").resolve_service_name("plan_grasp")
     print(f"diffgrasp up: {', '.join(n.get_name() for n in nodes)} active "
           f"(robot {args.robot}, camera {args.camera}, depth {args.depth_mode}); {service} is served", flush=True)
     spin_until_stopped(executor, nodes, args.duration)
+    print("diffgrasp up: stopped", flush=True)
+    return 0
+
+
+def run_processes(args: argparse.Namespace) -> int:
+    """One process per node and one for the lifecycle manager; every 0.5 s, a process that has exited is
+    started again (the manager then configures and activates it). SIGINT or SIGTERM stops them all."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from ..nodes.graph import GRAPH, default_config_dir, overrides
+
+    config_dir = args.config_dir or default_config_dir()
+    per_node = overrides(robot=args.robot, camera=args.camera, depth_mode=args.depth_mode)
+    commands = {spec.name: [sys.executable, "-c", f"from diffgrasp_ros.nodes.{spec.module} import main; main()",
+                            *node_arguments(spec, config_dir, args.robot, per_node[spec.name], args.ros_args)]
+                for spec in GRAPH}
+    commands["lifecycle_manager"] = [sys.executable, "-c", "from diffgrasp_ros.nodes.lifecycle_manager import main; "
+                                     "main()", *args.ros_args]
+
+    def start(name: str) -> subprocess.Popen:
+        process = subprocess.Popen(commands[name])
+        print(f"diffgrasp up: started {name} (pid {process.pid})", flush=True)
+        return process
+
+    stop = threading.Event()
+    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGINT, signal.SIGTERM)}
+    processes = {name: start(name) for name in commands}
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    try:
+        while not stop.wait(0.5) and (deadline is None or time.monotonic() < deadline):
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    print(f"diffgrasp up: {name} exited with code {process.returncode}; starting it again", flush=True)
+                    processes[name] = start(name)
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        end = time.monotonic() + 5.0
+        for process in processes.values():
+            try:
+                process.wait(timeout=max(end - time.monotonic(), 0.01))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     print("diffgrasp up: stopped", flush=True)
     return 0

@@ -34,29 +34,11 @@ import torch
 
 from diffgrasp_ros.depth.classical import nearest_fill
 from diffgrasp_ros.depth.restoration import DEFAULT_WEIGHTS, DepthRestorer
+from diffgrasp_ros.evaluation.real_depth import pooled_errors, region_errors
 from diffgrasp_ros.evaluation.report import run_context
 from diffgrasp_ros.training.depth_pairs import MATERIAL_NAMES, load_pairs
 
 METHODS = ("raw", "nearest fill", "restored")
-
-
-class Tally:
-    def __init__(self):
-        self.n = self.abs_sum = self.sq_sum = self.within = 0.0
-
-    def add(self, pred: np.ndarray, truth: np.ndarray) -> None:
-        error = pred.astype(np.float64) - truth
-        ratio = np.maximum(pred / np.maximum(truth, 1e-6), truth / np.maximum(pred, 1e-6))
-        self.n += error.size
-        self.abs_sum += np.abs(error).sum()
-        self.sq_sum += (error**2).sum()
-        self.within += (ratio < 1.05).sum()
-
-    def summary(self) -> dict:
-        if not self.n:
-            return {"pixels": 0}
-        return {"pixels": int(self.n), "mae_mm": 1000.0 * self.abs_sum / self.n,
-                "rmse_mm": 1000.0 * np.sqrt(self.sq_sum / self.n), "delta_1_05": self.within / self.n}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     model = DepthRestorer.from_pretrained(args.weights)
     pairs = load_pairs(args.data, args.frames)
     groups = ("all",) + MATERIAL_NAMES[1:]
-    # (group, method, pixel set) -> Tally; pixel sets: "reported" (raw-valid) and "all" (clean depth).
-    tallies: dict[tuple[str, str, str], Tally] = {}
+    # (group, method, pixel set) -> per-frame region_errors; pixel sets: "reported" (raw-valid) and "all"
+    # (clean depth).
+    errors: dict[tuple[str, str, str], list[dict]] = {}
     coverage = {g: [0, 0] for g in groups}  # raw-valid, with clean depth
     times_s = []
     warnings.filterwarnings("ignore", message="no colour image")  # simulated frames have none
@@ -91,14 +74,14 @@ def main(argv: list[str] | None = None) -> int:
                 for pixels, mask in (("reported", in_group & reported), ("all", in_group)):
                     if method == "raw" and pixels == "all":
                         continue
-                    tallies.setdefault((group, method, pixels), Tally()).add(pred[mask], clean[mask])
+                    errors.setdefault((group, method, pixels), []).append(region_errors(pred, clean, mask))
     figures = {
         "context": run_context("python benchmarks/depth_restoration.py " + " ".join(argv or sys.argv[1:])),
         "frames": len(pairs), "weights": str(args.weights),
         "restore_ms_median": 1000.0 * statistics.median(times_s),
         "restore_ms_p90": 1000.0 * float(np.percentile(times_s, 90)),
         "coverage": {g: c[0] / max(c[1], 1) for g, c in coverage.items()},
-        "metrics": {f"{g} | {m} | {p}": t.summary() for (g, m, p), t in tallies.items()},
+        "metrics": {f"{g} | {m} | {p}": pooled_errors(frames) for (g, m, p), frames in errors.items()},
     }
     print(f"{len(pairs)} held-out frames from {args.data}, weights {args.weights}, commit "
           f"{figures['context']['git_commit']}\n")
@@ -107,13 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     for group in groups:
         for method in METHODS:
             for pixels in ("reported", "all"):
-                row = tallies.get((group, method, pixels))
-                if row is None or not row.n:
+                s = figures["metrics"].get(f"{group} | {method} | {pixels}")
+                if s is None or not s["pixels"]:
                     continue
-                s = row.summary()
                 label = "raw-valid" if pixels == "reported" else "all with truth"
                 print(f"| {group} | {figures['coverage'][group]:.1%} | {method} | {label} | {s['mae_mm']:.1f} | "
-                      f"{s['rmse_mm']:.1f} | {s['delta_1_05']:.1%} |")
+                      f"{s['rmse_mm']:.1f} | {s['delta_105']:.1%} |")
     print(f"\nrestoration: {figures['restore_ms_median']:.0f} ms median per 640x480 frame "
           f"(p90 {figures['restore_ms_p90']:.0f} ms), one thread, {len(times_s)} frames")
     if args.json:

@@ -24,6 +24,13 @@ EVALUATION_SETS = ("sixdof_graspnet", "cleargrasp_d435")
 ALL_SETS = LEARNABLE_SETS + EVALUATION_SETS
 
 
+def add_real_sets_argument(parser) -> None:
+    """``--real-sets`` of a training command's argparse ``parser``: the sets of ``--real`` to learn from."""
+    parser.add_argument("--real-sets", nargs="+", default=list(LEARNABLE_SETS),
+                        help=f"the sets of --real to learn from (default: {' '.join(LEARNABLE_SETS)}; the "
+                             "evaluation-only sets of ../shared/real are refused)")
+
+
 @dataclass(frozen=True, eq=False)  # compared by identity: == on arrays has no single truth value
 class RealFrame:
     """One real frame: depth in metres (0 = invalid), its registered colour (RGB) and intrinsics;

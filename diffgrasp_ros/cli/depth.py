@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ..camera.real_frames import LEARNABLE_SETS
+from ..camera.real_frames import add_real_sets_argument
 
 
 def add_parsers(subparsers) -> None:
@@ -39,9 +39,7 @@ def add_parsers(subparsers) -> None:
     train.add_argument("--real", type=Path, default=None,
                        help="real frames laid out like ../shared/real (<set>/<frame>/depth.png, color.png, "
                             "camera.json): the --real-sets train hidden-hole filling with colour")
-    train.add_argument("--real-sets", nargs="+", default=list(LEARNABLE_SETS),
-                       help="the sets of --real to learn from (default: ucn_tabletop posecnn_tabletop; the "
-                            "evaluation-only sets of ../shared/real are refused)")
+    add_real_sets_argument(train)
     train.add_argument("--real-fraction", type=float, default=0.7,
                        help="share of training crops taken from --real frames (default: 0.7)")
     train.add_argument("--out", type=Path, required=True, help="run folder: checkpoint, log and weights")

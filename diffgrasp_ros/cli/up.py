@@ -108,9 +108,9 @@ def run_processes(args: argparse.Namespace) -> int:
     import signal
     import subprocess
     import sys
-    import threading
     import time
 
+    from ..nodes.base import stop_on_signals
     from ..nodes.graph import GRAPH, default_config_dir, overrides
 
     config_dir = args.config_dir or default_config_dir()
@@ -126,28 +126,26 @@ def run_processes(args: argparse.Namespace) -> int:
         print(f"diffgrasp up: started {name} (pid {process.pid})", flush=True)
         return process
 
-    stop = threading.Event()
-    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGINT, signal.SIGTERM)}
-    processes = {name: start(name) for name in commands}
-    deadline = None if args.duration is None else time.monotonic() + args.duration
-    try:
-        while not stop.wait(0.5) and (deadline is None or time.monotonic() < deadline):
-            for name, process in processes.items():
-                if process.poll() is not None:
-                    print(f"diffgrasp up: {name} exited with code {process.returncode}; starting it again", flush=True)
-                    processes[name] = start(name)
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        end = time.monotonic() + 5.0
-        for process in processes.values():
-            try:
-                process.wait(timeout=max(end - time.monotonic(), 0.01))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+    with stop_on_signals() as stop:
+        processes = {name: start(name) for name in commands}
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        try:
+            while not stop.wait(0.5) and (deadline is None or time.monotonic() < deadline):
+                for name, process in processes.items():
+                    if process.poll() is not None:
+                        print(f"diffgrasp up: {name} exited with code {process.returncode}; starting it again",
+                              flush=True)
+                        processes[name] = start(name)
+        finally:
+            for process in processes.values():
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            end = time.monotonic() + 5.0
+            for process in processes.values():
+                try:
+                    process.wait(timeout=max(end - time.monotonic(), 0.01))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
     print("diffgrasp up: stopped", flush=True)
     return 0

@@ -1,8 +1,10 @@
 """What every diffgrasp lifecycle node shares: declared parameters, activity, errors that never kill it."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
+import time
 from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor
@@ -224,6 +226,20 @@ def grasp_planning_service(method):
     return wrapper
 
 
+def wait_for_future(future, timeout_s: float) -> bool:
+    """Wait from inside a callback for a service call's ``future`` (other executor threads deliver the
+    answer); cancel it and return False after ``timeout_s``. Polling rather than add_done_callback:
+    rclpy runs done-callbacks as executor tasks, which can starve while every executor thread is busy in
+    a callback like the caller."""
+    deadline = time.monotonic() + timeout_s
+    while not future.done():
+        if time.monotonic() > deadline:
+            future.cancel()
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def init_rclpy(args=None) -> None:
     """``rclpy.init`` without rclpy's own signal handlers: ``spin_until_stopped`` handles SIGINT and SIGTERM
     itself, so the context stays valid until the nodes are torn down (rclpy's handlers invalidate it at
@@ -234,29 +250,40 @@ def init_rclpy(args=None) -> None:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
 
 
+@contextlib.contextmanager
+def stop_on_signals():
+    """An Event that SIGINT or SIGTERM (the signal systemd and ``docker stop`` send) sets while inside;
+    the previous handlers are restored on leaving. Main thread only: signal handlers can be installed
+    nowhere else."""
+    import signal
+
+    stop = threading.Event()
+    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def spin_until_stopped(executor, nodes, duration_s: float | None = None, shutdown_timeout_s: float = 3.0) -> None:
     """Spin ``executor`` in a thread until SIGINT or SIGTERM (the signal systemd and ``docker stop``
     send) arrives, or ``duration_s`` passes; then, from this thread and in this order, stop the executor
     (waiting at most ``shutdown_timeout_s`` for running callbacks), destroy ``nodes`` and shut rclpy
     down. Call it from the main thread: signal handlers can only be installed there."""
-    import signal
-
     import rclpy
 
-    stop = threading.Event()
-    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGINT, signal.SIGTERM)}
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    try:
-        stop.wait(duration_s)
-    finally:
-        executor.shutdown(timeout_sec=shutdown_timeout_s)
-        spinner.join(timeout=shutdown_timeout_s)
-        for node in nodes:
-            node.destroy_node()
-        rclpy.try_shutdown()
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+    with stop_on_signals() as stop:
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        try:
+            stop.wait(duration_s)
+        finally:
+            executor.shutdown(timeout_sec=shutdown_timeout_s)
+            spinner.join(timeout=shutdown_timeout_s)
+            for node in nodes:
+                node.destroy_node()
+            rclpy.try_shutdown()
 
 
 def run(node_class, args=None) -> None:

@@ -265,28 +265,20 @@ def collision_object_bounds(obj) -> tuple[np.ndarray, np.ndarray] | None:
     """The axis-aligned box (lo, hi) around a ``moveit_msgs/CollisionObject``'s primitives and meshes, in
     its header frame (ROS 2: shapes posed relative to the object's ``pose``); None when it has no shape.
     Raises ValueError for a primitive type or dimensions it cannot bound (prisms, planes)."""
-    T_frame_object = pose_from_quaternion(
-        (obj.pose.position.x, obj.pose.position.y, obj.pose.position.z),
-        (obj.pose.orientation.x, obj.pose.orientation.y, obj.pose.orientation.z, obj.pose.orientation.w))
+    T_frame_object = pose_to_matrix(obj.pose)
     corners = []
-
-    def posed(pose) -> np.ndarray:
-        local = pose_from_quaternion((pose.position.x, pose.position.y, pose.position.z),
-                                     (pose.orientation.x, pose.orientation.y, pose.orientation.z,
-                                      pose.orientation.w))
-        return T_frame_object @ local
 
     for primitive, pose in zip(obj.primitives, obj.primitive_poses):
         needed, half_extents = _PRIMITIVES.get(primitive.type, (None, None))
         if needed is None or len(primitive.dimensions) < needed:
             raise ValueError(f"target primitive of type {primitive.type} with dimensions "
                              f"{list(primitive.dimensions)}: only boxes, spheres, cylinders and cones are bounded")
-        T = posed(pose)
+        T = T_frame_object @ pose_to_matrix(pose)
         half = np.abs(T[:3, :3]) @ np.array(half_extents(list(primitive.dimensions)), float)
         corners += [T[:3, 3] - half, T[:3, 3] + half]
     for mesh, pose in zip(obj.meshes, obj.mesh_poses):
         if len(mesh.vertices):
-            T = posed(pose)
+            T = T_frame_object @ pose_to_matrix(pose)
             vertices = np.array([[v.x, v.y, v.z] for v in mesh.vertices], float) @ T[:3, :3].T + T[:3, 3]
             corners += [vertices.min(axis=0), vertices.max(axis=0)]
     if not corners:

@@ -20,7 +20,7 @@ from sensor_msgs.msg import JointState, PointCloud2
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from .base import DiffgraspNode, grasp_planning_service, guarded, run
+from .base import DiffgraspNode, grasp_planning_service, guarded, run, wait_for_future
 from .conversions import cloud_to_array, hand_postures, joint_state, joint_trajectory, moveit_to_grasp, pose_array
 
 MOTION_BACKENDS = ("none", "mplib", "moveit")
@@ -181,14 +181,8 @@ class GraspExecutorNode(DiffgraspNode):
             return None, (f"grasp server {self.param('grasp_service')!r} is not available (down, or not started "
                           "yet): no grasps")
         future = self.grasp_client.call_async(request)
-        # Poll rather than add_done_callback: rclpy runs done-callbacks as executor tasks, which can
-        # starve while every executor thread is busy in a service callback like this one.
-        deadline = time.monotonic() + self.param("service_timeout_s")
-        while not future.done():
-            if time.monotonic() > deadline:
-                future.cancel()
-                return None, f"grasp server did not answer within {self.param('service_timeout_s')} s"
-            time.sleep(0.01)
+        if not wait_for_future(future, self.param("service_timeout_s")):
+            return None, f"grasp server did not answer within {self.param('service_timeout_s')} s"
         return future.result(), ""
 
     def _fail(self, response, code: int, message: str, level: str = "error"):

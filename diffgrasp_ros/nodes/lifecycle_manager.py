@@ -13,7 +13,6 @@ Every ``check_period_s`` it asks each node of ``node_names`` (in order) for its 
 from __future__ import annotations
 
 import threading
-import time
 
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
@@ -22,7 +21,7 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
-from .base import run
+from .base import run, wait_for_future
 from .graph import GRAPH
 
 DOWN = "down"
@@ -97,15 +96,9 @@ class LifecycleManagerNode(Node):
 
     @staticmethod
     def _call(client, request, timeout_s: float):
-        """A service call from a callback: poll the future (other executor threads deliver the answer)."""
+        """The answer of a service call made from a callback, or None after ``timeout_s``."""
         future = client.call_async(request)
-        deadline = time.monotonic() + timeout_s
-        while not future.done():
-            if time.monotonic() > deadline:
-                future.cancel()
-                return None
-            time.sleep(0.01)
-        return future.result()
+        return future.result() if wait_for_future(future, timeout_s) else None
 
     def _on_get_graph_state(self, request, response):
         states = dict(self.states)

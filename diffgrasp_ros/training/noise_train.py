@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..camera.real_frames import LEARNABLE_SETS, load_learnable_frames
+from ..camera.real_frames import LEARNABLE_SETS, add_real_sets_argument, load_learnable_frames
 from ..sim.stereo import D435Config  # its baseline_m: the D435's stereo baseline, real and simulated
 from .loop import HasLoopSettings, open_run, run_loop
 
@@ -280,9 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real", type=Path, default=None,
                         help="real frames root (../shared/real, or a folder of your own sets laid out the same "
                              "way): learn where the sensor's holes fall")
-    parser.add_argument("--real-sets", nargs="+", default=list(LEARNABLE_SETS),
-                        help="the sets of --real to learn from (default: ucn_tabletop posecnn_tabletop; the "
-                             "evaluation-only sets of ../shared/real are refused)")
+    add_real_sets_argument(parser)
     parser.add_argument("--real-share", type=float, default=0.5,
                         help="share of crops from real frames when mixed with other data (default: 0.5)")
     parser.add_argument("--init", type=Path, default=None,

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs ROS 2 (Kilted, from PyPI wheels: rclpy + message packages, requirements-ros.txt) into .venv/
 # and builds the interface packages the project needs but PyPI lacks (ros/interfaces/: the GraspPlanning
-# subset of moveit_msgs, object_recognition_msgs/ObjectType) into it with cmake. For machines WITHOUT a
-# ROS installation; on a ROS machine use the distribution's rclpy and moveit_msgs instead.
+# subset of moveit_msgs, object_recognition_msgs/ObjectType, tf2_msgs/TFMessage) into it with cmake. For
+# machines WITHOUT a ROS installation; on a ROS machine use the distribution's rclpy, moveit_msgs and
+# tf2_msgs instead.
 # Run by `scripts/setup.sh --test` and `scripts/setup.sh --ros`; safe to re-run: each stage is skipped
 # when a stamp in .venv/ says it is done for the same inputs.
 set -euo pipefail
@@ -86,7 +87,7 @@ PYEOF
 # Rebuilt when their sources, the ROS pins, this script, Python or numpy change (the Python bindings are
 # compiled against numpy's headers).
 SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-packages=(object_recognition_msgs moveit_msgs)  # in dependency order
+packages=(object_recognition_msgs moveit_msgs tf2_msgs)  # in dependency order
 inputs_hash=$({ for pkg in "${packages[@]}"; do find "ros/interfaces/$pkg" -type f; done | LC_ALL=C sort | while read -r f; do echo "$f"; cat "$f"; done
                 cat requirements-ros.txt scripts/setup_ros.sh; "$PY" -V
                 "$PY" -c 'import numpy; print("numpy", numpy.__version__)'; } | hash_of)
@@ -130,7 +131,8 @@ for pkg in "${packages[@]}"; do
 done
 
 "$PY" -c 'from moveit_msgs.srv import GraspPlanning; from moveit_msgs.msg import Grasp, MoveItErrorCodes
-from object_recognition_msgs.msg import ObjectType; GraspPlanning.Request(); Grasp(); ObjectType()' || {
+from object_recognition_msgs.msg import ObjectType; from tf2_msgs.msg import TFMessage
+GraspPlanning.Request(); Grasp(); ObjectType(); TFMessage()' || {
   echo "setup_ros: the built interface packages do not import" >&2; exit 1; }
 touch "$build_stamp"
 echo "setup_ros: done in $((SECONDS - start)) s"

@@ -1,10 +1,11 @@
-"""The ROS 2 environment, for real: rclpy + the moveit_msgs GraspPlanning interfaces.
+"""The ROS 2 environment, for real: rclpy + the moveit_msgs GraspPlanning interfaces and tf2_msgs/TFMessage.
 
 Skipped where rclpy is not installed (`scripts/setup.sh` without --test/--ros). With
 `scripts/setup.sh --test` it runs against ROS 2 Kilted from PyPI wheels and the moveit_msgs /
-object_recognition_msgs shadows that scripts/setup_ros.sh builds from ros/interfaces/; on a machine
-with ROS it runs against the distribution's packages. Checks that the interfaces are the upstream ones
-(texts, RIHS01 type hashes, CDR bytes against rosbags) and that a GraspPlanning service works end to end.
+object_recognition_msgs / tf2_msgs shadows that scripts/setup_ros.sh builds from ros/interfaces/; on a
+machine with ROS it runs against the distribution's packages. Checks that the interfaces are the upstream
+ones (texts, RIHS01 type hashes, CDR bytes against rosbags) and that a GraspPlanning service works end to
+end. /tf_static with tf2_ros's QoS: test_tf_messages.py.
 """
 
 import array
@@ -29,7 +30,8 @@ rclpy = pytest.importorskip("rclpy")
 pytestmark = pytest.mark.filterwarnings("ignore:module 'sre_:DeprecationWarning")
 
 from builtin_interfaces.msg import Duration, Time  # noqa: E402
-from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion, Vector3, Vector3Stamped  # noqa: E402
+from geometry_msgs.msg import (Point, Pose, PoseStamped, Quaternion, Transform, TransformStamped,  # noqa: E402
+                               Vector3, Vector3Stamped)
 from moveit_msgs.msg import CollisionObject, Grasp, GripperTranslation, MoveItErrorCodes  # noqa: E402
 from moveit_msgs.srv import GraspPlanning  # noqa: E402
 from object_recognition_msgs.msg import ObjectType  # noqa: E402
@@ -37,12 +39,15 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
 from shape_msgs.msg import Mesh, MeshTriangle, Plane, SolidPrimitive  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
+from tf2_msgs.msg import TFMessage  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
 INTERFACES = Path(__file__).resolve().parents[1] / "ros" / "interfaces"
 
-# sha256 of the upstream interface texts (moveit_msgs ros2 branch, object_recognition_msgs ros2 branch;
-# provenance in ros/interfaces/README.md). ros/interfaces/ must hold exactly these bytes.
+# sha256 of the upstream interface texts (moveit_msgs ros2 branch, object_recognition_msgs ros2 branch,
+# ros2/geometry2 tf2_msgs; provenance in ros/interfaces/README.md: for TFMessage.msg no stored copy of the
+# upstream file was at hand, its one line is checked by its type hash). ros/interfaces/ must hold exactly
+# these bytes.
 UPSTREAM_SHA256 = {
     "moveit_msgs/msg/CollisionObject.msg": "7f5e9ded212cec53e676a86bc9c906acc9bad8656336271a62d8890c73ff376f",
     "moveit_msgs/msg/Grasp.msg": "970ed390d6fc6437039a22531faeda462395c6cfdc86bea3364c56aa72061f3a",
@@ -50,11 +55,13 @@ UPSTREAM_SHA256 = {
     "moveit_msgs/msg/MoveItErrorCodes.msg": "28b3d29632d3813eea4222ba4107414c4e32b566f29a6d1db6ffeb1f29428c7a",
     "moveit_msgs/srv/GraspPlanning.srv": "fb6dc2366033ba34ff83ab517d11a9ea35c92dd0afc9ff5c0b465aa78c1e835f",
     "object_recognition_msgs/msg/ObjectType.msg": "3b8475e2c581514b922841eb9812d8d44f89d83eadae0df5ef0005c6a770f00c",
+    "tf2_msgs/msg/TFMessage.msg": "f3fca610a59b31ee4c7b740522ecdd0fd8c76002170088111409e4df513f1dfc",
 }
 
 # RIHS01 type hashes (REP 2011: field names, types and order of the type and everything it refers to)
-# of a real moveit_msgs build, as its rosidl-generated type description code records them. Fast DDS
-# announces these with every endpoint, so equal hashes mean a real MoveIt installation sees the same type.
+# of a real moveit_msgs / tf2_msgs build, as its rosidl-generated type description code records them. Fast
+# DDS announces these with every endpoint, so equal hashes mean a real MoveIt / tf2 installation sees the
+# same type.
 UPSTREAM_TYPE_HASHES = {
     "moveit_msgs/msg/CollisionObject": "RIHS01_74b0acd6d56be032bf4f764b2c2633f50588b5fb2bd71e97206c59052747cf7e",
     "moveit_msgs/msg/Grasp": "RIHS01_5369669de88fe85f7bca5dc948d70fe6e86fe93c531d590ecbcd9c21385aa593",
@@ -64,6 +71,7 @@ UPSTREAM_TYPE_HASHES = {
     "moveit_msgs/srv/GraspPlanning_Request": "RIHS01_3c0c610c8d2369bc95caf7fd4a2dc4f43dbc83c39f1e5dfc0b0885de56f58885",
     "moveit_msgs/srv/GraspPlanning_Response": "RIHS01_9eaf3e82801852e9508006aec607de77c9f6f5defbe8f9e89f254080117ee1c3",
     "object_recognition_msgs/msg/ObjectType": "RIHS01_5eb3ee3976403366d7c50d7dbee8bec96b3bced1e752674a7194a35841632134",
+    "tf2_msgs/msg/TFMessage": "RIHS01_e369d0f05a23ae52508854b66f6aa0437f3449d652e8cbf22d5abe85d020f087",
 }
 
 
@@ -184,12 +192,15 @@ def test_interfaces_import_and_construct():
 def test_interface_sources_are_the_upstream_texts():
     for relpath in UPSTREAM_SHA256:
         upstream_text(relpath)
-    if not is_diffgrasp_shadow("moveit_msgs"):
-        pytest.skip("moveit_msgs is a real installation, not the ros/interfaces shadow")
-    # The installed shadow was built from exactly these sources (setup_ros.sh rebuilds when they change).
+    shadows = {package for package in {relpath.split("/")[0] for relpath in UPSTREAM_SHA256}
+               if is_diffgrasp_shadow(package)}
+    if not shadows:
+        pytest.skip("real installations, not the ros/interfaces shadows")
+    # The installed shadows were built from exactly these sources (setup_ros.sh rebuilds when they change).
     for relpath in UPSTREAM_SHA256:
         package, rest = relpath.split("/", 1)
-        assert (share_dir(package) / rest).read_bytes() == (INTERFACES / relpath).read_bytes(), relpath
+        if package in shadows:
+            assert (share_dir(package) / rest).read_bytes() == (INTERFACES / relpath).read_bytes(), relpath
 
 
 def test_installed_type_hashes_are_upstream():
@@ -292,20 +303,27 @@ def test_grasp_planning_service_round_trip(spinning):
     assert response.grasps[1].grasp_quality == 0.75
 
 
-def test_grasp_topic_announces_the_upstream_type_hash(spinning):
-    node = spinning("grasp_publisher")
-    topic = f"/diffgrasp_test/grasps_{uuid.uuid4().hex[:8]}"
-    node.create_publisher(Grasp, topic, 10)
+@pytest.mark.parametrize("message_type, type_name", [(Grasp, "moveit_msgs/msg/Grasp"),
+                                                     (TFMessage, "tf2_msgs/msg/TFMessage")],
+                         ids=["Grasp", "TFMessage"])
+def test_topic_announces_the_upstream_type_hash(spinning, message_type, type_name):
+    node = spinning("hash_publisher")
+    topic = f"/diffgrasp_test/{message_type.__name__.lower()}_{uuid.uuid4().hex[:8]}"
+    node.create_publisher(message_type, topic, 10)
     infos = node.get_publishers_info_by_topic(topic)
     assert len(infos) == 1
-    assert str(infos[0].topic_type_hash) == UPSTREAM_TYPE_HASHES["moveit_msgs/msg/Grasp"]
+    assert infos[0].topic_type == type_name
+    assert str(infos[0].topic_type_hash) == UPSTREAM_TYPE_HASHES[type_name]
 
 
 # --- CDR compatibility with the upstream definitions (rosbags) ------------------------------------------
 
 @pytest.fixture(scope="module")
 def upstream_typestore():
-    """A rosbags typestore with the upstream moveit_msgs / object_recognition_msgs texts registered."""
+    """A rosbags typestore with the upstream moveit_msgs / object_recognition_msgs / tf2_msgs texts registered.
+
+    rosbags' Kilted store already has tf2_msgs/msg/TFMessage (from its own copy of the definitions);
+    register() refuses a different definition under that name, so this also checks our text against it."""
     typesys = pytest.importorskip("rosbags.typesys")
     store = typesys.get_typestore(getattr(typesys.Stores, "ROS2_KILTED", typesys.Stores.ROS2_JAZZY))
     types = {}
@@ -344,6 +362,32 @@ def rosbags_grasp(store):
         grasp_pose=t["geometry_msgs/msg/PoseStamped"](header=header, pose=pose), grasp_quality=0.5,
         pre_grasp_approach=translation, post_grasp_retreat=translation, post_place_retreat=translation,
         max_contact_force=3.5, allowed_touch_objects=["table"])
+
+
+def make_tf_message(index: int = 0) -> TFMessage:
+    """A TFMessage with two transforms, every field set (float64 values exactly representable)."""
+    def stamped(parent, child, x, qz):
+        return TransformStamped(header=Header(stamp=Time(sec=1_700_000_000 + index, nanosec=250_000_000),
+                                              frame_id=parent),
+                                child_frame_id=child,
+                                transform=Transform(translation=Vector3(x=x, y=-0.125, z=0.5),
+                                                    rotation=Quaternion(x=0.0, y=0.0, z=qz, w=0.75)))
+
+    return TFMessage(transforms=[stamped("workspace", f"camera_{index}", 0.25, 0.5),
+                                 stamped("workspace", "panda_link0", -0.375, 0.0)])
+
+
+def rosbags_tf_message(store):
+    """A TFMessage built with rosbags from the upstream definition alone."""
+    t = store.types
+    transform = t["geometry_msgs/msg/TransformStamped"](
+        header=t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=9, nanosec=10),
+                                        frame_id="world"),
+        child_frame_id="from_rosbags",
+        transform=t["geometry_msgs/msg/Transform"](
+            translation=t["geometry_msgs/msg/Vector3"](x=1.0, y=2.0, z=3.0),
+            rotation=t["geometry_msgs/msg/Quaternion"](x=0.0, y=1.0, z=0.0, w=0.0)))
+    return t["tf2_msgs/msg/TFMessage"](transforms=[transform, transform])
 
 
 def decode_serialize_message_output(store, data: bytes, type_name: str):
@@ -388,15 +432,24 @@ def test_grasp_planning_request_and_response_are_cdr_compatible(upstream_typesto
         assert to_plain(deserialize_message(data, type(message))) == to_plain(message), type_name
 
 
-def test_grasp_crosses_dds_as_upstream_cdr(spinning, upstream_typestore):
+def test_tf_message_is_cdr_compatible(upstream_typestore):
+    message = make_tf_message(1)
+    decoded = decode_serialize_message_output(upstream_typestore, serialize_message(message),
+                                              "tf2_msgs/msg/TFMessage")
+    assert to_plain(decoded) == to_plain(message)
+    theirs = rosbags_tf_message(upstream_typestore)
+    data = bytes(upstream_typestore.serialize_cdr(theirs, "tf2_msgs/msg/TFMessage"))
+    assert to_plain(deserialize_message(data, TFMessage)) == to_plain(theirs)
+
+
+def assert_crosses_dds_as_upstream_cdr(node, message_type, type_name, ours, theirs, store):
     """Over DDS, both ways: rclpy's bytes are exactly rosbags' bytes for the upstream definition."""
-    node = spinning("cdr_check")
     raw_topic, typed_topic = (f"/diffgrasp_test/{kind}_{uuid.uuid4().hex[:8]}" for kind in ("raw", "typed"))
     received_raw, received_typed = [], []
-    node.create_subscription(Grasp, raw_topic, received_raw.append, 10, raw=True)
-    node.create_subscription(Grasp, typed_topic, received_typed.append, 10)
-    to_raw = node.create_publisher(Grasp, raw_topic, 10)
-    to_typed = node.create_publisher(Grasp, typed_topic, 10)
+    node.create_subscription(message_type, raw_topic, received_raw.append, 10, raw=True)
+    node.create_subscription(message_type, typed_topic, received_typed.append, 10)
+    to_raw = node.create_publisher(message_type, raw_topic, 10)
+    to_typed = node.create_publisher(message_type, typed_topic, 10)
 
     def deliver(publisher, message, inbox):
         deadline = time.monotonic() + 15.0
@@ -408,17 +461,25 @@ def test_grasp_crosses_dds_as_upstream_cdr(spinning, upstream_typestore):
         return inbox[0]
 
     # rclpy -> DDS -> raw bytes -> rosbags (strict: no trailing bytes, zero padding).
-    grasp = make_grasp(4)
-    wire = deliver(to_raw, grasp, received_raw)
-    decoded = upstream_typestore.deserialize_cdr(wire, "moveit_msgs/msg/Grasp")
-    assert to_plain(decoded) == to_plain(grasp)
-    assert bytes(upstream_typestore.serialize_cdr(decoded, "moveit_msgs/msg/Grasp")) == wire
+    wire = deliver(to_raw, ours, received_raw)
+    decoded = store.deserialize_cdr(wire, type_name)
+    assert to_plain(decoded) == to_plain(ours)
+    assert bytes(store.serialize_cdr(decoded, type_name)) == wire
 
     # rosbags bytes -> DDS (published as serialized data) -> rclpy message.
-    theirs = rosbags_grasp(upstream_typestore)
-    received = deliver(to_typed, bytes(upstream_typestore.serialize_cdr(theirs, "moveit_msgs/msg/Grasp")),
-                       received_typed)
+    received = deliver(to_typed, bytes(store.serialize_cdr(theirs, type_name)), received_typed)
     assert to_plain(received) == to_plain(theirs)
+
+
+def test_grasp_crosses_dds_as_upstream_cdr(spinning, upstream_typestore):
+    assert_crosses_dds_as_upstream_cdr(spinning("cdr_check"), Grasp, "moveit_msgs/msg/Grasp", make_grasp(4),
+                                       rosbags_grasp(upstream_typestore), upstream_typestore)
+
+
+def test_tf_message_crosses_dds_as_upstream_cdr(spinning, upstream_typestore):
+    assert_crosses_dds_as_upstream_cdr(spinning("tf_cdr_check"), TFMessage, "tf2_msgs/msg/TFMessage",
+                                       make_tf_message(2), rosbags_tf_message(upstream_typestore),
+                                       upstream_typestore)
 
 
 # --- the .pth bootstrap ----------------------------------------------------------------------------------
@@ -431,7 +492,7 @@ def test_bootstrap_reaches_subprocesses():
         pytest.skip("rclpy is not from the PyPI ROS wheels (no .pth bootstrap)")
     assert os.environ.get("_ROS_WHEELS_BOOTSTRAP_COMPLETE") == "1"
     assert str(Path(sys.prefix) / "lib") in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep)
-    code = "from moveit_msgs.srv import GraspPlanning; import rclpy; print('ok')"
+    code = "from moveit_msgs.srv import GraspPlanning; from tf2_msgs.msg import TFMessage; import rclpy; print('ok')"
     inherited = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert inherited.stdout.strip() == "ok", inherited.stderr
     clean_env = {k: v for k, v in os.environ.items()

@@ -5,8 +5,13 @@ import json
 import os
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .devices import resolve_device
 from .share import models_dir
+
+if TYPE_CHECKING:
+    import torch
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.pt"
 
@@ -51,20 +56,22 @@ def save_model_folder(model, folder: str | Path) -> None:
     os.replace(tmp, folder / WEIGHTS_FILE)
 
 
-def load_model_folder(build, config_cls, folder: str | Path, what: str, how_to_get: str):
-    """``build(config)`` with the weights saved in ``folder``, in eval mode. Missing files raise
-    FileNotFoundError, a folder of another model format ``ModelFormatError``, unreadable or mismatched ones
-    ValueError, each naming ``what`` and ``how_to_get``."""
+def load_model_folder(build, config_cls, folder: str | Path, what: str, how_to_get: str,
+                      device: str | torch.device):
+    """``build(config)`` with the weights saved in ``folder``, in eval mode, on ``device`` (``resolve_device``).
+    Missing files raise FileNotFoundError, a folder of another model format ``ModelFormatError``, unreadable
+    or mismatched ones ValueError, each naming ``what`` and ``how_to_get``; an unavailable device ValueError."""
     import torch
 
+    device = resolve_device(device)  # outside the try below: a bad device is not an unreadable file
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     for path in (config_path, weights_path):
         if not path.is_file():
             raise FileNotFoundError(f"{what} weights not found: {path} does not exist; {how_to_get}")
     try:
-        model = build(config_cls.from_json(config_path))
-        model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+        model = build(config_cls.from_json(config_path)).to(device)
+        model.load_state_dict(torch.load(weights_path, map_location=device, weights_only=True))
     except ModelFormatError as error:  # says itself what is wrong; not "unreadable"
         raise ModelFormatError(f"{error}; {how_to_get}") from None
     except Exception as error:  # torch raises several types for truncated / foreign / mismatched files

@@ -4,24 +4,93 @@ manager (which brings a respawned node back up), plus RViz.
     ros2 launch diffgrasp bringup.launch.py robot:=franka camera:=realsense depth_mode:=passthrough rviz:=true \
         namespace:=robot1 use_sim_time:=false
 
-On another driver's depth topics instead of depth_capture's (realsense-ros, for example):
+On another driver's depth topics instead of depth_capture's (realsense-ros, for example; docs/ros.md
+has the calibration that goes with them):
 
     ros2 launch diffgrasp bringup.launch.py capture:=false \
         depth_topic:=/camera/camera/depth/image_rect_raw depth_info_topic:=/camera/camera/depth/camera_info
 
 The graph, its launch arguments and the per-node config files come from diffgrasp_ros.nodes.graph,
-which `diffgrasp up` reads too, so both bring up the same graph.
+which `diffgrasp up` reads too, so both bring up the same graph. Under a namespace RViz gets a copy of
+config/diffgrasp.rviz whose display topics are in that namespace (an .rviz file holds absolute names).
 """
 import os
+import re
+import tempfile
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
+from launch import LaunchDescription, Substitution
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.utilities import normalize_to_list_of_substitutions, perform_substitutions
 from launch_ros.actions import LifecycleNode, Node
 
 from diffgrasp_ros.nodes.graph import GRAPH, LAUNCH_ARGUMENTS
+
+# Topics that stay where they are when the displays move into a namespace: the graph's transforms and
+# clock are global (nodes under namespace:= still use /tf, /tf_static, /clock).
+GLOBAL_TOPICS = ("/tf", "/tf_static", "/clock", "/rosout", "/parameter_events")
+
+
+def namespaced_rviz_config(text: str, namespace: str) -> str:
+    """``text``, an .rviz file, with every absolute display topic moved into ``namespace`` ("robot1" or
+    "/robot1": /scene/surface becomes /robot1/scene/surface), except GLOBAL_TOPICS and topics already in
+    it; everything else is kept as written. An empty namespace changes nothing.
+
+    RViz 2 writes a display's topic as a ``Topic:`` mapping whose ``Value:`` is the name (older displays
+    as ``Topic: /name``); both are rewritten. nav2_bringup does the same with nav2_common's ReplaceString.
+    """
+    prefix = "/" + namespace.strip().strip("/")
+    if prefix == "/":
+        return text
+
+    def moved(topic: str) -> str:
+        if topic in GLOBAL_TOPICS or topic == prefix or topic.startswith(prefix + "/"):
+            return topic
+        return prefix + topic
+
+    lines, topic_indent = [], None  # indentation of the `Topic:` mapping being read, if any
+    for line in text.splitlines(keepends=True):
+        indent = len(line) - len(line.lstrip(" "))
+        if topic_indent is not None and line.strip() and indent <= topic_indent:
+            topic_indent = None  # left the Topic mapping
+        key = re.match(r"^(\s*(?:- )?)(Topic|Value):([ \t]*)(/[^\s#'\"]*)([ \t]*(?:#.*)?\r?\n?)$", line)
+        if re.match(r"^\s*(?:- )?Topic:[ \t]*\r?\n?$", line):
+            topic_indent = indent
+        elif key and (key.group(2) == "Topic" or topic_indent is not None):
+            line = key.group(1) + key.group(2) + ":" + key.group(3) + moved(key.group(4)) + key.group(5)
+        lines.append(line)
+    return "".join(lines)
+
+
+def write_namespaced_rviz_config(path: str, namespace: str) -> str:
+    """``path`` itself without a namespace, else a temporary copy of it with namespaced display topics."""
+    if not namespace.strip().strip("/"):
+        return path
+    with open(path) as source:
+        text = namespaced_rviz_config(source.read(), namespace)
+    label = re.sub(r"[^A-Za-z0-9_]+", "_", namespace.strip("/"))
+    with tempfile.NamedTemporaryFile("w", prefix=f"diffgrasp_{label}_", suffix=".rviz", delete=False) as copy:
+        copy.write(text)
+    return copy.name
+
+
+class NamespacedRvizConfig(Substitution):
+    """The path of an .rviz file for the launch's namespace (``write_namespaced_rviz_config`` at launch
+    time), as nav2_common's ReplaceString gives nav2_bringup's rviz_launch.py."""
+
+    def __init__(self, path, namespace):
+        super().__init__()
+        self.path = normalize_to_list_of_substitutions(path)
+        self.namespace = normalize_to_list_of_substitutions(namespace)
+
+    def describe(self) -> str:
+        return "NamespacedRvizConfig(" + " + ".join(s.describe() for s in self.path) + ")"
+
+    def perform(self, context) -> str:
+        return write_namespaced_rviz_config(perform_substitutions(context, self.path),
+                                            perform_substitutions(context, self.namespace))
 
 
 def generate_launch_description():
@@ -71,7 +140,9 @@ def generate_launch_description():
         actions.append(Node(package="diffgrasp", executable="lifecycle_manager", name="lifecycle_manager",
                             namespace=LaunchConfiguration("namespace"), output="screen", condition=condition,
                             parameters=[{"node_names": names, "use_sim_time": LaunchConfiguration("use_sim_time")}]))
+    # RViz shows the graph's topics in its namespace: a copy of the .rviz file with namespaced topics.
+    rviz_config = NamespacedRvizConfig(os.path.join(share, "config", "diffgrasp.rviz"),
+                                       LaunchConfiguration("namespace"))
     actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", output="screen",
-                        arguments=["-d", os.path.join(share, "config", "diffgrasp.rviz")],
-                        condition=IfCondition(LaunchConfiguration("rviz"))))
+                        arguments=["-d", rviz_config], condition=IfCondition(LaunchConfiguration("rviz"))))
     return LaunchDescription(actions)

@@ -137,3 +137,39 @@ def test_a_target_box_gets_grasps_on_that_object_only(two_box_world, method):
     nothing = TargetBox((0.13, 0.0, table), (0.17, 0.05, table + 0.05))  # bare table between them
     result = planner.plan(replace(scene, target=nothing))
     assert not result.found and "nothing was observed inside the target" in result.message
+
+
+@pytest.mark.parametrize("method", ["baseline", "igd"])
+def test_given_grasps_are_checked_and_ranked_by_the_planner(two_box_world, method):
+    from dataclasses import replace
+
+    from diffgrasp_ros.grasping import Grasp
+    from diffgrasp_ros.scene import TargetBox
+
+    scene = perceive(two_box_world)
+    planner = make_planner(method)
+    planned = planner.plan(scene).grasps[:6]
+    assert len(planned) >= 4
+    table = two_box_world.workspace.table_height_m
+    top_down = np.diag([1.0, -1.0, -1.0])  # approach -z
+    bad = [Grasp(np.r_[np.c_[top_down, (0.15, 0.25, table + 0.03)], [[0, 0, 0, 1]]], 0.08, 1.0, "client"),  # air
+           Grasp(np.r_[np.c_[top_down, (0.08, 0.15, table + 0.005)], [[0, 0, 0, 1]]], 0.08, 1.0, "client"),  # through the box
+           Grasp(np.r_[np.c_[np.eye(3), (0.22, 0.15, table - 0.02)], [[0, 0, 0, 1]]], 0.08, 1.0, "client")]  # under the table
+    given = [bad[0], planned[2], bad[1], *planned[:2], bad[2], *planned[3:]]
+    result = planner.rank(scene, given)
+    assert result.found, result.message
+    kept = sorted(g.info["given_index"] for g in result.grasps)
+    assert not {0, 2, 5} & set(kept), "an infeasible grasp was kept"
+    assert len(kept) >= len(planned) - 1  # the planner's own grasps pass its checks (baseline: re-centred ones may not all)
+    scores = [g.score for g in result.grasps]
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
+    if method == "igd":  # the same quality as when it planned them
+        own = {id(g): g.score for g in planned}
+        for g in result.grasps:
+            assert g.score == pytest.approx(own[id(given[g.info["given_index"]])], abs=1e-4)
+    left = TargetBox((0.05, 0.10, table), (0.11, 0.20, table + 0.07))
+    on_left = planner.rank(replace(scene, target=left), given)
+    assert all(g.position_m[0] < 0.13 for g in on_left.grasps)
+    assert not planner.rank(scene, bad).found
+    with pytest.raises(ValueError, match="frame"):
+        planner.rank(scene, [replace(planned[0], frame_id="panda_link0")])

@@ -41,6 +41,8 @@ def test_every_command_has_help(capsys):
         assert "usage: diffgrasp" in out, argv
         if argv[0] in ("demo", "plan", "bench"):
             assert "--method" in out
+        if argv[0] in ("demo", "plan", "bench", "restore"):  # the commands that run learned models
+            assert "--device" in out
 
 
 def test_console_entry_point_runs_as_a_module():
@@ -87,7 +89,8 @@ def test_plan_from_a_saved_tsdf_grid(box_world, tmp_path):
     builder = SceneBuilder()
     builder.integrate(view.depth, view.T_workspace_camera)
     np.save(tmp_path / "tsdf.npy", builder.scene().tsdf_grid[None])  # (1, 40, 40, 40) as VGN stores it
-    assert main(["plan", "--tsdf", str(tmp_path / "tsdf.npy"), "--out", str(tmp_path / "g.json")]) == 0
+    assert main(["plan", "--tsdf", str(tmp_path / "tsdf.npy"), "--out", str(tmp_path / "g.json"),
+                 "--device", "cpu"]) == 0
 
 
 def test_empty_workspace_exits_with_no_grasp(empty_world, tmp_path, capsys):
@@ -107,6 +110,7 @@ def test_empty_workspace_exits_with_no_grasp(empty_world, tmp_path, capsys):
     ("missing_calibration", "calibration missing"),
     ("missing_file", "not found"),
     ("bad_robot", "unknown robot"),
+    ("bad_device", "unknown device 'gpu0': use auto"),
 ])
 def test_bad_input_is_one_clear_error(case, message, tmp_path, capsys):
     depth = tmp_path / "depth.png"
@@ -126,6 +130,8 @@ def test_bad_input_is_one_clear_error(case, message, tmp_path, capsys):
         argv[2] = str(tmp_path / "nope.png")
     elif case == "bad_robot":
         argv += ["--robot", "kuka"]
+    elif case == "bad_device":
+        argv += ["--device", "gpu0"]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("diffgrasp plan: error:") and message in err, err

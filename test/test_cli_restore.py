@@ -187,6 +187,8 @@ def write_bad_input(case: str, folder: Path, weights: Path) -> tuple[list[str], 
         return [], copy
     elif case == "out is not a depth format":
         return ["--out", str(folder.parent / "restored.jpg")], weights
+    elif case == "unknown device":
+        return ["--device", "gpu0"], weights
     return [], weights
 
 
@@ -202,6 +204,7 @@ BAD_INPUTS = {
     "corrupt weights": "depth restoration weights .* unreadable",
     "model of another version": "version|config",
     "out is not a depth format": "--out must end in .png or .npy",
+    "unknown device": "unknown device 'gpu0': use auto",
 }
 
 

@@ -139,6 +139,8 @@ def test_mixed_materials_and_restoration_change_what_the_planner_sees(box_folder
     restore = BenchmarkSettings("packed", rounds=1, seed=2, noise="stereo", materials="mixed", depth_mode="restore")
     assert make_depth_processor(BenchmarkSettings("packed", rounds=1)) is None
     assert make_depth_processor(restore).mode == "restore"
+    on_cpu = BenchmarkSettings("packed", rounds=1, depth_mode="restore", device="cpu")
+    assert make_depth_processor(on_cpu).device.type == "cpu"
     result = run_benchmark({"baseline": make_planner("baseline")}, objects, restore)
     round_ = result.rounds["baseline"][0]
     assert round_.stage_s and all(t["depth"] > 0 for t in round_.stage_s)  # restoration ran on every frame
@@ -179,6 +181,7 @@ def test_bench_command_writes_json_and_markdown(box_folder, tmp_path, capsys):
     assert report["date"] and report["machine"]
     (result,) = report["results"]
     assert result["settings"]["noise"] == "dex" and len(result["rounds"]["baseline"]) == 2
+    assert result["settings"]["device"] == "auto" and "--device auto" in report["command"]
     summary = result["summary"]["baseline"]
     assert summary["objects_placed"] == sum(r["objects_placed"] for r in result["rounds"]["baseline"])
     calls = [t for r in result["rounds"]["baseline"] for t in r["stage_s"]]

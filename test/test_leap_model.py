@@ -211,6 +211,18 @@ def test_shipped_weights_grasp_a_lone_box_and_follow_a_top_approach(box_world):
     report = SimHandExecutor(box_world, get_robot("xarm_leap")).execute(result)
     assert report.success, report.message
 
+    # Its own grasps given back are ranked by the evaluator's P(held); one in the air is dropped.
+    from dataclasses import replace
+
+    air = replace(result.best, T_frame_grasp=result.best.T_frame_grasp.copy())
+    air.T_frame_grasp[:3, 3] = (0.05, 0.05, 0.25)
+    ranked = make_planner("leap", "xarm_leap").rank(result.scene, [air, *result.grasps])
+    assert ranked.found, ranked.message
+    assert 0 not in {g.info["given_index"] for g in ranked.grasps}
+    assert len(ranked.grasps) == len(result.grasps)  # its own grasps pass its checks
+    for g in ranked.grasps:
+        assert g.score == pytest.approx(result.grasps[g.info["given_index"] - 1].info["p_held"], abs=1e-5)
+
 
 # -- training --------------------------------------------------------------------------------------
 def write_fake_leap_chunk(folder, object_root):

@@ -1,5 +1,6 @@
 """The five lifecycle nodes with real rclpy: transitions, bad input, the graph end to end, replay."""
 import concurrent.futures
+import copy
 import contextlib
 import time
 
@@ -159,9 +160,6 @@ def test_plan_grasp_end_to_end_on_the_simulated_camera(graph):
 def test_a_target_in_the_request_gets_grasps_on_that_object(graph):
     """The request's target (a CollisionObject) chooses the object: boxes around the objects at the two
     ends of the table get grasps on those objects, each its own best grasp."""
-    from moveit_msgs.msg import CollisionObject, Grasp as GraspMsg
-    from shape_msgs.msg import SolidPrimitive
-
     from diffgrasp_ros.grasping.planner import TARGET_REACH_M
 
     nodes, client_node = graph
@@ -175,14 +173,7 @@ def test_a_target_in_the_request_gets_grasps_on_that_object(graph):
     best = {}
     for name, points in ends.items():
         lo, hi = points.min(axis=0), points.max(axis=0)
-        target = CollisionObject(id=name)
-        target.header.frame_id = "workspace"
-        target.pose.orientation.w = 1.0
-        target.primitives = [SolidPrimitive(type=SolidPrimitive.BOX, dimensions=list(hi - lo))]
-        pose = Pose()
-        pose.position.x, pose.position.y, pose.position.z = (float(v) for v in (lo + hi) / 2)
-        pose.orientation.w = 1.0
-        target.primitive_poses = [pose]
+        target = box_object(name, "workspace", lo, hi)
         response = call(client, GraspPlanning.Request(target=target), 30.0)
         assert response.error_code.val == MoveItErrorCodes.SUCCESS, response.error_code.message
         assert f"on the target {name}" in response.error_code.message
@@ -191,13 +182,11 @@ def test_a_target_in_the_request_gets_grasps_on_that_object(graph):
         assert ((positions >= lo - TARGET_REACH_M - 1e-6) & (positions <= hi + TARGET_REACH_M + 1e-6)).all(), name
         best[name] = positions[0]
     assert np.linalg.norm(best["low x"] - best["high x"]) > 0.03
-    # A target in another frame is refused (this graph has no TF); unused request fields are named.
+    # A target in another frame is refused (this graph has no TF).
     target.header.frame_id = "panda_link0"
     response = call(client, GraspPlanning.Request(target=target), 30.0)
     assert response.error_code.val == MoveItErrorCodes.FRAME_TRANSFORM_FAILURE
     assert "workspace frame" in response.error_code.message
-    response = call(client, GraspPlanning.Request(candidate_grasps=[GraspMsg(id="mine")]), 30.0)
-    assert "not used: candidate_grasps" in response.error_code.message
 
 
 def test_concurrent_calls_all_get_answers(graph):
@@ -446,18 +435,46 @@ def test_a_stale_scene_is_refused_with_a_code(graph):
 
 
 def test_grasp_server_passes_model_options_and_refuses_ones_its_method_lacks():
+    import torch
+
     node = make(GraspServerNode, method="igd", rounds=2, denoising_steps=3)
     try:
         assert node.trigger_configure() == OK, node.last_error
         assert (node.planner.name, node.planner.rounds, node.planner.denoising_steps) == ("igd", 2, 3)
+        assert str(node.planner.device) == ("cuda" if torch.cuda.is_available() else "cpu")  # device: auto
         assert node.trigger_cleanup() == OK
         node.set_parameters([Parameter("method", value="baseline")])
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert "does not take an option" in node.last_error
+        node.set_parameters([Parameter("rounds", value=0), Parameter("denoising_steps", value=0)])
+        assert node.trigger_configure() == OK, node.last_error  # baseline runs no model: device does not apply
+        assert node.trigger_cleanup() == OK
+        if not torch.cuda.is_available():
+            node.set_parameters([Parameter("method", value="igd"), Parameter("device", value="cuda")])
+            assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+            assert "device 'cuda' is not available" in node.last_error
+            node.set_parameters([Parameter("device", value="auto")])
+        node.set_parameters([Parameter("rounds", value=2), Parameter("denoising_steps", value=3)])
         node.set_parameters([Parameter("method", value="igd:evaluator=affordance"), Parameter("rounds", value=0),
                              Parameter("denoising_steps", value=0), Parameter("weights", value="/nonexistent")])
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert "IGD weights not found" in node.last_error
+    finally:
+        node.destroy_node()
+
+
+def test_depth_processor_runs_its_model_on_the_device_it_is_given():
+    import torch
+
+    node = make(DepthProcessorNode, mode="restore", device="cpu")
+    try:
+        assert node.trigger_configure() == OK, node.last_error
+        assert str(node.processor.device) == "cpu"
+        assert node.trigger_cleanup() == OK
+        if not torch.cuda.is_available():
+            node.set_parameters([Parameter("device", value="cuda")])
+            assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+            assert "device 'cuda' is not available" in node.last_error
     finally:
         node.destroy_node()
 
@@ -725,3 +742,137 @@ def test_diffgrasp_up_processes_restarts_a_killed_node(tmp_path):
         log.close()
     output = log_path.read_text()
     assert code == 0 and "diffgrasp up: stopped" in output and "Traceback" not in output, output
+
+
+def box_object(object_id, frame, lo, hi):
+    """A moveit_msgs/CollisionObject box from ``lo`` to ``hi`` in ``frame``."""
+    from moveit_msgs.msg import CollisionObject
+    from shape_msgs.msg import SolidPrimitive
+
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    obj = CollisionObject(id=object_id)
+    obj.header.frame_id = frame
+    obj.pose.orientation.w = 1.0
+    pose = Pose()
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in (lo + hi) / 2)
+    pose.orientation.w = 1.0
+    obj.primitives = [SolidPrimitive(type=SolidPrimitive.BOX, dimensions=[float(v) for v in hi - lo])]
+    obj.primitive_poses = [pose]
+    return obj
+
+
+def test_calibrations_are_on_tf_static_for_late_joiners(graph):
+    """The robot base -> workspace (executor) and workspace -> camera optical frame (scene builder)
+    transforms are latched on /tf_static with tf2_ros's QoS: a subscriber that joins later gets them."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from tf2_msgs.msg import TFMessage
+
+    from diffgrasp_ros.geometry import invert
+
+    nodes, client_node = graph
+    wait_for_scene(nodes)
+    received = {}
+    # tf2_ros's listener keeps 100 messages: one latched message arrives per publishing node.
+    client_node.create_subscription(TFMessage, "/tf_static",
+                                    lambda msg: received.update({t.child_frame_id: t for t in msg.transforms}),
+                                    QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    assert wait_for(lambda: {"workspace", "camera_depth_optical_frame"} <= set(received), 5.0), list(received)
+
+    def matrix(t):
+        pose = Pose()
+        pose.position.x, pose.position.y, pose.position.z = (t.translation.x, t.translation.y, t.translation.z)
+        pose.orientation = t.rotation
+        return conv.pose_to_matrix(pose)
+
+    executor_node, builder = nodes["grasp_executor"], nodes["scene_builder"]
+    base = received["workspace"]
+    assert base.header.frame_id == "panda_link0"
+    assert np.allclose(matrix(base.transform), invert(executor_node.arm.T_workspace_base), atol=1e-9)
+    camera = received["camera_depth_optical_frame"]
+    assert camera.header.frame_id == "workspace"
+    assert np.allclose(matrix(camera.transform), builder._T_config, atol=1e-9)
+
+
+def test_answers_in_the_robot_base_frame_as_end_effector_poses(graph):
+    """output_frame panda_link0 and grasp_pose_link end_effector: the hand link's poses in the base frame,
+    which map back onto reachable TCP grasps in the workspace; the answer says which it gives."""
+    from diffgrasp_ros.robots.arm import load_arm
+
+    nodes, client_node = graph
+    executor_node = nodes["grasp_executor"]
+    wait_for_scene(nodes)
+    reconfigure(executor_node, output_frame="panda_link0", grasp_pose_link="end_effector")
+    response = call(client_node.create_client(GraspPlanning, "/plan_grasp"), GraspPlanning.Request(), 30.0)
+    assert response.error_code.val == MoveItErrorCodes.SUCCESS, response.error_code.message
+    assert "poses of the end effector panda_hand in panda_link0" in response.error_code.message
+    arm = load_arm("franka")
+    T_hand_tcp = np.asarray(executor_node.param("tcp.T_parent_tcp")).reshape(4, 4)
+    for g in response.grasps:
+        assert g.grasp_pose.header.frame_id == g.pre_grasp_approach.direction.header.frame_id == "panda_link0"
+        T_base_hand = conv.pose_to_matrix(g.grasp_pose.pose)
+        T_workspace_tcp = arm.T_workspace_base @ T_base_hand @ T_hand_tcp
+        assert STANDARD_WORKSPACE.contains_grasp(T_workspace_tcp[:3, 3])[0]
+        approach = g.pre_grasp_approach.direction.vector
+        assert np.allclose([approach.x, approach.y, approach.z], T_base_hand[:3, 2], atol=1e-5)  # the hand's +z
+    reconfigure(executor_node, output_frame="", grasp_pose_link="tcp")
+    response = call(client_node.create_client(GraspPlanning, "/plan_grasp"), GraspPlanning.Request(), 30.0)
+    assert "poses of the TCP in workspace" in response.error_code.message
+    assert {g.grasp_pose.header.frame_id for g in response.grasps} == {"workspace"}
+    # A frame only TF knows needs tf2_ros, which this machine lacks: configure says so.
+    assert executor_node.trigger_deactivate() == OK and executor_node.trigger_cleanup() == OK
+    executor_node.set_parameters([Parameter("output_frame", value="world")])
+    assert executor_node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert "output_frame 'world' needs tf2_ros" in executor_node.last_error
+
+
+def test_candidate_grasps_are_checked_and_ranked_not_replaced(graph):
+    """Given candidate_grasps, the answer is those of them that pass the checks, ranked by the planner's
+    quality, under the client's own ids; one in mid-air is dropped; another frame is refused."""
+    nodes, client_node = graph
+    wait_for_scene(nodes)
+    client = client_node.create_client(GraspPlanning, "/plan_grasp")
+    planned = call(client, GraspPlanning.Request(), 30.0).grasps
+    assert len(planned) >= 3
+    given = list(planned[:5])
+    for i, g in enumerate(given):
+        g.id, g.grasp_quality = f"mine-{i}", 0.5
+    air = copy.deepcopy(given[0])
+    air.id, air.grasp_pose.pose.position.z = "mine-air", 0.28
+    response = call(client, GraspPlanning.Request(candidate_grasps=[air, *given]), 30.0)
+    assert response.error_code.val == MoveItErrorCodes.SUCCESS, response.error_code.message
+    ids = [g.id for g in response.grasps]
+    assert "mine-air" not in ids and set(ids) <= {g.id for g in given} and len(ids) >= 2, ids
+    qualities = [g.grasp_quality for g in response.grasps]
+    assert qualities == sorted(qualities, reverse=True) and qualities[0] != 0.5  # scored anew
+    assert "given grasps pass the checks, ranked by igd" in response.error_code.message
+    air.grasp_pose.header.frame_id = "panda_link0"
+    response = call(client, GraspPlanning.Request(candidate_grasps=[air]), 30.0)
+    assert response.error_code.val == MoveItErrorCodes.FRAME_TRANSFORM_FAILURE
+    assert "candidate_grasps" in response.error_code.message
+    response = call(client, GraspPlanning.Request(candidate_grasps=[given[0]]), 30.0)
+    assert response.error_code.val == MoveItErrorCodes.SUCCESS, response.error_code.message
+    assert [g.id for g in response.grasps] in ([], ["mine-0"])
+
+
+def test_movable_obstacles_and_named_support_surfaces_go_into_the_pick_planning(graph):
+    """Movable obstacles are collided with; a support surface naming one of them sets the table plane; a
+    name that is not among them is reported unused; an obstacle over the whole workspace leaves no pick
+    that plans; one in an unknown frame is refused."""
+    nodes, client_node = graph
+    wait_for_scene(nodes)
+    client = client_node.create_client(GraspPlanning, "/plan_grasp")
+    table = box_object("table", "workspace", (-0.1, -0.2, 0.0), (0.5, 0.5, 0.049))  # clear of the robot base
+    response = call(client, GraspPlanning.Request(movable_obstacles=[table], support_surfaces=["table", "shelf"]),
+                    30.0)
+    assert response.error_code.val == MoveItErrorCodes.SUCCESS, response.error_code.message
+    message = response.error_code.message
+    assert "1 movable obstacle(s), table at z = 0.049 m" in message
+    assert "support_surfaces ['shelf'] not used" in message
+    lid = box_object("lid", "workspace", (-0.2, -0.2, 0.20), (0.5, 0.5, 0.23))  # between the hand and the objects
+    response = call(client, GraspPlanning.Request(movable_obstacles=[table, lid]), 60.0)
+    assert response.error_code.val == MoveItErrorCodes.GOAL_IN_COLLISION and not response.grasps
+    assert "no pick planned" in response.error_code.message
+    lid.header.frame_id = "shelf"
+    response = call(client, GraspPlanning.Request(movable_obstacles=[lid]), 30.0)
+    assert response.error_code.val == MoveItErrorCodes.FRAME_TRANSFORM_FAILURE
+    assert "'shelf' is unknown" in response.error_code.message

@@ -5,7 +5,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from .common import write_json
+from .common import add_device_argument, write_json
 
 
 def add_parser(subparsers) -> None:
@@ -59,6 +59,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="processes running rounds in parallel, one core each (default: 1; the outcomes do "
                              "not depend on it, latencies are then single-core figures)")
+    add_device_argument(parser)
     parser.add_argument("--json", type=Path, help="write settings, summaries and every round here")
     parser.add_argument("--markdown", type=Path, help="write the summary tables here")
     parser.set_defaults(run=run)
@@ -71,7 +72,7 @@ def _command(args: argparse.Namespace, scenes: list[str]) -> str:
             "--materials", args.materials, "--depth-mode", args.depth_mode,
             "--objects-per-round", str(args.objects_per_round), "--executor", args.executor,
             "--leap-friction", str(args.leap_friction),
-            "--workers", str(args.workers)]
+            "--workers", str(args.workers), "--device", args.device]
     if args.objects is not None:
         argv += ["--objects", str(args.objects)]
     return shlex.join(argv)
@@ -81,19 +82,20 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation import BenchmarkSettings, run_benchmark
     from ..evaluation.clutter_removal import run_benchmark_parallel
     from ..evaluation.report import arm_table, summary_table, run_context, to_json, to_markdown
-    from ..grasping import make_planner
+    from ..grasping import device_option, make_planner
     from ..sim.object_splits import folder_objects, validation_objects
 
     scenes = ["pile", "packed"] if "both" in args.scene else list(dict.fromkeys(args.scene))
     settings = [BenchmarkSettings(scene, args.rounds, args.seed, args.views, args.noise, args.objects_per_round,
-                                  args.executor, args.materials, args.depth_mode, args.leap_friction)
+                                  args.executor, args.materials, args.depth_mode, args.leap_friction, args.device)
                 for scene in scenes]
     if len(set(args.method)) != len(args.method):
         raise ValueError(f"a method is named twice in --method {' '.join(args.method)}")
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
     # Built here in every case, so a bad method spec or missing weights fail before any round runs.
-    planners = {method: make_planner(method, args.robot) for method in args.method}
+    planners = {method: make_planner(method, args.robot, **device_option(method, args.device))
+                for method in args.method}
     if args.leap_friction != 1.0 and next(iter(planners.values())).robot.hand != "leap":
         raise ValueError(f"--leap-friction is for the LEAP robots (xarm_leap, ur5_leap), not {args.robot!r}")
     object_sets = {scene: folder_objects(args.objects) if args.objects is not None else validation_objects(scene)

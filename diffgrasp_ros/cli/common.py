@@ -1,12 +1,18 @@
-"""Arguments and output shared by the commands that plan."""
+"""Arguments and output shared by the commands that plan (and the device option of every learned model)."""
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
 
-from ..grasping import PlanResult, planner_names
+from ..grasping import PlanResult, device_option, planner_names
 from ..robots import robot_names
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto",
+                        help="where the learned models run: auto (CUDA when available, else the CPU; default), "
+                             "cpu, cuda, cuda:N or mps; a method spec's own device= wins, baseline runs none")
 
 
 def add_planner_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,10 +24,13 @@ def add_planner_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"embodiment to plan for (available: {', '.join(robot_names())}; default: franka)")
     group.add_argument("--max-grasps", type=int, default=20, help="how many ranked grasps to return (default: 20)")
     group.add_argument("--planner-seed", type=int, default=0, help="random seed of the planner (default: 0)")
+    add_device_argument(parser)  # not in the planner group: plan's depth restoration runs there too
 
 
 def planner_options(args: argparse.Namespace) -> dict:
-    return {"max_grasps": args.max_grasps, "seed": args.planner_seed}
+    """Keyword options of ``make_planner``; ``--device`` only for a method that runs a model and whose spec
+    names no device (``grasping.device_option``)."""
+    return {"max_grasps": args.max_grasps, "seed": args.planner_seed, **device_option(args.method, args.device)}
 
 
 def write_json(path: Path, data: dict) -> None:

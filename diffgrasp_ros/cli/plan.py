@@ -82,7 +82,7 @@ def _load_frames(args, intrinsics_per_image) -> tuple[list, list]:
     from ..grasping.draw import load_color_image
 
     measured = DepthProcessor("passthrough", args.min_depth, args.max_depth)
-    processor = DepthProcessor(args.depth_mode, args.min_depth, args.max_depth)
+    processor = DepthProcessor(args.depth_mode, args.min_depth, args.max_depth, device=args.device)
     frames = [measured.process(DepthFrame(load_depth_image(path, args.depth_scale), intrinsics, frame_id=path.stem))
               for path, intrinsics in zip(args.depth, intrinsics_per_image)]
     colors = [None] * len(frames)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .common import add_device_argument
+
 OUT_SUFFIXES = (".png", ".npy")
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MOVED_M = 0.001  # a valid pixel counts as changed when the restoration moved it by more than this
@@ -50,6 +52,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--weights", type=Path, default=None,
                         help="restoration model folder (config.json + weights.pt; default: models/depth_restore)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    add_device_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -108,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         start = time.perf_counter()
-        model = DepthRestorer.from_pretrained(args.weights or DEFAULT_WEIGHTS)
+        model = DepthRestorer.from_pretrained(args.weights or DEFAULT_WEIGHTS, args.device)
         load_s = time.perf_counter() - start
         if color is not None and not model.uses_color:
             _warn("the model was trained without colour: --color is ignored")

@@ -6,6 +6,11 @@ import argparse
 import importlib
 from pathlib import Path
 
+# depth_processor's inputs, as depth_capture publishes them; the launch file's depth_topic and
+# depth_info_topic (and --depth-topic, --depth-info-topic here) remap them to another driver's topics.
+DEPTH_TOPIC = "depth/image_raw"
+DEPTH_INFO_TOPIC = "depth/camera_info"
+
 
 def add_parser(subparsers) -> None:
     from ..nodes.graph import LAUNCH_ARGUMENTS
@@ -20,6 +25,15 @@ def add_parser(subparsers) -> None:
     for name, argument in LAUNCH_ARGUMENTS.items():
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=argument.default,
                             choices=argument.choices, help=f"{argument.description} (default: {argument.default})")
+    parser.add_argument("--capture", default="true", choices=("true", "false"),
+                        help="start depth_capture (false: depth comes from another driver, e.g. realsense-ros; "
+                             "as the launch argument capture:=false) (default: true)")
+    parser.add_argument("--depth-topic", default=DEPTH_TOPIC,
+                        help=f"the depth image depth_processor reads, e.g. /camera/camera/depth/image_rect_raw "
+                             f"(default: {DEPTH_TOPIC})")
+    parser.add_argument("--depth-info-topic", default=DEPTH_INFO_TOPIC,
+                        help=f"the camera_info depth_processor reads, e.g. /camera/camera/depth/camera_info "
+                             f"(default: {DEPTH_INFO_TOPIC})")
     parser.add_argument("--config-dir", type=Path, default=None, help="folder of node YAML files (default: config/)")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     parser.add_argument("--processes", action="store_true",
@@ -29,8 +43,10 @@ def add_parser(subparsers) -> None:
 
 
 def node_arguments(spec, config_dir: Path, robot: str, parameters: dict[str, str],
-                   ros_args: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """A node's ROS arguments: its config files, the launch arguments' parameters, then ``ros_args``."""
+                   ros_args: list[str] | tuple[str, ...] = (),
+                   remappings: list[tuple[str, str]] | tuple[tuple[str, str], ...] = ()) -> list[str]:
+    """A node's ROS arguments: its config files, the launch arguments' parameters, its ``remappings``
+    (``(from, to)`` pairs, this node's only), then ``ros_args``."""
     from ..nodes.graph import parameter_files
 
     args = ["--ros-args"]
@@ -40,13 +56,45 @@ def node_arguments(spec, config_dir: Path, robot: str, parameters: dict[str, str
         args += ["--params-file", str(path)]
     for parameter, value in parameters.items():
         args += ["-p", f"{parameter}:={value}"]
+    for source, target in remappings:
+        args += ["-r", f"{source}:={target}"]
     return args + list(ros_args)
 
 
-def bring_up(config_dir: Path | None = None, ros_args: list[str] | tuple[str, ...] = (), **launch_values: str):
+def graph_specs(capture: bool = True):
+    """The graph's nodes; without depth_capture when another driver supplies the depth (capture:=false)."""
+    from ..nodes.graph import GRAPH
+
+    return tuple(spec for spec in GRAPH if capture or spec.name != "depth_capture")
+
+
+def node_remappings(depth_topic: str = DEPTH_TOPIC, depth_info_topic: str = DEPTH_INFO_TOPIC) -> dict:
+    """Node name -> its remappings, as the launch file's depth_topic / depth_info_topic give them: only
+    depth_processor's inputs move (remapping depth/image_raw for every node would move depth_capture's
+    output too)."""
+    rules = [(DEPTH_TOPIC, depth_topic), (DEPTH_INFO_TOPIC, depth_info_topic)]
+    return {"depth_processor": [(source, target) for source, target in rules if source != target]}
+
+
+def as_bool(value) -> bool:
+    """A launch-style boolean: True/False, or 'true'/'false' (any case)."""
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return str(value).lower() == "true"
+
+
+def bring_up(config_dir: Path | None = None, ros_args: list[str] | tuple[str, ...] = (), *,
+             capture: bool | str = True, depth_topic: str = DEPTH_TOPIC, depth_info_topic: str = DEPTH_INFO_TOPIC,
+             **launch_values: str):
     """Create, configure and activate every node of the graph; returns (executor, nodes). ``ros_args``
     (``--ros-args ...``: remapping such as ``-r __ns:=/robot1``, ``-p use_sim_time:=true``) reach every
     node after its config files, so they override them.
+
+    ``capture``, ``depth_topic`` and ``depth_info_topic`` are the launch file's arguments of the same
+    names: ``capture=False`` leaves depth_capture out, and depth_processor reads ``depth_topic`` and
+    ``depth_info_topic`` (e.g. realsense-ros's /camera/camera/depth/image_rect_raw and camera_info).
 
     Raises RuntimeError naming the node whose transition failed (after destroying what was created).
     """
@@ -55,18 +103,21 @@ def bring_up(config_dir: Path | None = None, ros_args: list[str] | tuple[str, ..
     from rclpy.lifecycle import TransitionCallbackReturn
 
     from ..nodes.base import EXECUTOR_THREADS, init_rclpy
-    from ..nodes.graph import GRAPH, default_config_dir, overrides
+    from ..nodes.graph import default_config_dir, overrides
 
     config_dir = config_dir or default_config_dir()
     robot = launch_values.get("robot", "franka")
     per_node = overrides(**launch_values)
+    remappings = node_remappings(depth_topic, depth_info_topic)
+    specs = graph_specs(as_bool(capture))
     if not rclpy.ok():
         init_rclpy()
     executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
     nodes = []
     try:
-        for spec in GRAPH:
-            args = node_arguments(spec, config_dir, robot, per_node[spec.name], ros_args)
+        for spec in specs:
+            args = node_arguments(spec, config_dir, robot, per_node[spec.name], ros_args,
+                                  remappings.get(spec.name, ()))
             node_class = getattr(importlib.import_module(f"diffgrasp_ros.nodes.{spec.module}"), spec.class_name)
             node = node_class(cli_args=args)
             nodes.append(node)
@@ -93,10 +144,14 @@ def run(args: argparse.Namespace) -> int:
     if args.processes:
         return run_processes(args)
     values = {name: getattr(args, name) for name in ("robot", "camera", "depth_mode")}
-    executor, nodes = bring_up(args.config_dir, args.ros_args, **values)
+    executor, nodes = bring_up(args.config_dir, args.ros_args, capture=args.capture, depth_topic=args.depth_topic,
+                               depth_info_topic=args.depth_info_topic, **values)
     service = next(n for n in nodes if n.get_name() == "grasp_executor").resolve_service_name("plan_grasp")
+    processor = next(n for n in nodes if n.get_name() == "depth_processor")
+    camera = (f"camera {args.camera}" if as_bool(args.capture)
+              else f"depth from {processor.resolve_topic_name(DEPTH_TOPIC)}")
     print(f"diffgrasp up: {', '.join(n.get_name() for n in nodes)} active "
-          f"(robot {args.robot}, camera {args.camera}, depth {args.depth_mode}); {service} is served", flush=True)
+          f"(robot {args.robot}, {camera}, depth {args.depth_mode}); {service} is served", flush=True)
     spin_until_stopped(executor, nodes, args.duration)
     print("diffgrasp up: stopped", flush=True)
     return 0
@@ -111,15 +166,19 @@ def run_processes(args: argparse.Namespace) -> int:
     import time
 
     from ..nodes.base import stop_on_signals
-    from ..nodes.graph import GRAPH, default_config_dir, overrides
+    from ..nodes.graph import default_config_dir, overrides
 
     config_dir = args.config_dir or default_config_dir()
     per_node = overrides(robot=args.robot, camera=args.camera, depth_mode=args.depth_mode)
+    remappings = node_remappings(args.depth_topic, args.depth_info_topic)
+    specs = graph_specs(as_bool(args.capture))
     commands = {spec.name: [sys.executable, "-c", f"from diffgrasp_ros.nodes.{spec.module} import main; main()",
-                            *node_arguments(spec, config_dir, args.robot, per_node[spec.name], args.ros_args)]
-                for spec in GRAPH}
+                            *node_arguments(spec, config_dir, args.robot, per_node[spec.name], args.ros_args,
+                                            remappings.get(spec.name, ()))]
+                for spec in specs}
+    managed = ", ".join(spec.name for spec in specs)
     commands["lifecycle_manager"] = [sys.executable, "-c", "from diffgrasp_ros.nodes.lifecycle_manager import main; "
-                                     "main()", *args.ros_args]
+                                     "main()", "--ros-args", "-p", f"node_names:=[{managed}]", *args.ros_args]
 
     def start(name: str) -> subprocess.Popen:
         process = subprocess.Popen(commands[name])

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..devices import module_device
 from .noise_diffusion import ArtifactSampler, NoiseDiffusionModel, apply_artifacts
 
 
@@ -28,7 +29,8 @@ def graft(clean_depth_m: np.ndarray, model: NoiseDiffusionModel, rng: np.random.
     import torch
 
     clean = np.asarray(clean_depth_m, dtype=np.float32)
-    generator = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
+    # On the model's device; a CUDA generator draws other noise than the CPU's from the same seed.
+    generator = torch.Generator(device=module_device(model)).manual_seed(int(rng.integers(2**63 - 1)))
     artifacts = ArtifactSampler(model).sample(clean, generator, steps, focal_baseline_px_m=focal_baseline_px_m)
     if zero_mean_error:
         valid = (clean > 0) & (artifacts[0] <= 0)

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..devices import module_device
 from ..grasping.igd.scheduler import DDIMScheduler
 from ..model_files import (CONFIG_FILE, WEIGHTS_FILE, check_config_keys, load_model_folder, save_model_folder,
                            shipped_model_folder, write_config_json)
@@ -142,17 +143,18 @@ def apply_artifacts(clean_depth_m: np.ndarray, artifacts: np.ndarray, config: No
     return np.where(valid, depth, 0.0).astype(np.float32)
 
 
-def coordinate_channels(height_px: int, width_px: int, pack: int, top_px: int = 0, left_px: int = 0) -> torch.Tensor:
+def coordinate_channels(height_px: int, width_px: int, pack: int, top_px: int = 0, left_px: int = 0,
+                        device: torch.device | str = "cpu") -> torch.Tensor:
     """(2, h, w) packed pixel coordinates u / 320 - 1, v / 240 - 1 of a crop at (top, left) of the image."""
-    v = (torch.arange(top_px, top_px + height_px, pack, dtype=torch.float32) + pack / 2) / 240.0 - 1.0
-    u = (torch.arange(left_px, left_px + width_px, pack, dtype=torch.float32) + pack / 2) / 320.0 - 1.0
+    v = (torch.arange(top_px, top_px + height_px, pack, dtype=torch.float32, device=device) + pack / 2) / 240.0 - 1.0
+    u = (torch.arange(left_px, left_px + width_px, pack, dtype=torch.float32, device=device) + pack / 2) / 320.0 - 1.0
     return torch.stack([u[None, :].expand(len(v), -1), v[:, None].expand(-1, len(u))])
 
 
 # -- the network ------------------------------------------------------------------------------------
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     half = dim // 2
-    frequencies = torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float32) / half)
+    frequencies = torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     angles = t.float()[:, None] * frequencies[None]
     return torch.cat([angles.sin(), angles.cos()], dim=1)
 
@@ -230,9 +232,10 @@ class NoiseDiffusionModel(nn.Module):
                          left_px: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 2, H, W) unpacked condition maps of crops at (top, left) → the U-Net's packed condition."""
         b, _, h, w = condition.shape
-        top = torch.zeros(b, dtype=torch.long) if top_px is None else top_px
-        left = torch.zeros(b, dtype=torch.long) if left_px is None else left_px
-        coords = torch.stack([coordinate_channels(h, w, self.config.pack, int(y), int(x)) for y, x in zip(top, left)])
+        top = [0] * b if top_px is None else top_px.tolist()
+        left = [0] * b if left_px is None else left_px.tolist()
+        coords = torch.stack([coordinate_channels(h, w, self.config.pack, y, x, condition.device)
+                              for y, x in zip(top, left)])
         return torch.cat([self.pack(condition), coords], dim=1)
 
     def forward(self, x_t: torch.Tensor, packed_condition: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -248,8 +251,8 @@ class NoiseDiffusionModel(nn.Module):
         artifact crops. ``weights`` (B, 2, H, W), >= 0, weighs each pixel's invalid and error terms (e.g.
         0 on the error of real frames, whose true error is unknown); each term is a weighted mean."""
         x0 = self.pack(artifacts)
-        t = torch.randint(0, scheduler.train_steps, (x0.shape[0],), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator)
+        t = torch.randint(0, scheduler.train_steps, (x0.shape[0],), generator=generator, device=x0.device)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
         out = self.unet(scheduler.add_noise(x0, noise, t), self.packed_condition(condition, top_px, left_px), t)
         bits = self.config.pack**2
         if weights is None:
@@ -269,17 +272,21 @@ class NoiseDiffusionModel(nn.Module):
         save_model_folder(self, folder)
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path = DEFAULT_WEIGHTS) -> "NoiseDiffusionModel":
-        """The model saved in ``folder``, in eval mode; a clear error when it is missing or unreadable."""
-        return load_model_folder(cls, NoiseDiffusionConfig, folder, "depth-noise", HOW_TO_GET)
+    def from_pretrained(cls, folder: str | Path = DEFAULT_WEIGHTS,
+                        device: str | torch.device = "auto") -> "NoiseDiffusionModel":
+        """The model saved in ``folder``, in eval mode on ``device`` (``devices.resolve_device``); a clear error
+        when it is missing or unreadable."""
+        return load_model_folder(cls, NoiseDiffusionConfig, folder, "depth-noise", HOW_TO_GET, device)
 
 
 class ArtifactSampler:
-    """DDIM sampling of artifact maps for whole clean depth images (padded to the U-Net's multiple)."""
+    """DDIM sampling of artifact maps for whole clean depth images (padded to the U-Net's multiple), on the
+    model's device: a ``scheduler`` and the ``generator`` given to ``sample`` must be on it too."""
 
     def __init__(self, model: NoiseDiffusionModel, scheduler: DDIMScheduler | None = None):
         self.model = model
-        self.scheduler = scheduler or DDIMScheduler(model.config.train_steps, clip_sample=1.0)
+        self.device = module_device(model)
+        self.scheduler = scheduler or DDIMScheduler(model.config.train_steps, clip_sample=1.0, device=self.device)
 
     @torch.no_grad()
     def sample(self, clean_depth_m: np.ndarray, generator: torch.Generator | None = None,
@@ -294,12 +301,12 @@ class ArtifactSampler:
         m = config.multiple_px
         padded = np.pad(clean, ((0, -h % m), (0, -w % m)))  # zero = no surface: padding is invalid
         unpacked = condition_map(padded, config, focal_baseline_px_m)
-        condition = self.model.packed_condition(torch.from_numpy(unpacked)[None])
+        condition = self.model.packed_condition(torch.as_tensor(unpacked, device=self.device)[None])
         self.scheduler.set_timesteps(steps or config.sampling_steps)
-        x = torch.randn((1, config.artifact_channels, *condition.shape[-2:]), generator=generator)
+        x = torch.randn((1, config.artifact_channels, *condition.shape[-2:]), generator=generator, device=self.device)
         for t in self.scheduler.timesteps:
             x0 = self.model(x, condition, t.view(1)).clamp(-1.0, 1.0)
             a = self.scheduler.alphas_cumprod[t]
             eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
             x = self.scheduler.step(eps, int(t), x, eta=eta, generator=generator)
-        return self.model.unpack(x)[0, :, :h, :w].numpy()
+        return self.model.unpack(x)[0, :, :h, :w].cpu().numpy()

@@ -17,13 +17,14 @@ class DepthProcessor:
     (``depth.restoration``; the shipped ``models/depth_restore`` unless ``weights`` names a folder).
     ``graft`` does the opposite, for clean *simulated* depth: it grafts sensor artifacts sampled from the
     diffusion noise model (``depth.grafting``; ``models/depth_noise``) while keeping metric geometry, so
-    data looks like a D435's (on a real camera it would add noise to noise). Models load on the first frame.
-    Every mode takes frames of any size and focal length and returns a frame of the same size with the
-    same intrinsics (the models pad inside to the sides their networks need).
+    data looks like a D435's (on a real camera it would add noise to noise). Models load on the first frame,
+    on ``device`` (auto: CUDA when available, else the CPU; cpu, cuda, cuda:N or mps), which passthrough
+    ignores. Every mode takes frames of any size and focal length and returns a frame of the same size with
+    the same intrinsics (the models pad inside to the sides their networks need).
     """
 
     def __init__(self, mode: str = "passthrough", min_depth_m: float = 0.1, max_depth_m: float = 2.0,
-                 weights: str | Path | None = None, seed: int = 0):
+                 weights: str | Path | None = None, seed: int = 0, device: str = "auto"):
         if mode not in DEPTH_MODES:
             raise ValueError(f"unknown depth mode {mode!r}: choose one of {list(DEPTH_MODES)}")
         if not 0.0 <= min_depth_m < max_depth_m:
@@ -35,8 +36,10 @@ class DepthProcessor:
         self._model = None
         self._rng = np.random.default_rng(seed)
         if mode != "passthrough":
+            from ..devices import resolve_device
             from . import noise_diffusion, restoration
 
+            self.device = resolve_device(device)  # checked now, as the weights below
             files = restoration if mode == "restore" else noise_diffusion
             what = "depth restoration" if mode == "restore" else "depth noise model"
             self.weights = Path(weights) if weights is not None else files.DEFAULT_WEIGHTS
@@ -65,7 +68,7 @@ class DepthProcessor:
         from .noise_diffusion import NoiseDiffusionModel
 
         if self._model is None:
-            self._model = NoiseDiffusionModel.from_pretrained(self.weights)
+            self._model = NoiseDiffusionModel.from_pretrained(self.weights, self.device)
         try:
             depth = graft(frame.depth_m, self._model, self._rng)
         except ValueError as error:
@@ -81,7 +84,7 @@ class DepthProcessor:
         from .restoration import DepthRestorer
 
         if self._model is None:
-            self._model = DepthRestorer.from_pretrained(self.weights)
+            self._model = DepthRestorer.from_pretrained(self.weights, self.device)
         try:
             with warnings.catch_warnings():  # a pipeline without colour is a setting, not news on every frame
                 warnings.simplefilter("ignore")

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..devices import float_tensor, module_device
 from ..model_files import (CONFIG_FILE, WEIGHTS_FILE, ModelFormatError, check_config_keys, load_model_folder,
                            save_model_folder, shipped_model_folder, write_config_json)
 from .inputs import check_frame
@@ -168,11 +169,11 @@ class DepthRestorer(nn.Module):
         filled = []
         for i, image in enumerate(raw_m[:, 0].cpu().numpy()):
             if not (image > 0.0).any():
-                filled.append(torch.ones(image.shape))
+                filled.append(raw_m.new_ones(image.shape))
                 continue
             rgb = None if color is None else (color[i].permute(1, 2, 0) * 255.0).round().clamp(0, 255).to(
                 torch.uint8).cpu().numpy()
-            filled.append(torch.from_numpy(plane_fill(image, rgb, self.config.fill)))
+            filled.append(torch.as_tensor(plane_fill(image, rgb, self.config.fill), device=raw_m.device))
         return torch.stack(filled)[:, None].to(raw_m)
 
     @torch.no_grad()
@@ -184,11 +185,11 @@ class DepthRestorer(nn.Module):
         if color is None and self.uses_color:
             warnings.warn("no colour image: restoring from depth alone (the model was trained for both; "
                           "colour helps where holes cross object edges)", stacklevel=3)
-        device = next(self.parameters()).device
+        device = module_device(self)
 
         def tensor(image: np.ndarray) -> torch.Tensor:  # (1, C, H, W), padded for the U-Net
-            image = torch.from_numpy(np.ascontiguousarray(image)).to(device)
-            image = (image[None, None] if image.ndim == 2 else image.permute(2, 0, 1)[None]).float()
+            image = float_tensor(image, device)
+            image = image[None, None] if image.ndim == 2 else image.permute(2, 0, 1)[None]
             return F.pad(image, pad, mode="replicate") if any(pad) else image
 
         height, width = depth_m.shape
@@ -200,10 +201,11 @@ class DepthRestorer(nn.Module):
         return self(raw, rgb, mu, filled)[0, 0, :height, :width].cpu().numpy()
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path = DEFAULT_WEIGHTS) -> "DepthRestorer":
-        """The model saved in ``folder``, in eval mode; a clear error when it is missing, unreadable or
-        of another format version (``ModelFormatError``)."""
-        return load_model_folder(cls, RestorationConfig, folder, "depth restoration", HOW_TO_GET)
+    def from_pretrained(cls, folder: str | Path = DEFAULT_WEIGHTS,
+                        device: str | torch.device = "auto") -> "DepthRestorer":
+        """The model saved in ``folder``, in eval mode on ``device`` (``devices.resolve_device``); a clear error
+        when it is missing, unreadable or of another format version (``ModelFormatError``)."""
+        return load_model_folder(cls, RestorationConfig, folder, "depth restoration", HOW_TO_GET, device)
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Write config.json + weights.pt so ``from_pretrained(folder)`` restores the model; atomic."""

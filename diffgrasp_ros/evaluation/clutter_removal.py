@@ -64,6 +64,7 @@ class BenchmarkSettings:
     materials: str = "diffuse"  # a MATERIAL_MIXES key; stereo noise only
     depth_mode: str = "passthrough"  # DEPTH_MODES: "restore" runs the learned restoration (models/depth_restore)
     leap_friction: float = 1.0  # the LEAP hand's hand-object friction (0.2: DexGraspNet's strict value)
+    device: str = "auto"  # of the depth restoration, and of the planners that workers build (resolve_device)
 
     def __post_init__(self):
         if self.scene not in SCENE_KINDS:
@@ -174,7 +175,8 @@ class BenchmarkResult:
 
 def make_depth_processor(settings: BenchmarkSettings) -> DepthProcessor | None:
     """The depth processing of ``settings.depth_mode`` (None: the planner gets the sensor's depth)."""
-    return None if settings.depth_mode == "passthrough" else DepthProcessor(settings.depth_mode)
+    return None if settings.depth_mode == "passthrough" else DepthProcessor(settings.depth_mode,
+                                                                            device=settings.device)
 
 
 def round_seed(seed: int, index: int) -> int:
@@ -302,13 +304,14 @@ _worker_planners: dict[str, GraspPlanner] = {}
 _worker_processors: dict[str, DepthProcessor | None] = {}
 
 
-def _init_worker(methods: Sequence[str], robot: str) -> None:
+def _init_worker(methods: Sequence[str], robot: str, device: str) -> None:
     import torch
 
-    from ..grasping import make_planner
+    from ..grasping import device_option, make_planner
 
     torch.set_num_threads(1)
-    _worker_planners.update({method: make_planner(method, robot) for method in methods})
+    _worker_planners.update({method: make_planner(method, robot, **device_option(method, device))
+                             for method in methods})
 
 
 def _worker_round(objects: Sequence[ObjectModel], settings: BenchmarkSettings,
@@ -324,8 +327,8 @@ def run_benchmark_parallel(methods: Sequence[str], robot: str, objects: Sequence
                            settings: BenchmarkSettings, workers: int, objects_name: str = "",
                            on_round: Callable[[int, dict[str, RoundResult]], None] | None = None) -> BenchmarkResult:
     """``run_benchmark`` with rounds spread over ``workers`` single-threaded processes, each building the
-    planners from their method specs (``grasping.parse_method``). Rounds derive from (seed, index) alone,
-    so the outcomes equal a sequential run's; latencies are those of one core per process."""
+    planners from their method specs (``grasping.parse_method``) on ``settings.device``. Rounds derive from
+    (seed, index) alone, so the outcomes equal a sequential run's; latencies are those of one core per process."""
     import concurrent.futures
     import multiprocessing
 
@@ -337,7 +340,8 @@ def run_benchmark_parallel(methods: Sequence[str], robot: str, objects: Sequence
         raise ValueError(f"workers must be at least 1, got {workers}")
     by_index: dict[int, dict[str, RoundResult]] = {}
     with single_threaded_children(), concurrent.futures.ProcessPoolExecutor(
-            workers, multiprocessing.get_context("spawn"), _init_worker, (list(methods), robot)) as pool:
+            workers, multiprocessing.get_context("spawn"), _init_worker,
+            (list(methods), robot, settings.device)) as pool:
         futures = [pool.submit(_worker_round, objects, settings, i) for i in range(settings.rounds)]
         for future in concurrent.futures.as_completed(futures):
             index, this_round = future.result()

@@ -141,6 +141,30 @@ class AntipodalPlanner(GraspPlanner):
         return {k: np.concatenate(v).astype(np.float64) if k != "collides" else np.concatenate(v)
                 for k, v in out.items()}
 
+    def _score(self, R: np.ndarray, geo: dict[str, np.ndarray]) -> np.ndarray:
+        """Quality in [0, 1] of grasps with rotations R and their ``_evaluate`` geometry: antipodal contacts
+        clear of the finger tips, deep in the hand, approaching from above."""
+        g = self.gripper
+        depth = np.clip(geo["z_mean"] / g.finger_depth_m, 0.0, 1.0)
+        top_down = np.clip(-R[:, 2, 2], 0.0, 1.0)
+        # Contacts within the last fifth of the fingers mean the widest part is out of reach.
+        tip_margin = 0.2 * g.finger_depth_m
+        clear_of_tips = np.clip((g.finger_depth_m - geo["contact_z"]) / tip_margin, 0.0, 1.0)
+        return 0.5 * geo["antipodal"] * clear_of_tips + 0.25 * depth + 0.25 * top_down
+
+    def _check_and_score(self, scene: Scene, grasps, R: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cfg, g, ws = self.config, self.gripper, self.workspace
+        above = scene.object_points_mask(clearance_m=0.003)
+        cloud, cloud_normals = _voxel_downsample(scene.points_m[above], scene.normals[above], cfg.cloud_voxel_m)
+        geo = self._evaluate(R, t, cloud, cloud_normals)
+        corners = np.einsum("cij,sj->csi", R, g.corner_points(g.max_opening_m)) + t[:, None, :]
+        ok = (ws.contains_grasp(t) & (corners[..., 2].min(axis=1) > ws.table_height_m + 0.002)
+              & ~geo["collides"] & (geo["count"] >= cfg.min_points)
+              & (geo["y_max"] - geo["y_min"] + 2.0 * cfg.width_margin_m <= g.max_opening_m))
+        if ok.any():
+            ok[ok] &= ~penetrates_tsdf(scene, R[ok], t[ok], g)
+        return ok, self._score(R, geo)
+
     # -- planning ---------------------------------------------------------------------------------
     def _plan(self, scene: Scene) -> PlanResult:
         cfg, g, ws = self.config, self.gripper, self.workspace
@@ -185,12 +209,7 @@ class AntipodalPlanner(GraspPlanner):
         # Centre the fingers on what they hold, so closing does not push the object sideways.
         centre_y = 0.5 * (geo["y_min"][idx] + geo["y_max"][idx])
         t = t + R[:, :, 1] * centre_y[:, None]
-        depth = np.clip(geo["z_mean"][idx] / g.finger_depth_m, 0.0, 1.0)
-        top_down = np.clip(-R[:, 2, 2], 0.0, 1.0)
-        # Contacts within the last fifth of the fingers mean the widest part is out of reach.
-        tip_margin = 0.2 * g.finger_depth_m
-        clear_of_tips = np.clip((g.finger_depth_m - geo["contact_z"][idx]) / tip_margin, 0.0, 1.0)
-        score = 0.5 * geo["antipodal"][idx] * clear_of_tips + 0.25 * depth + 0.25 * top_down
+        score = self._score(R, {key: value[idx] for key, value in geo.items()})
         order = np.argsort(-score, kind="stable")
         grasps = self._non_maximum_suppression(R[order], t[order], width[order], score[order])
         grasps = [gr for gr in grasps if gr.score >= cfg.min_score][: cfg.max_grasps]

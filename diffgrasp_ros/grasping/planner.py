@@ -1,6 +1,8 @@
 """The planner API: build a planner by name, plan from depth frames, a TSDF grid or a ``Scene``."""
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -15,7 +17,7 @@ from ..scene.tiling import cut_off_share, object_points_mask, tile_origins
 from ..scene.tsdf import SceneBuilder, scene_from_grid
 from ..scene.workspace import STANDARD_WORKSPACE, TableArea, Workspace
 from .filters import hits_cloud, suppress_duplicates
-from .grasp import PlanResult
+from .grasp import Grasp, PlanResult
 
 _PLANNERS: dict[str, type["GraspPlanner"]] = {}
 HAND_REACH_M = 0.15  # how far a hand whose TCP is in a workspace cube can reach out of it
@@ -80,6 +82,16 @@ def make_planner(method: str = "baseline", robot: str | Embodiment = "franka",
         raise ValueError(f"planner {name!r} does not take an option given in {method!r}: {error}") from error
 
 
+def device_option(method: str, device: str) -> dict[str, str]:
+    """``{"device": device}`` for a method whose planner runs a model (takes ``device``) and whose spec names
+    no device of its own, else ``{}``: one device setting for every method, the baseline (no model) included."""
+    name, spec_options = parse_method(method)
+    planner = _PLANNERS.get(name)
+    if planner is None or "device" in spec_options or "device" not in inspect.signature(planner).parameters:
+        return {}
+    return {"device": device}
+
+
 TARGET_REACH_M = 0.02  # a grasp's TCP this far outside a target box still closes on the object
 
 
@@ -118,6 +130,44 @@ class GraspPlanner(ABC):
         result.timings_s["plan"] = time.perf_counter() - start
         result.scene = scene
         return result
+
+    def rank(self, scene: Scene, grasps: Sequence[Grasp]) -> PlanResult:
+        """The given ``grasps`` (in the workspace frame) checked in ``scene`` and ranked best first by this
+        planner's quality, which replaces their scores. Grasps that collide with the observed scene or the
+        table, leave the workspace or hold nothing are dropped, and with a ``scene.target`` those whose
+        TCP is not at it. ``info["given_index"]`` is a ranked grasp's place in ``grasps``."""
+        start = time.perf_counter()
+        if len(grasps) == 0:
+            raise ValueError("no grasps to rank")
+        frames = sorted({g.frame_id for g in grasps} - {self.workspace.frame_id})
+        if frames:
+            raise ValueError(f"grasps in frame(s) {frames}: give them in the workspace frame "
+                             f"{self.workspace.frame_id!r}")
+        R = np.stack([g.T_frame_grasp[:3, :3] for g in grasps]).astype(np.float64)
+        t = np.stack([g.position_m for g in grasps]).astype(np.float64)
+        ok, score = self._check_and_score(scene, grasps, R, t)
+        checked = int(ok.sum())
+        if scene.target is not None:
+            ok &= scene.target.contains(t, TARGET_REACH_M)
+        ranked = [dataclasses.replace(grasps[i], score=float(score[i]), method=self.name,
+                                      info={**grasps[i].info, "given_index": int(i)})
+                  for i in np.argsort(-score, kind="stable") if ok[i]]
+        if ranked:
+            message = f"{len(ranked)} of {len(grasps)} given grasps pass the checks, ranked by {self.name}"
+        elif checked:
+            message = f"no grasp found: none of the {checked} given grasps that pass the checks touches the target"
+        else:
+            message = (f"no grasp found: all {len(grasps)} given grasps collide with the scene or the table, leave "
+                       "the workspace or hold nothing")
+        result = PlanResult(ranked, self.name, {"rank": time.perf_counter() - start}, message)
+        result.scene = scene
+        return result
+
+    def _check_and_score(self, scene: Scene, grasps: Sequence[Grasp], R: np.ndarray,
+                         t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For ``rank``: which grasps (TCP rotations R (n, 3, 3), positions t (n, 3)) pass this planner's
+        checks, and every grasp's quality in [0, 1]."""
+        raise NotImplementedError(f"the {self.name} planner cannot rank given grasps")
 
     def plan_from_tsdf(self, tsdf_grid: np.ndarray) -> PlanResult:
         """Plan from a TSDF grid in the standard convention (see ``scene.Scene``)."""

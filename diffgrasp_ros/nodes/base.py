@@ -174,6 +174,15 @@ class DiffgraspNode(LifecycleNode):
         self._entities.append((self.destroy_client, entity))
         return entity
 
+    def static_transforms(self):
+        """This node's calibrated transforms on ``/tf_static`` (``transforms.StaticTransforms``); they leave
+        the graph with the publisher at cleanup."""
+        from .transforms import StaticTransforms
+
+        entity = StaticTransforms(self)
+        self._entities.append((lambda transforms: transforms.destroy(), entity))
+        return entity
+
     def destroy_entities(self) -> None:
         while self._entities:
             destroy, entity = self._entities.pop()

@@ -285,3 +285,48 @@ def collision_object_bounds(obj) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     corners = np.array(corners)
     return corners.min(axis=0), corners.max(axis=0)
+
+
+def _primitive_mesh(primitive):
+    """An open3d mesh of a SolidPrimitive about its own frame (shape_msgs: boxes, spheres, cylinders and
+    cones centred on the origin, axes along z)."""
+    import open3d as o3d
+
+    d = list(primitive.dimensions)
+    needed = _PRIMITIVES.get(primitive.type, (None,))[0]
+    if needed is None or len(d) < needed or min(d[:needed]) <= 0:
+        raise ValueError(f"primitive of type {primitive.type} with dimensions {d}: only boxes, spheres, "
+                         "cylinders and cones with positive sizes are supported")
+    if primitive.type == 1:
+        return o3d.geometry.TriangleMesh.create_box(*d[:3]).translate(-np.array(d[:3]) / 2)
+    if primitive.type == 2:
+        return o3d.geometry.TriangleMesh.create_sphere(d[0])
+    if primitive.type == 3:
+        return o3d.geometry.TriangleMesh.create_cylinder(d[1], d[0])
+    return o3d.geometry.TriangleMesh.create_cone(d[1], d[0]).translate((0.0, 0.0, -d[0] / 2))  # base at -h/2
+
+
+def collision_object_points(obj, spacing_m: float = 0.01) -> np.ndarray:
+    """Points about ``spacing_m`` apart on the surfaces of a ``moveit_msgs/CollisionObject``'s primitives and
+    meshes, in its header frame: how a motion planner that collides with clouds sees it. ValueError for
+    shapes it cannot sample (prisms, planes)."""
+    import open3d as o3d
+
+    T_frame_object = pose_to_matrix(obj.pose)
+    shapes = [(_primitive_mesh(p), pose) for p, pose in zip(obj.primitives, obj.primitive_poses)]
+    for mesh, pose in zip(obj.meshes, obj.mesh_poses):
+        vertices = np.array([[v.x, v.y, v.z] for v in mesh.vertices], float).reshape(-1, 3)
+        triangles = np.array([list(t.vertex_indices) for t in mesh.triangles], np.int32).reshape(-1, 3)
+        if len(triangles) and (triangles.min() < 0 or triangles.max() >= len(vertices)):
+            raise ValueError(f"mesh of {obj.id or '(unnamed)'}: a triangle indexes a vertex it does not have")
+        shapes.append((o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(vertices),
+                                                 o3d.utility.Vector3iVector(triangles)), pose))
+    points = [np.zeros((0, 3))]
+    for mesh, pose in shapes:
+        if len(mesh.triangles) == 0:
+            continue
+        count = max(int(np.ceil(mesh.get_surface_area() / spacing_m ** 2)), 1)
+        sampled = np.asarray(mesh.sample_points_uniformly(count).points)
+        T = T_frame_object @ pose_to_matrix(pose)
+        points.append(sampled @ T[:3, :3].T + T[:3, 3])
+    return np.concatenate(points)

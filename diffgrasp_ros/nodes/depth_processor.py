@@ -1,12 +1,23 @@
 """``depth_processor``: depth in, processed depth out (passthrough, learned restore, or noise graft)."""
 from __future__ import annotations
 
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from ..depth import DEPTH_MODES, DepthProcessor
 from .base import DiffgraspNode, guarded, run
 from .camera_info import CameraInfoCache
 from .conversions import depth_frame_to_msgs, msgs_to_depth_frame
+
+# The camera's topics are read best effort and volatile, as REP 2003 asks of sensor subscriptions: that
+# matches every publisher, whatever its reliability and durability. realsense-ros publishes images with
+# SYSTEM_DEFAULT (Fast DDS makes that reliable and transient local), camera_info with DEFAULT (reliable),
+# and either becomes best effort with its depth_qos:=SENSOR_DATA / depth_info_qos:=SENSOR_DATA, which a
+# reliable subscription would never receive, without a warning. depth_capture publishes reliable.
+DEPTH_INPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2,
+                             reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
+INFO_INPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                            reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
 
 
 class DepthProcessorNode(DiffgraspNode):
@@ -17,16 +28,19 @@ class DepthProcessorNode(DiffgraspNode):
         self.declare("min_depth_m", 0.1, "nearest valid depth in metres")
         self.declare("max_depth_m", 2.0, "farthest valid depth in metres")
         self.declare("encoding", "32FC1", "output Image encoding: 32FC1 or 16UC1")
+        self.declare("device", "auto", "where the restore and graft models run: auto (CUDA when available, else "
+                     "CPU), cpu, cuda, cuda:N")
         self.processor: DepthProcessor | None = None
         self._infos = CameraInfoCache()
 
     def configure(self) -> None:
         # The one place a depth model would be loaded: once, here, never per frame.
-        self.processor = DepthProcessor(self.param("mode"), self.param("min_depth_m"), self.param("max_depth_m"))
+        self.processor = DepthProcessor(self.param("mode"), self.param("min_depth_m"), self.param("max_depth_m"),
+                                        device=self.param("device"))
         self.image_pub = self.publisher(Image, "depth/processed/image")
         self.info_pub = self.publisher(CameraInfo, "depth/processed/camera_info")
-        self.subscription(CameraInfo, "depth/camera_info", self._on_info)
-        self.subscription(Image, "depth/image_raw", self._on_image)
+        self.subscription(CameraInfo, "depth/camera_info", self._on_info, INFO_INPUT_QOS)
+        self.subscription(Image, "depth/image_raw", self._on_image, DEPTH_INPUT_QOS)
 
     def cleanup(self) -> None:
         self.processor = None

@@ -20,14 +20,17 @@ from sensor_msgs.msg import JointState, PointCloud2
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from ..geometry import invert
 from .base import DiffgraspNode, grasp_planning_service, guarded, run, wait_for_future
-from .conversions import cloud_to_array, hand_postures, joint_state, joint_trajectory, moveit_to_grasp, pose_array
+from .conversions import (cloud_to_array, collision_object_points, hand_postures, joint_state, joint_trajectory,
+                          moveit_to_grasp, pose_array)
+from .transforms import express_grasp
 
 MOTION_BACKENDS = ("none", "mplib", "moveit")
 
 
-class BasePoseError(RuntimeError):
-    """The robot base has no pose in the workspace frame (missing transform)."""
+class FrameError(RuntimeError):
+    """A frame has no pose where it is needed (a missing or unknown transform)."""
 
 
 class GraspExecutorNode(DiffgraspNode):
@@ -54,13 +57,20 @@ class GraspExecutorNode(DiffgraspNode):
                      "until one plans")
         self.declare("base_pose_source", "config", "'config' (the embodiment's calibrated T_workspace_base) or "
                      "'tf' (the base link in TF, in the workspace frame; needs tf2_ros)")
-        self.declare("transform_timeout_s", 0.5, "how long to wait for the base pose in TF")
+        self.declare("transform_timeout_s", 0.5, "how long to wait for a transform in TF")
+        self.declare("publish_tf", True, "publish the calibrated T_workspace_base on /tf_static (base link -> "
+                     "workspace frame; base_pose_source 'config'), so TF users can place the workspace")
+        self.declare("output_frame", "", "frame of the answered grasp poses: the workspace frame (empty), the "
+                     "robot base link (e.g. panda_link0) or, with tf2_ros, any frame in TF")
+        self.declare("grasp_pose_link", "tcp", "what the answered grasp poses place: 'tcp' (the grasp frame: "
+                     "+z approach, +y closing) or 'end_effector' (the link the TCP is fixed to, tcp.parent_link, "
+                     "e.g. panda_hand; the pose MoveIt's grasp pipelines expect)")
         self.declare("execution_margin_s", 5.0, "moveit backend: a pick that has not finished executing "
                      "within twice its duration plus this is reported as failed (MoveIt may still run it)")
         self._lock = threading.RLock()  # the models and the last plan: one plan or execution at a time
         self._moveit_finished = threading.Event()  # set while no MoveIt execution runs
         self._moveit_finished.set()
-        self._close_timer = self._tf_buffer = self._tf_listener = None
+        self._close_timer = self._tf_buffer = self._tf_listener = self.static_tf = None
         self._closed_q = None  # the LEAP posture the close timer commands
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -78,18 +88,20 @@ class GraspExecutorNode(DiffgraspNode):
         if self.backend not in MOTION_BACKENDS:
             raise ValueError(f"motion_backend must be one of {MOTION_BACKENDS}, got {self.backend!r}")
         self.workspace = self.workspace_from_params()
-        source = self.param("base_pose_source")
-        if source == "tf":
-            try:
-                from tf2_ros import Buffer, TransformListener
-            except ImportError as error:
-                raise ValueError("base_pose_source 'tf' needs tf2_ros, which is not installed; use 'config' "
-                                 "with the calibrated T_workspace_base of the embodiment") from error
-            self._tf_buffer = Buffer()
-            self._tf_listener = TransformListener(self._tf_buffer, self)
-        elif source != "config":
-            raise ValueError(f"base_pose_source must be 'tf' or 'config', got {source!r}")
+        self._base_pose_source = self.param("base_pose_source")
+        if self._base_pose_source == "tf":
+            self._listen_to_tf("base_pose_source 'tf'", "use 'config' with the calibrated T_workspace_base of the "
+                                                        "embodiment")
+        elif self._base_pose_source != "config":
+            raise ValueError(f"base_pose_source must be 'tf' or 'config', got {self._base_pose_source!r}")
         self.arm = arm
+        self._output_frame = self.param("output_frame") or self.workspace.frame_id
+        if self._output_frame not in (self.workspace.frame_id, arm.base_link):
+            self._listen_to_tf(f"output_frame {self._output_frame!r}", f"answer in the workspace frame "
+                               f"{self.workspace.frame_id!r} or the robot base link {arm.base_link!r}")
+        self._T_tcp_answered = self._answered_link_offset()
+        self.static_tf = self.static_transforms() if self.param("publish_tf") and self._base_pose_source == "config" \
+            else None
         self.checker = ReachabilityChecker(arm)
         self.motion_planner = self._make_motion_planner(arm)
         self._surface = None
@@ -115,10 +127,34 @@ class GraspExecutorNode(DiffgraspNode):
         self.service(GraspPlanning, "plan_grasp", self._on_plan_grasp)  # in the node's namespace
         self.service(Trigger, "~/execute", self._on_execute)
 
+    def _listen_to_tf(self, why: str, instead: str) -> None:
+        if self._tf_buffer is not None:
+            return
+        try:
+            from tf2_ros import Buffer, TransformListener
+        except ImportError as error:
+            raise ValueError(f"{why} needs tf2_ros, which is not installed; {instead}") from error
+        self._tf_buffer = Buffer()
+        self._tf_listener = TransformListener(self._tf_buffer, self)
+
+    def _answered_link_offset(self) -> np.ndarray:
+        """``T_tcp_link`` of the link the answered poses place (``grasp_pose_link``)."""
+        link = self.param("grasp_pose_link")
+        if link == "tcp":
+            return np.eye(4)
+        if link == "end_effector":
+            return invert(np.asarray(self.param("tcp.T_parent_tcp"), dtype=float).reshape(4, 4))
+        raise ValueError(f"grasp_pose_link must be 'tcp' or 'end_effector', got {link!r}")
+
     def _make_motion_planner(self, arm):
         from ..execution.motion import make_motion_planner
 
         return None if self.backend == "none" else make_motion_planner(self.backend, arm)
+
+    def activate_work(self) -> None:
+        if self.static_tf is not None:  # the robot base is TF's root side: the workspace hangs below it
+            self.static_tf.send(invert(self.arm.T_workspace_base), self.arm.base_link, self.workspace.frame_id,
+                                self.now_s())
 
     def deactivate_work(self) -> None:
         # A pick running on the topics is no longer driven: its pending hand command is dropped (the arm
@@ -131,7 +167,7 @@ class GraspExecutorNode(DiffgraspNode):
             self.destroy_timer(self._close_timer)
         if self._tf_listener is not None:
             self._tf_listener.unregister()
-        self._close_timer = self._tf_buffer = self._tf_listener = None
+        self._close_timer = self._tf_buffer = self._tf_listener = self.static_tf = None
         self.motion_planner = self.checker = self._last_pick = None
 
     # -- inputs -------------------------------------------------------------------------------------
@@ -149,21 +185,64 @@ class GraspExecutorNode(DiffgraspNode):
 
     def _base_pose(self) -> np.ndarray:
         """``T_workspace_base``: the calibrated one, or the base link's pose in TF now."""
-        if self._tf_buffer is None:
+        if self._base_pose_source == "config":
             return self.arm.T_workspace_base
+        return self._lookup(self.workspace.frame_id, self.arm.base_link, "robot base pose")
+
+    def _lookup(self, target: str, source: str, what: str) -> np.ndarray:
+        """``T_target_source`` from TF now; FrameError when TF does not have it within transform_timeout_s."""
         from rclpy.duration import Duration
         from rclpy.time import Time
+        from tf2_ros import TransformException
 
         from ..geometry import pose_from_quaternion
 
         try:
-            t = self._tf_buffer.lookup_transform(self.workspace.frame_id, self.arm.base_link, Time(),
+            t = self._tf_buffer.lookup_transform(target, source, Time(),
                                                  timeout=Duration(seconds=self.param("transform_timeout_s")))
-        except Exception as error:  # tf2 raises several lookup/extrapolation exception types
-            raise BasePoseError(f"robot base pose {self.workspace.frame_id} <- {self.arm.base_link} is not in "
-                                f"TF: {error}") from error
+        except TransformException as error:
+            raise FrameError(f"{what} {target} <- {source} is not in TF: {error}") from error
         tr, q = t.transform.translation, t.transform.rotation
         return pose_from_quaternion((tr.x, tr.y, tr.z), (q.x, q.y, q.z, q.w))
+
+    def _T_frame_workspace(self, frame: str) -> np.ndarray:
+        """Maps workspace points into ``frame``: the workspace frame itself (or ""), the robot base link (the
+        calibrated or TF base pose), or any frame in TF."""
+        if frame in ("", self.workspace.frame_id):
+            return np.eye(4)
+        if frame == self.arm.base_link:
+            return invert(self._base_pose())
+        if self._tf_buffer is None:
+            raise FrameError(f"frame {frame!r} is unknown here: without tf2_ros only the workspace frame "
+                             f"{self.workspace.frame_id!r} and the robot base link {self.arm.base_link!r} are")
+        return self._lookup(frame, self.workspace.frame_id, f"frame {frame!r}:")
+
+    def _request_obstacles(self, request, grasps) -> tuple[np.ndarray, float, str]:
+        """The request's movable obstacles as surface points in the workspace frame, for the pick planning;
+        the table height (the top of the highest obstacle that ``support_surfaces`` names and that lies under
+        every grasp, else the workspace's table); and what the answer says about them. FrameError, or
+        ValueError for a shape it cannot sample."""
+        from ..geometry import transform_points
+
+        points, tops = [np.zeros((0, 3))], []
+        lowest_grasp_m = min(g.position_m[2] for g in grasps)
+        supports = set(request.support_surfaces)
+        for obj in request.movable_obstacles:
+            surface = transform_points(invert(self._T_frame_workspace(obj.header.frame_id)),
+                                       collision_object_points(obj))
+            if len(surface) == 0:
+                raise ValueError(f"movable_obstacles: {obj.id or '(unnamed)'} has no shape")
+            points.append(surface)
+            if obj.id in supports and surface[:, 2].max() < lowest_grasp_m:
+                tops.append(surface[:, 2].max())
+        table_height_m = max(tops, default=self.workspace.table_height_m)
+        note = (f"; picks planned around {len(request.movable_obstacles)} movable obstacle(s), table at "
+                f"z = {table_height_m:.3f} m")
+        unknown = sorted(supports - {obj.id for obj in request.movable_obstacles})
+        if unknown:
+            note += (f"; support_surfaces {unknown} not used: they name no object of movable_obstacles, and this "
+                     "executor keeps no planning scene to look them up in")
+        return np.concatenate(points), table_height_m, note
 
     def _place_base(self, T_workspace_base: np.ndarray) -> None:
         """Rebuild the models when the base stands elsewhere than they were built for (TF source)."""
@@ -197,9 +276,10 @@ class GraspExecutorNode(DiffgraspNode):
 
         codes = MoveItErrorCodes
         self._last_pick = None  # ~/execute runs the pick of the latest answer only
-        if not request.group_name:
-            request.group_name = self.param("planning_group")
-        answer, problem = self._call_grasp_server(request)
+        # The grasp server takes what chooses grasps; the collision geometry is this node's.
+        answer, problem = self._call_grasp_server(GraspPlanning.Request(
+            group_name=request.group_name or self.param("planning_group"), target=request.target,
+            candidate_grasps=request.candidate_grasps))
         if answer is None:
             code = codes.COMMUNICATION_FAILURE if "available" in problem else codes.TIMED_OUT
             return self._fail(response, code, problem)
@@ -232,14 +312,27 @@ class GraspExecutorNode(DiffgraspNode):
                 return self._fail(response, codes.FRAME_TRANSFORM_FAILURE,
                                   f"the scene cloud is in {cloud.header.frame_id!r}, not the workspace frame {frame!r}")
             points = cloud_to_array(cloud, ("x", "y", "z"))
+        grasps = [moveit_to_grasp(g, self.robot, "grasp_server") for g in candidates]
+        table_height_m, obstacles_note = self.workspace.table_height_m, ""
+        if request.support_surfaces or request.movable_obstacles:
+            if self.motion_planner is None:
+                obstacles_note = "; support_surfaces and movable_obstacles not used (motion_backend 'none')"
+            else:
+                try:
+                    obstacles, table_height_m, obstacles_note = self._request_obstacles(request, grasps)
+                except FrameError as error:
+                    return self._fail(response, codes.FRAME_TRANSFORM_FAILURE, str(error))
+                except ValueError as error:
+                    return self._fail(response, codes.FAILURE, str(error))
+                points = np.concatenate([points, obstacles])
         timeout = self.param("planning_timeout_s")
         settings = PickSettings(pregrasp_offset_m=self.param("pregrasp_offset_m"), transit_timeout_s=timeout,
-                                straight_timeout_s=timeout, table_height_m=self.workspace.table_height_m)
-        grasps = [moveit_to_grasp(g, self.robot, "grasp_server") for g in candidates]
+                                straight_timeout_s=timeout, table_height_m=table_height_m)
         with self._lock:
             try:
                 self._place_base(self._base_pose())
-            except BasePoseError as error:
+                T_output_workspace = self._T_frame_workspace(self._output_frame)
+            except FrameError as error:
                 return self._fail(response, codes.FRAME_TRANSFORM_FAILURE, str(error))
             selection = select_pick(self.checker, self.motion_planner, grasps, points, self._start_q(), settings,
                                     self.param("pick_attempts"))
@@ -248,10 +341,13 @@ class GraspExecutorNode(DiffgraspNode):
             # Reachable grasps, from the one whose pick planned on (those above it did not plan).
             first = selection.rank or 0
             ranks = [r for r in np.flatnonzero(selection.reachable) if r >= first][: self.param("max_grasps")]
-            response.grasps = [self._as_planned(candidates[r], grasps[r]) for r in ranks]
+            response.grasps = [express_grasp(self._as_planned(candidates[r], grasps[r]), T_output_workspace,
+                                             self._output_frame, self._T_tcp_answered) for r in ranks]
             response.error_code.val = codes.SUCCESS
-            response.error_code.message = (f"{len(ranks)} reachable of {len(candidates)} grasps ({answer.error_code.message})"
-                                           + (f"; the pick of {response.grasps[0].id} planned" if selection.pick else ""))
+            response.error_code.message = (
+                f"{len(ranks)} reachable of {len(candidates)} grasps ({answer.error_code.message}); poses of the "
+                f"{self._answered_link()} in {self._output_frame}" + obstacles_note
+                + (f"; the pick of {response.grasps[0].id} planned" if selection.pick else ""))
             if selection.pick is not None:
                 self._last_pick = selection.pick
                 self._publish_plan(selection.pick)
@@ -261,6 +357,11 @@ class GraspExecutorNode(DiffgraspNode):
                         response.error_code.val = codes.CONTROL_FAILED
                         response.error_code.message = self.report(message)
         return response
+
+    def _answered_link(self) -> str:
+        if self.param("grasp_pose_link") == "tcp":
+            return "TCP"
+        return f"end effector {self.param('tcp.parent_link')}"
 
     def _as_planned(self, grasp, planned):
         """The grasp message with the postures and pre-grasp distance the executor checks and executes

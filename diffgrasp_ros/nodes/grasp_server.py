@@ -12,11 +12,11 @@ from moveit_msgs.srv import GraspPlanning
 from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
 
-from ..grasping import PlanResult, make_planner, planner_names
+from ..grasping import Grasp, PlanResult, device_option, make_planner, planner_names
 from ..scene import TargetBox
 from .base import DiffgraspNode, grasp_planning_service, guarded, run
 from .conversions import (clouds_to_scene, collision_object_bounds, from_time, grasp_to_moveit,
-                          grasps_to_markers, grasps_to_pose_array)
+                          grasps_to_markers, grasps_to_pose_array, moveit_to_grasp)
 
 
 class GraspServerNode(DiffgraspNode):
@@ -32,6 +32,8 @@ class GraspServerNode(DiffgraspNode):
                                      "or x:y:z in the workspace frame (empty: any direction)")
         self.declare("region", "", "leap: grasp only in this sphere, x:y:z:radius in workspace metres "
                                    "(empty: anywhere)")
+        self.declare("device", "auto", "where igd and leap run their models: auto (CUDA when available, else "
+                     "CPU), cpu, cuda, cuda:N (baseline has no model)")
         self.declare("robot", "franka", "embodiment the grasps are for")
         self.declare("planning_group", "panda_arm", "MoveIt planning group; requests naming another are refused")
         self.declare("max_grasps", 20, "ranked grasps returned at most")
@@ -56,6 +58,7 @@ class GraspServerNode(DiffgraspNode):
         # Model options only when set, so a method without them (baseline) configures with the defaults.
         model_options = {name: self.param(name) for name in ("weights", "rounds", "denoising_steps", "approach",
                                                              "region") if self.param(name)}
+        model_options |= device_option(self.param("method"), self.param("device"))
         self.planner = make_planner(self.param("method"), self.param("robot"), workspace,
                                     max_grasps=self.param("max_grasps"), seed=self.param("seed"), **model_options)
         self._surface = self._tsdf = self._scene = None
@@ -109,14 +112,17 @@ class GraspServerNode(DiffgraspNode):
             self._publish(result)
 
     # -- planning ---------------------------------------------------------------------------------------
-    def plan(self, target: TargetBox | None = None) -> PlanResult:
+    def plan(self, target: TargetBox | None = None, candidates: list[Grasp] | None = None) -> PlanResult:
+        """Grasps on the latest scene (at ``target`` when given): planned, or the ``candidates`` ranked."""
         with self._plan_lock:  # one plan at a time: the CPU is the limit, not the callers
-            return self._plan_unlocked(target)
+            return self._plan_unlocked(target, candidates)
 
-    def _plan_unlocked(self, target: TargetBox | None = None) -> PlanResult:
+    def _plan_unlocked(self, target: TargetBox | None = None, candidates: list[Grasp] | None = None) -> PlanResult:
         with self._scene_lock:
             scene, stamp = self._scene, self._scene_stamp
-        result = self.planner.plan(scene if target is None else dataclasses.replace(scene, target=target))
+        if target is not None:
+            scene = dataclasses.replace(scene, target=target)
+        result = self.planner.plan(scene) if candidates is None else self.planner.rank(scene, candidates)
         result.timings_s["scene_stamp"] = stamp
         return result
 
@@ -150,19 +156,45 @@ class GraspServerNode(DiffgraspNode):
             return self._refuse(response, codes.INVALID_OBJECT_NAME, str(error))
         except LookupError as error:
             return self._refuse(response, codes.FRAME_TRANSFORM_FAILURE, str(error))
-        result = self.plan(target)
+        try:
+            candidates = self._candidates(request.candidate_grasps)
+            result = self.plan(target, candidates)
+        except LookupError as error:
+            return self._refuse(response, codes.FRAME_TRANSFORM_FAILURE, f"candidate_grasps: {error}")
+        except (ValueError, NotImplementedError) as error:  # candidates this planner cannot take
+            return self._refuse(response, codes.FAILURE, f"candidate_grasps: {error}")
         self._publish(result)
         if not result.found:
             return self._refuse(response, codes.PLANNING_FAILED, result.message, "warning")
         stamp, answer_id = self.now_s(), f"{self._session}-{next(self._answers)}"
         response.grasps = [grasp_to_moveit(g, rank, self.planner.robot, stamp, answer_id=answer_id)
                            for rank, g in enumerate(result.grasps)]
+        if candidates is not None:  # a client refers to its own grasps by its own ids
+            for msg, grasp in zip(response.grasps, result.grasps):
+                msg.id = grasp.info["id"] or msg.id
         response.error_code.val = codes.SUCCESS
         response.error_code.message = (
-            f"{len(result.grasps)} grasps by {self.planner.name} (answer {answer_id}) on a scene received {age:.1f} s "
-            f"ago" + ("" if target is None else f", on the target {request.target.id or '(unnamed)'}")
-            + self._unused_fields(request))
+            (f"{len(result.grasps)} grasps by {self.planner.name}" if candidates is None else result.message)
+            + f" (answer {answer_id}) on a scene received {age:.1f} s ago"
+            + ("" if target is None else f", on the target {request.target.id or '(unnamed)'}")
+            + self._not_used_here(request))
         return response
+
+    def _candidates(self, messages) -> list[Grasp] | None:
+        """The request's ``candidate_grasps`` as library grasps (None: plan new ones). ValueError for grasps
+        for another hand, LookupError for grasps in another frame (this node has no TF)."""
+        if not messages:
+            return None
+        frame = self.planner.workspace.frame_id
+        frames = sorted({g.grasp_pose.header.frame_id for g in messages} - {frame})
+        if frames:
+            raise LookupError(f"grasps in frame(s) {frames}; give them in the workspace frame {frame!r}")
+        robot = self.planner.robot
+        hands = {tuple(g.pre_grasp_posture.joint_names) for g in messages} - {(), tuple(robot.hand_joint_names)}
+        if hands:
+            raise ValueError(f"grasps for hand joints {sorted(hands)}; this server plans for {robot.name}'s "
+                             f"{list(robot.hand_joint_names)} (or give no postures)")
+        return [moveit_to_grasp(g, robot, "given") for g in messages]
 
     def _target(self, obj) -> TargetBox | None:
         """The request's ``target`` as a box in the workspace frame; None for an empty target (any object).
@@ -177,10 +209,10 @@ class GraspServerNode(DiffgraspNode):
         return TargetBox(*bounds)
 
     @staticmethod
-    def _unused_fields(request) -> str:
-        unused = [name for name in ("candidate_grasps", "support_surfaces", "movable_obstacles")
-                  if len(getattr(request, name))]
-        return f"; not used: {', '.join(unused)} (not supported yet)" if unused else ""
+    def _not_used_here(request) -> str:
+        unused = [name for name in ("support_surfaces", "movable_obstacles") if len(getattr(request, name))]
+        return f"; {' and '.join(unused)}: for the executor's pick planning (plan_grasp), not used here" if unused \
+            else ""
 
     def _refuse(self, response, code: int, message: str, level: str = "error"):
         response.error_code.val, response.error_code.message = code, self.report(message, level)

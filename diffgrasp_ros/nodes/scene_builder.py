@@ -42,10 +42,13 @@ class SceneBuilderNode(DiffgraspNode):
         self.declare("T_workspace_camera", [0.0] * 16,
                      "calibrated camera pose, row-major 4x4 (config pose source)")
         self.declare("max_pose_age_s", 0.5, "a TF pose older than this relative to the image is stale")
+        self.declare("publish_tf", True, "publish the calibrated (config) or estimated (auto) camera pose on "
+                     "/tf_static (workspace frame -> camera_frame); turn off when another node publishes a "
+                     "parent of camera_frame (realsense-ros publishes camera_link -> its optical frames)")
         self.builder: SceneBuilder | None = None
         self._lock = threading.Lock()  # the builder, and the estimated pose it fuses with
         self._pose_lock = threading.Lock()  # one camera pose estimate or check at a time
-        self._tf_buffer = None
+        self._tf_buffer = self.static_tf = None
         self._source = "config"
         self._activation = 0  # counts activations: an estimate begun before the latest one is dropped
         self._pose_checked = False  # config / tf: the given pose was checked against the table
@@ -74,6 +77,7 @@ class SceneBuilderNode(DiffgraspNode):
         elif source != "auto":
             raise ValueError(f"camera_pose_source must be one of {', '.join(POSE_SOURCES)}, got {source!r}")
         self._source = source
+        self.static_tf = self.static_transforms() if self.param("publish_tf") and source != "tf" else None
         self.builder = SceneBuilder(self.workspace, cloud_resolution=self.param("cloud_resolution"))
         self._infos = CameraInfoCache()
         self.surface_pub = self.publisher(PointCloud2, "scene/surface")
@@ -85,7 +89,7 @@ class SceneBuilderNode(DiffgraspNode):
 
     def cleanup(self) -> None:
         self.builder = None
-        self._tf_buffer = None
+        self._tf_buffer = self.static_tf = None
         self._latest = None
         self.pose_estimate = None
 
@@ -97,6 +101,12 @@ class SceneBuilderNode(DiffgraspNode):
         self._latest = None
         with self._lock:
             self.pose_estimate = None
+        if self._source == "config":
+            self._send_camera_pose(self._T_config)
+
+    def _send_camera_pose(self, T_workspace_camera: np.ndarray) -> None:
+        if self.static_tf is not None:
+            self.static_tf.send(T_workspace_camera, self.workspace.frame_id, self.param("camera_frame"), self.now_s())
 
     def camera_pose(self, frame_id: str, stamp) -> np.ndarray | None:
         """The pose of ``frame_id`` in the workspace; ``None`` while ``auto`` has no estimate yet."""
@@ -190,6 +200,7 @@ class SceneBuilderNode(DiffgraspNode):
                 return False  # re-activated (or cleaned up) while estimating: this estimate is outdated
             self.pose_estimate = estimate
             self.builder.reset()  # frames fused so far used another pose
+        self._send_camera_pose(estimate.T_workspace_camera)
         self.get_logger().info(f"camera pose estimated {how}: {describe_estimate(estimate)}")
         if estimate.warnings:
             self.report("camera pose estimate: " + "; ".join(estimate.warnings), level="warning")

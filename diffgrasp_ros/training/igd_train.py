@@ -62,7 +62,9 @@ def _noise_model(folder: Path):
 def _load_noise_model(folder: Path, _mtime_ns: int):
     from ..depth.noise_diffusion import NoiseDiffusionModel
 
-    return NoiseDiffusionModel.from_pretrained(folder)
+    # On the CPU everywhere: a CUDA generator would graft other noise, and the cached grids would then
+    # depend on the machine that rendered them.
+    return NoiseDiffusionModel.from_pretrained(folder, device="cpu")
 
 
 def noise_model_digest(noise_weights: Path | None = None) -> str:
@@ -364,12 +366,12 @@ def train(options: TrainOptions, log: Callable[[str], None] = print) -> TrainRep
     if run.state:
         config = IGDConfig(**json.loads(run.state["config"]))
     elif options.init is not None:
-        config = load_pretrained(options.init).config.replace(**dict(options.config_overrides))
+        config = load_pretrained(options.init, device="cpu").config.replace(**dict(options.config_overrides))
     else:
         config = IGDConfig(**(TINY if options.tiny else {})).replace(**dict(options.config_overrides))
     model = IGDModel(config)
     if options.init is not None and not run.state:
-        model.load_state_dict(load_pretrained(options.init).state_dict())
+        model.load_state_dict(load_pretrained(options.init, device="cpu").state_dict())  # training runs on the CPU
         log(f"starting from the weights in {options.init} (new optimizer, step 0)")
     parameters = sum(p.numel() for p in model.parameters())
     log(f"IGD model: {parameters / 1e6:.2f} M parameters, config {asdict(config)}")

@@ -74,8 +74,9 @@ def generate_quality_chunk(index: int, out_folder: Path, config: QualityDatagenC
     from ..sim.world import ClutterWorld
 
     start = time.perf_counter()
-    # The evaluator learns to rank the diffusion's own proposals, so they are planned without one.
-    spec = (f"leap:evaluator=none,rounds={config.poses_per_seed},max_grasps={config.grasps_per_state}"
+    # The evaluator learns to rank the diffusion's own proposals, so they are planned without one; on the
+    # CPU, so that a chunk is the same on any machine (CUDA draws other noise from the same seed).
+    spec = (f"leap:evaluator=none,rounds={config.poses_per_seed},max_grasps={config.grasps_per_state},device=cpu"
             + (f",weights={config.weights}" if config.weights else ""))
     planner = make_planner(spec, "xarm_leap")
     poses = view_poses("side")

@@ -218,12 +218,12 @@ def train(options: TrainOptions, log: Callable[[str], None] = print) -> TrainRep
     if run.state:
         config = LeapConfig(**json.loads(run.state["config"]))
     elif options.init is not None:
-        config = load_pretrained(options.init).config.replace(**dict(options.config_overrides))
+        config = load_pretrained(options.init, device="cpu").config.replace(**dict(options.config_overrides))
     else:
         config = LeapConfig(**(TINY if options.tiny else {})).replace(**dict(options.config_overrides))
     model = LeapGraspModel(config)
     if options.init is not None and not run.state:
-        model.load_state_dict(load_pretrained(options.init).state_dict())
+        model.load_state_dict(load_pretrained(options.init, device="cpu").state_dict())  # training runs on the CPU
         log(f"starting from the weights in {options.init} (new optimizer, step 0)")
     log(f"LEAP model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, config {asdict(config)}")
 

@@ -239,7 +239,7 @@ def train(options: NoiseTrainOptions, log: Callable[[str], None] = print) -> Noi
         config = NoiseDiffusionConfig.from_dict(json.loads(run.state["config"]), str(run.checkpoint))
         model = NoiseDiffusionModel(config)
     elif options.init is not None:
-        model = NoiseDiffusionModel.from_pretrained(options.init)
+        model = NoiseDiffusionModel.from_pretrained(options.init, device="cpu")  # training runs on the CPU
         config = model.config
         log(f"fine-tuning {options.init}")
     else:

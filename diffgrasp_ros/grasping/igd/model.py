@@ -162,7 +162,7 @@ class GraspAttention(nn.Module):
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     angles = t.float().unsqueeze(-1) * freqs
     return torch.cat([angles.sin(), angles.cos()], -1)
 
@@ -218,9 +218,10 @@ class IGDModel(nn.Module):
     @torch.no_grad()
     def sample_rotations(self, centre: torch.Tensor, scheduler: DDIMScheduler, rounds: int,
                          generator: torch.Generator | None = None) -> torch.Tensor:
-        """``rounds`` orientations per centre feature (M, hidden) by DDIM: (M, rounds, 3, 3) rotations."""
+        """``rounds`` orientations per centre feature (M, hidden) by DDIM: (M, rounds, 3, 3) rotations. The
+        ``scheduler`` and ``generator`` are on the device of ``centre``."""
         condition = centre.unsqueeze(1).expand(-1, rounds, -1).reshape(-1, centre.shape[-1])
-        x = torch.randn(len(condition), 9, generator=generator)
+        x = torch.randn(len(condition), 9, generator=generator, device=centre.device)
         for t in scheduler.timesteps:
             eps = self.denoiser(x, t.expand(len(x)), condition)
             x = scheduler.step(eps, int(t), x)
@@ -236,8 +237,8 @@ class IGDModel(nn.Module):
         affordance = F.binary_cross_entropy_with_logits(self.affordance_logits(centre), batch["centre_label"])
 
         x0 = batch["diff_R"].flatten(-2)  # (B, D, 9)
-        noise = torch.randn(x0.shape, generator=generator)
-        t = torch.randint(0, scheduler.train_steps, x0.shape[:-1], generator=generator)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+        t = torch.randint(0, scheduler.train_steps, x0.shape[:-1], generator=generator, device=x0.device)
         x_t = scheduler.add_noise(x0.reshape(-1, 9), noise.reshape(-1, 9), t.reshape(-1)).reshape(x0.shape)
         eps = self.denoiser(x_t, t, self.centre_features(planes, batch["diff_p"]))
         mask = batch["diff_mask"]

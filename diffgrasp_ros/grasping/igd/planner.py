@@ -9,6 +9,8 @@ near-duplicates, threshold.
 ``evaluator`` selects the ablations of the two-stage evaluator: "affordance" ranks by a(p) alone (the
 first feasible orientation per centre), "classifier" draws the top-k centres at random from the
 candidates and ranks by v(g) alone.
+
+``device`` is where the model runs: auto (CUDA when available, else the CPU), cpu, cuda, cuda:N or mps.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ...devices import float_tensor, module_device
 from ...robots.registry import Embodiment, get_robot
 from ...scene.scene import Scene
 from ...scene.workspace import STANDARD_WORKSPACE, Workspace
@@ -41,11 +44,13 @@ class IGDPlanner(GraspPlanner):
                  rounds: int | None = None, denoising_steps: int | None = None, top_k: int | None = None,
                  min_affordance: float | None = None, min_quality: float | None = None,
                  max_grasps: int | None = None, centre_stride: int | None = None, evaluator: str = "both",
-                 min_held_points: int = MIN_HELD_POINTS, fit_opening: bool = True, seed: int = 0):
+                 min_held_points: int = MIN_HELD_POINTS, fit_opening: bool = True, seed: int = 0,
+                 device: str = "auto"):
         super().__init__(robot, workspace)
         from .scheduler import DDIMScheduler
 
-        self.model = load_pretrained(Path(weights) if weights else DEFAULT_WEIGHTS)
+        self.model = load_pretrained(Path(weights) if weights else DEFAULT_WEIGHTS, device)
+        self.device = module_device(self.model)
         cfg = self.model.config
         if (workspace.size_m, workspace.resolution) != (cfg.workspace_size_m, cfg.resolution):
             raise ValueError(f"this IGD model was trained for a {cfg.resolution}³ grid over {cfg.workspace_size_m} m, "
@@ -65,7 +70,7 @@ class IGDPlanner(GraspPlanner):
         self.evaluator = evaluator
         self.min_held_points = min_held_points
         self.fit_opening = fit_opening
-        self.scheduler = DDIMScheduler(cfg.train_steps)
+        self.scheduler = DDIMScheduler(cfg.train_steps, device=self.device)
         self.scheduler.set_timesteps(self.denoising_steps)
         self.seed = seed
         self.gripper = robot.gripper
@@ -111,12 +116,28 @@ class IGDPlanner(GraspPlanner):
                 widths[i] = predicted[i]
         return widths
 
+    def _check_and_score(self, scene: Scene, grasps, R: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The feasibility checks of planning, and the quality of the evaluator setting: a(p) at each TCP
+        times v(g) of each grasp."""
+        import torch
+
+        cloud = scene.points_m[scene.object_points_mask(clearance_m=0.003)]
+        ok = self._feasible(scene, cloud, cKDTree(cloud) if len(cloud) else None, R, t)
+        model, device = self.model, self.device
+        with torch.inference_mode():
+            planes = model.encode(float_tensor(scene.tsdf_grid, device)[None])
+            centres = float_tensor(t, device)[None]
+            a = torch.sigmoid(model.affordance_logits(model.centre_features(planes, centres)[0])).cpu().numpy()
+            logits, _ = model.evaluate(planes, centres, float_tensor(R, device)[None])
+            v = torch.sigmoid(logits[0]).cpu().numpy()
+        return ok, {"both": a * v, "affordance": a, "classifier": v}[self.evaluator].astype(np.float64)
+
     # -- planning -----------------------------------------------------------------------------------
     def _plan(self, scene: Scene) -> PlanResult:
         import torch
 
         timings: dict[str, float] = {}
-        model, ws = self.model, self.workspace
+        model, ws, device = self.model, self.workspace, self.device
         clock = time.perf_counter()
 
         def lap(name: str) -> None:
@@ -126,7 +147,7 @@ class IGDPlanner(GraspPlanner):
             clock = now
 
         with torch.inference_mode():
-            planes = model.encode(torch.from_numpy(np.ascontiguousarray(scene.tsdf_grid, np.float32))[None])
+            planes = model.encode(float_tensor(scene.tsdf_grid, device)[None])
             lap("encoder")
             mask = candidate_mask(scene.tsdf_grid, ws, stride=self.centre_stride)
             if scene.target is not None:  # centres at the target only
@@ -134,11 +155,11 @@ class IGDPlanner(GraspPlanner):
             centres = ws.voxel_centres()[mask].astype(np.float32)
             if len(centres) == 0:
                 return PlanResult([], self.name, timings, "no grasp found: no free space within reach of the objects")
-            features = model.centre_features(planes, torch.from_numpy(centres)[None])[0]
-            affordance = torch.sigmoid(model.affordance_logits(features)).numpy()
-            generator = torch.Generator().manual_seed(self.seed)
+            features = model.centre_features(planes, float_tensor(centres, device)[None])[0]
+            affordance = torch.sigmoid(model.affordance_logits(features)).cpu().numpy()
+            generator = torch.Generator(device=device).manual_seed(self.seed)
             if self.evaluator == "classifier":
-                top = torch.randperm(len(centres), generator=generator).numpy()[: self.top_k]
+                top = torch.randperm(len(centres), generator=generator, device=device).cpu().numpy()[: self.top_k]
             else:
                 top = np.argsort(-affordance, kind="stable")[: self.top_k]
                 top = top[affordance[top] >= self.min_affordance]
@@ -147,13 +168,14 @@ class IGDPlanner(GraspPlanner):
                 return PlanResult([], self.name, timings, (
                     f"no grasp found: no centre's affordance reaches {self.min_affordance} "
                     f"(best {affordance.max():.2f} of {len(centres)} centres)"))
-            R = model.sample_rotations(features[top], self.scheduler, self.rounds, generator).numpy()  # (k, N, 3, 3)
+            rotations = model.sample_rotations(features[top], self.scheduler, self.rounds, generator)
+            R = rotations.cpu().numpy()  # (k, N, 3, 3)
             lap("diffusion")
             k, n = R.shape[:2]
             R = R.reshape(-1, 3, 3).astype(np.float64)
             t = np.repeat(centres[top], n, axis=0).astype(np.float64)
-            logits, width = model.evaluate(planes, torch.from_numpy(t).float()[None], torch.from_numpy(R).float()[None])
-            v, width = torch.sigmoid(logits[0]).numpy(), width[0].numpy()
+            logits, width = model.evaluate(planes, float_tensor(t, device)[None], float_tensor(R, device)[None])
+            v, width = torch.sigmoid(logits[0]).cpu().numpy(), width[0].cpu().numpy()
             a = np.repeat(affordance[top], n)
             quality = {"both": a * v, "affordance": a, "classifier": v}[self.evaluator]
             ranked = np.argsort(-quality, kind="stable")

@@ -16,8 +16,9 @@ def save_pretrained(model, folder: Path) -> None:
     save_model_folder(model, folder)
 
 
-def load_pretrained(folder: Path):
-    """The ``IGDModel`` saved in ``folder``, in eval mode; a clear error when it is missing or unreadable."""
+def load_pretrained(folder: Path, device: str = "auto"):
+    """The ``IGDModel`` saved in ``folder``, in eval mode on ``device`` (``devices.resolve_device``); a clear
+    error when it is missing or unreadable."""
     from .model import IGDModel
 
-    return load_model_folder(IGDModel, IGDConfig, folder, "IGD", HOW_TO_GET)
+    return load_model_folder(IGDModel, IGDConfig, folder, "IGD", HOW_TO_GET, device)

@@ -10,28 +10,30 @@ import math
 import torch
 
 
-def cosine_alphas_cumprod(steps: int, s: float = 0.008) -> torch.Tensor:
+def cosine_alphas_cumprod(steps: int, s: float = 0.008, device: torch.device | str = "cpu") -> torch.Tensor:
     """ᾱ_t of the cosine schedule (Nichol & Dhariwal), t = 0 .. steps-1."""
-    x = torch.linspace(0, steps, steps + 1, dtype=torch.float64)
+    x = torch.linspace(0, steps, steps + 1, dtype=torch.float64, device=device)
     f = torch.cos((x / steps + s) / (1 + s) * math.pi / 2) ** 2
     alphas = (f[1:] / f[:-1]).clamp(min=1e-4, max=0.9999)  # per-step α_t, ᾱ_t = Π α
     return torch.cumprod(alphas, 0).float()
 
 
 class DDIMScheduler:
-    """ε-prediction diffusion with ``train_steps`` noise levels; deterministic DDIM steps by default."""
+    """ε-prediction diffusion with ``train_steps`` noise levels; deterministic DDIM steps by default. Its
+    schedule and timesteps live on ``device``, the device of the model it samples with."""
 
-    def __init__(self, train_steps: int = 100, clip_sample: float | None = 1.0):
+    def __init__(self, train_steps: int = 100, clip_sample: float | None = 1.0, device: torch.device | str = "cpu"):
         self.train_steps = train_steps
         self.clip_sample = clip_sample  # rotation-matrix entries lie in [-1, 1]
-        self.alphas_cumprod = cosine_alphas_cumprod(train_steps)
-        self.timesteps = torch.arange(train_steps - 1, -1, -1)
+        self.device = torch.device(device)
+        self.alphas_cumprod = cosine_alphas_cumprod(train_steps, device=self.device)
+        self.timesteps = torch.arange(train_steps - 1, -1, -1, device=self.device)
 
     def set_timesteps(self, steps: int) -> None:
         """Sample with ``steps`` evenly spaced timesteps, from the noisiest down to 0."""
         if not 1 <= steps <= self.train_steps:
             raise ValueError(f"denoising steps must be in [1, {self.train_steps}], got {steps}")
-        self.timesteps = torch.linspace(self.train_steps - 1, 0, steps).round().long()
+        self.timesteps = torch.linspace(self.train_steps - 1, 0, steps, device=self.device).round().long()
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """x_t = √ᾱ_t x0 + √(1-ᾱ_t) ε, for a batch of timesteps ``t`` (one per row)."""
@@ -47,7 +49,7 @@ class DDIMScheduler:
         """x_{t'} for the next timestep t' of ``timesteps`` (x0's estimate after the last one)."""
         a_t = self.alphas_cumprod[t]
         prev = self._previous(t)
-        a_prev = self.alphas_cumprod[prev] if prev >= 0 else torch.tensor(1.0)
+        a_prev = self.alphas_cumprod[prev] if prev >= 0 else a_t.new_tensor(1.0)
         x0 = (x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()
         if self.clip_sample is not None:
             x0 = x0.clamp(-self.clip_sample, self.clip_sample)
@@ -55,7 +57,7 @@ class DDIMScheduler:
         sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
         x_prev = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps
         if eta > 0:
-            x_prev = x_prev + sigma * torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype)
+            x_prev = x_prev + sigma * torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype, device=x_t.device)
         return x_prev
 
 

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...devices import float_tensor, module_device
 from ...model_files import (load_model_folder, read_config_json, save_model_folder, shipped_model_folder,
                             write_config_json)
 from ...robots import leap
@@ -68,19 +69,16 @@ def sample_tsdf(tsdf: torch.Tensor, points: torch.Tensor, size_m: float) -> torc
 
 
 def grasp_inputs(cfg: LeapEvaluatorConfig, tsdf: np.ndarray, R: np.ndarray, t: np.ndarray, q_grasp: np.ndarray,
-                 q_pregrasp: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+                 q_pregrasp: np.ndarray, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """The evaluator's inputs for grasps (R (M, 3, 3), t (M, 3) TCP poses in the workspace frame; postures
-    (M, 16)) in a scene's TSDF grid: the lattice values (M, 1, *lattice) and the vector (M, 36)."""
-    R = torch.as_tensor(R, dtype=torch.float32)
-    t = torch.as_tensor(t, dtype=torch.float32)
-    offsets = torch.as_tensor(lattice_offsets(cfg), dtype=torch.float32)
-    points = torch.einsum("mij,lj->mli", R, offsets) + t[:, None]
-    values = sample_tsdf(torch.as_tensor(tsdf, dtype=torch.float32), points, cfg.workspace_size_m)
+    (M, 16)) in a scene's TSDF grid: the lattice values (M, 1, *lattice) and the vector (M, 36), on ``device``."""
+    R, t = float_tensor(R, device), float_tensor(t, device)
+    points = torch.einsum("mij,lj->mli", R, float_tensor(lattice_offsets(cfg), device)) + t[:, None]
+    values = sample_tsdf(float_tensor(tsdf, device), points, cfg.workspace_size_m)
     gravity = -R[:, 2, :]  # world -z in the TCP frame: rows of R^T @ (0, 0, -1)
     height = (t[:, 2:] - cfg.table_height_m) / 0.1
-    lower = torch.tensor(leap.LOWER_RAD, dtype=torch.float32)
-    span = torch.tensor(leap.UPPER_RAD - leap.LOWER_RAD, dtype=torch.float32)
-    scaled = [(torch.as_tensor(q, dtype=torch.float32) - lower) / span * 2.0 - 1.0 for q in (q_grasp, q_pregrasp)]
+    lower, span = float_tensor(leap.LOWER_RAD, device), float_tensor(leap.UPPER_RAD - leap.LOWER_RAD, device)
+    scaled = [(float_tensor(q, device) - lower) / span * 2.0 - 1.0 for q in (q_grasp, q_pregrasp)]
     return values.reshape(len(R), 1, *cfg.lattice), torch.cat([gravity, height, *scaled], -1)
 
 
@@ -108,7 +106,8 @@ class LeapGraspEvaluator(nn.Module):
         """log P(held) (M,) of grasps in a scene (see ``grasp_inputs``)."""
         if len(R) == 0:
             return np.zeros(0)
-        return F.logsigmoid(self(*grasp_inputs(self.config, tsdf, R, t, q_grasp, q_pregrasp))).numpy().astype(float)
+        inputs = grasp_inputs(self.config, tsdf, R, t, q_grasp, q_pregrasp, module_device(self))
+        return F.logsigmoid(self(*inputs)).cpu().numpy().astype(float)
 
 
 DEFAULT_EVALUATOR_WEIGHTS = shipped_model_folder("leap_evaluator")
@@ -121,6 +120,8 @@ def save_evaluator(model: LeapGraspEvaluator, folder: Path) -> None:
     save_model_folder(model, folder)
 
 
-def load_evaluator(folder: Path) -> LeapGraspEvaluator:
-    """The evaluator saved in ``folder``, in eval mode; a clear error when missing or unreadable."""
-    return load_model_folder(LeapGraspEvaluator, LeapEvaluatorConfig, folder, "LEAP grasp-evaluator", HOW_TO_GET)
+def load_evaluator(folder: Path, device: str | torch.device = "auto") -> LeapGraspEvaluator:
+    """The evaluator saved in ``folder``, in eval mode on ``device`` (``devices.resolve_device``); a clear error
+    when missing or unreadable."""
+    return load_model_folder(LeapGraspEvaluator, LeapEvaluatorConfig, folder, "LEAP grasp-evaluator", HOW_TO_GET,
+                             device)

@@ -53,6 +53,7 @@ class LeapGraspModel(nn.Module):
         self.joint_head = _mlp([cfg.hidden + POSE_DIM, cfg.joint_hidden, cfg.joint_hidden, 32])
         self.register_buffer("q_lower", torch.tensor(leap.LOWER_RAD, dtype=torch.float32), persistent=False)
         self.register_buffer("q_upper", torch.tensor(leap.UPPER_RAD, dtype=torch.float32), persistent=False)
+        self.register_buffer("q_open", torch.tensor(leap.OPEN_Q, dtype=torch.float32), persistent=False)
         # Start the joint head at the open / half-closed postures rather than mid-range.
         with torch.no_grad():
             span = leap.UPPER_RAD - leap.LOWER_RAD
@@ -89,7 +90,7 @@ class LeapGraspModel(nn.Module):
         q_grasp = self.q_lower + span * out[..., :16]
         q_pre = self.q_lower + span * out[..., 16:]
         a = self.config.pregrasp_open
-        return q_grasp, (1 - a) * q_pre + a * torch.as_tensor(leap.OPEN_Q, dtype=q_pre.dtype)
+        return q_grasp, (1 - a) * q_pre + a * self.q_open
 
     # -- training -----------------------------------------------------------------------------------
     def losses(self, batch: dict[str, torch.Tensor], scheduler: DDIMScheduler,
@@ -103,8 +104,8 @@ class LeapGraspModel(nn.Module):
 
         cond = self.point_features(planes, batch["seed_p"])  # (B, D, hidden)
         x0, mask = batch["pose_x"], batch["pose_mask"]
-        noise = torch.randn(x0.shape, generator=generator)
-        t = torch.randint(0, scheduler.train_steps, x0.shape[:-1], generator=generator)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+        t = torch.randint(0, scheduler.train_steps, x0.shape[:-1], generator=generator, device=x0.device)
         x_t = scheduler.add_noise(x0.reshape(-1, POSE_DIM), noise.reshape(-1, POSE_DIM), t.reshape(-1))
         eps = self.denoiser(x_t.reshape(x0.shape), t, cond)
         count = mask.sum().clamp(min=1.0)
@@ -112,7 +113,7 @@ class LeapGraspModel(nn.Module):
 
         q_grasp, q_pre = self.joints(cond, x0)
         a = self.config.pregrasp_open
-        target_pre = (1 - a) * batch["q_pregrasp"] + a * torch.as_tensor(leap.OPEN_Q, dtype=torch.float32)
+        target_pre = (1 - a) * batch["q_pregrasp"] + a * self.q_open
         joint_error = ((q_grasp - batch["q_grasp"]) ** 2).mean(-1) + ((q_pre - target_pre) ** 2).mean(-1)
         joints = (joint_error * mask).sum() / count
         total = objectness + graspness + diffusion + joints

@@ -19,7 +19,8 @@ x:y:z (where the TCP +z, out of the palm, should point; "top" = 0:0:-1, from abo
 it), ``guidance`` (gradient scale, 0 = sample unguided and only filter), ``max_angle`` (degrees off the
 approach a returned grasp may be), ``eta``, ``rounds``, ``denoising_steps``, ``seeds``, ``max_grasps``,
 ``min_objectness``, ``min_graspness``, ``retreat``, ``weights``, ``evaluator`` (a folder, or none),
-``evaluator_weight`` (γ), ``seed``.
+``evaluator_weight`` (γ), ``seed``, ``device`` (where the model and the evaluator run: auto = CUDA when
+available, else the CPU; cpu, cuda, cuda:N or mps).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ...devices import float_tensor, module_device
 from ...robots import leap
 from ...robots.registry import Embodiment, get_robot
 from ...scene.scene import Scene
@@ -40,6 +42,9 @@ from .evaluator import DEFAULT_EVALUATOR_WEIGHTS, load_evaluator
 from .pretrained import DEFAULT_WEIGHTS, load_pretrained
 
 TABLE_CLEARANCE_M = 0.003  # the digits' boxes stay this far above the table
+# Ranking given grasps: the closing posture's fingertips (targets past contact) reach this near observed
+# surface (the shipped model's own grasps on a box: 2.5 cm at most; one 10 cm off an object: 15 cm).
+MAX_TIP_GAP_M = 0.04
 NAMED_DIRECTIONS = {"top": (0.0, 0.0, -1.0), "+x": (1.0, 0.0, 0.0), "-x": (-1.0, 0.0, 0.0),
                     "+y": (0.0, 1.0, 0.0), "-y": (0.0, -1.0, 0.0)}
 
@@ -91,7 +96,7 @@ class LeapPlanner(GraspPlanner):
                  max_angle: float | None = None, min_objectness: float | None = None,
                  min_graspness: float | None = None, max_grasps: int | None = None,
                  retreat: float | None = None, evaluator: str | Path | None = None,
-                 evaluator_weight: float | None = None, seed: int = 0):
+                 evaluator_weight: float | None = None, seed: int = 0, device: str = "auto"):
         if getattr(robot, "hand", None) != "leap":
             raise ValueError(f"the leap planner plans for LEAP-hand embodiments (xarm_leap, ur5_leap), not "
                              f"{robot.name!r} (hand {robot.hand!r}); use igd or baseline for a parallel gripper")
@@ -99,7 +104,8 @@ class LeapPlanner(GraspPlanner):
         from ..igd.scheduler import DDIMScheduler
         from .sampler import Guidance
 
-        self.model = load_pretrained(Path(weights) if weights else DEFAULT_WEIGHTS)
+        self.model = load_pretrained(Path(weights) if weights else DEFAULT_WEIGHTS, device)
+        self.device = module_device(self.model)
         cfg = self.model.config
         _check_trained_grid("LEAP model", cfg, workspace)
         pick = lambda value, default: default if value is None else value  # noqa: E731
@@ -115,8 +121,8 @@ class LeapPlanner(GraspPlanner):
         if self.evaluator_weight < 0:
             raise ValueError(f"evaluator_weight must be non-negative, got {self.evaluator_weight}")
         no_evaluator = isinstance(evaluator, str) and evaluator.strip().lower() == "none"
-        self.evaluator = None if no_evaluator else load_evaluator(Path(evaluator) if evaluator
-                                                                  else DEFAULT_EVALUATOR_WEIGHTS)
+        self.evaluator = None if no_evaluator else load_evaluator(
+            Path(evaluator) if evaluator else DEFAULT_EVALUATOR_WEIGHTS, self.device)
         if self.evaluator is not None:
             _check_trained_grid("LEAP evaluator", self.evaluator.config, workspace)
         self.min_objectness = float(pick(min_objectness, cfg.min_objectness))
@@ -136,7 +142,7 @@ class LeapPlanner(GraspPlanner):
         self.guidance = Guidance(self.approach, self.closing,
                                  None if self.region is None else self.region[:3],
                                  0.0 if self.region is None else float(self.region[3]), scale)
-        self.scheduler = DDIMScheduler(cfg.train_steps)
+        self.scheduler = DDIMScheduler(cfg.train_steps, device=self.device)
         self.scheduler.set_timesteps(self.denoising_steps)
         self.seed = seed
         self.gripper = robot.gripper  # leap.PARALLEL_PROXY: palm and knuckles box + finger boxes
@@ -195,6 +201,29 @@ class LeapPlanner(GraspPlanner):
             ok[ok] &= ~hits_cloud(cloud, R[ok], t[ok], [palm], tree=tree)
         return ok
 
+    def _check_and_score(self, scene: Scene, grasps, R: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A fingertip of the closing posture near observed surface (the hand closes on something, not on
+        air), and the palm and digit checks of planning in each grasp's own postures (a plain grasp: the
+        pre-shape for its width, then the closed hand); the quality is the evaluator's P(held)."""
+        if self.evaluator is None:
+            raise ValueError("ranking given LEAP grasps needs the grasp evaluator (this planner has evaluator=none)")
+        n_joints = len(self.robot.hand_joint_names)
+        if any(g.dexterous and len(g.grasp_joints) != n_joints for g in grasps):
+            raise ValueError(f"a given grasp has hand joints for another hand: the LEAP hand has {n_joints}")
+        q_pre = np.stack([g.pregrasp_joints if g.dexterous else self.robot.hand_posture(g.width_m) for g in grasps])
+        q_grasp = np.stack([g.grasp_joints if g.dexterous else self.robot.hand_posture(0.0) for g in grasps])
+        cloud = scene.points_m[scene.object_points_mask(clearance_m=0.003)]
+        if len(cloud) == 0:
+            return np.zeros(len(R), bool), np.zeros(len(R))
+        tree = cKDTree(cloud)
+        tips = self._world_digit_points(R, t, leap.tip_positions(q_grasp))
+        ok = tree.query(tips.reshape(-1, 3))[0].reshape(tips.shape[:2]).min(1) <= MAX_TIP_GAP_M
+        ok &= self._palm_ok(scene, cloud, R, t, tree)
+        if ok.any():
+            ok[ok] &= self._digits_ok(scene, R[ok], t[ok], leap.digit_points(q_pre[ok]),
+                                      leap.digit_points(q_grasp[ok]))
+        return ok, np.exp(self.evaluator.log_p_held(scene.tsdf_grid, R, t, q_grasp, q_pre))
+
     # -- planning -----------------------------------------------------------------------------------
     def _plan(self, scene: Scene) -> PlanResult:
         import torch
@@ -202,7 +231,7 @@ class LeapPlanner(GraspPlanner):
         from .sampler import farthest_point_sampling, log_likelihood, sample_poses, to_pose, to_x
 
         timings: dict[str, float] = {}
-        model, cfg, ws = self.model, self.model.config, self.workspace
+        model, cfg, ws, device = self.model, self.model.config, self.workspace, self.device
         clock = time.perf_counter()
 
         def lap(name: str) -> None:
@@ -224,11 +253,11 @@ class LeapPlanner(GraspPlanner):
             index = np.sort(rng.choice(index, cfg.max_points, replace=False))
         points = scene.points_m[index].astype(np.float32)
         with torch.inference_mode():
-            planes = model.encode(torch.from_numpy(np.ascontiguousarray(scene.tsdf_grid, np.float32))[None])
+            planes = model.encode(float_tensor(scene.tsdf_grid, device)[None])
             lap("encoder")
-            features = model.point_features(planes, torch.from_numpy(points)[None])[0]
-            objectness = torch.sigmoid(model.objectness_logits(features)).numpy()
-            graspness = torch.sigmoid(model.graspness_logits(features)).numpy()
+            features = model.point_features(planes, float_tensor(points, device)[None])[0]
+            objectness = torch.sigmoid(model.objectness_logits(features)).cpu().numpy()
+            graspness = torch.sigmoid(model.graspness_logits(features)).cpu().numpy()
             usable = np.flatnonzero((objectness >= self.min_objectness) & (graspness >= self.min_graspness))
             if len(usable) == 0:
                 lap("seeds")
@@ -237,20 +266,21 @@ class LeapPlanner(GraspPlanner):
                                f"of {len(points)} points)")
             top = usable[np.argsort(-graspness[usable], kind="stable")[:cfg.seed_candidates]]
             chosen = top[farthest_point_sampling(points[top].astype(np.float64), self.seeds)]
-            seed_p = torch.from_numpy(points[chosen])
+            seed_p = float_tensor(points[chosen], device)
             condition = features[chosen]
             lap("seeds")
-            generator = torch.Generator().manual_seed(self.seed)
+            generator = torch.Generator(device=device).manual_seed(self.seed)
             x = sample_poses(model, condition, seed_p, self.scheduler, self.rounds, generator, self.guidance)
             at = seed_p.repeat_interleave(self.rounds, 0)
             cond = condition.repeat_interleave(self.rounds, 0)
             R_t, t_t = to_pose(x, at, cfg.translation_scale_m)
             lap("diffusion")
             x_proj = to_x(R_t, t_t, at, cfg.translation_scale_m)
-            ll = log_likelihood(model, x_proj, cond, self.scheduler, cfg.likelihood_timesteps, self.seed).numpy()
-            q_grasp, q_pre = (q.numpy().astype(np.float64) for q in model.joints(cond, x_proj))
+            ll = log_likelihood(model, x_proj, cond, self.scheduler, cfg.likelihood_timesteps,
+                                self.seed).cpu().numpy()
+            q_grasp, q_pre = (q.cpu().numpy().astype(np.float64) for q in model.joints(cond, x_proj))
             lap("likelihood_joints")
-        R, t = R_t.numpy().astype(np.float64), t_t.numpy().astype(np.float64)
+        R, t = R_t.cpu().numpy().astype(np.float64), t_t.cpu().numpy().astype(np.float64)
         g = np.repeat(graspness[chosen], self.rounds)
         o = np.repeat(objectness[chosen], self.rounds)
         rank = ll + self.eta * g

@@ -16,13 +16,14 @@ def save_pretrained(model, folder: Path) -> None:
     save_model_folder(model, folder)
 
 
-def load_pretrained(folder: Path):
-    """The ``LeapGraspModel`` saved in ``folder``, in eval mode; a clear error when missing or unreadable."""
+def load_pretrained(folder: Path, device: str = "auto"):
+    """The ``LeapGraspModel`` saved in ``folder``, in eval mode on ``device`` (``devices.resolve_device``); a
+    clear error when missing or unreadable."""
     from .model import LeapGraspModel
 
-    return load_model_folder(LeapGraspModel, LeapConfig, folder, "LEAP grasp-model", HOW_TO_GET)
+    return load_model_folder(LeapGraspModel, LeapConfig, folder, "LEAP grasp-model", HOW_TO_GET, device)
 
 
-def from_pretrained(folder: Path):
+def from_pretrained(folder: Path, device: str = "auto"):
     """Alias of ``load_pretrained`` (the ``diffusers``-style name)."""
-    return load_pretrained(folder)
+    return load_pretrained(folder, device)

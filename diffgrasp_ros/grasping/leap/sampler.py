@@ -38,21 +38,21 @@ class Guidance:
 
 def _axis_cost(R: torch.Tensor, column: int, direction: np.ndarray) -> torch.Tensor:
     axis = R[..., :, column]
-    d = torch.as_tensor(direction, dtype=R.dtype)
+    d = torch.as_tensor(direction, dtype=R.dtype, device=R.device)
     return 1.0 - (axis @ d) / axis.norm(dim=-1).clamp(min=1e-6)
 
 
 def guidance_cost(x0: torch.Tensor, seeds: torch.Tensor, guidance: Guidance, translation_scale_m: float) -> torch.Tensor:
     """Per-sample cost (n,) of poses x0 (n, 12) at seeds (n, 3)."""
     R = x0[:, 3:].reshape(-1, 3, 3)
-    cost = torch.zeros(len(x0), dtype=x0.dtype)
+    cost = torch.zeros(len(x0), dtype=x0.dtype, device=x0.device)
     if guidance.approach is not None:
         cost = cost + _axis_cost(R, 2, guidance.approach)
     if guidance.closing is not None:
         cost = cost + _axis_cost(R, 1, guidance.closing)
     if guidance.region_centre_m is not None:
         t = seeds + translation_scale_m * x0[:, :3]
-        distance = (t - torch.as_tensor(guidance.region_centre_m, dtype=x0.dtype)).norm(dim=-1)
+        distance = (t - torch.as_tensor(guidance.region_centre_m, dtype=x0.dtype, device=x0.device)).norm(dim=-1)
         cost = cost + (distance - guidance.region_radius_m).clamp(min=0.0) / translation_scale_m
     return cost
 
@@ -66,12 +66,13 @@ def guidance_gradient(x0: torch.Tensor, seeds: torch.Tensor, guidance: Guidance,
         if direction is None:
             continue
         a = R[:, :, column]
-        d = torch.as_tensor(direction, dtype=x0.dtype)
+        d = torch.as_tensor(direction, dtype=x0.dtype, device=x0.device)
         norm = a.norm(dim=-1, keepdim=True).clamp(min=1e-6)
         g_axis = -(d / norm - (a @ d).unsqueeze(-1) * a / norm**3)  # ∂(1 - a·d/|a|)/∂a
         grad[:, 3 + column:12:3] += g_axis  # R[i, column] is x[3 + 3i + column]
     if guidance.region_centre_m is not None:
-        offset = seeds + translation_scale_m * x0[:, :3] - torch.as_tensor(guidance.region_centre_m, dtype=x0.dtype)
+        centre = torch.as_tensor(guidance.region_centre_m, dtype=x0.dtype, device=x0.device)
+        offset = seeds + translation_scale_m * x0[:, :3] - centre
         distance = offset.norm(dim=-1, keepdim=True).clamp(min=1e-9)
         grad[:, :3] += (distance > guidance.region_radius_m) * offset / distance
     return grad
@@ -86,16 +87,17 @@ def sample_poses(model, condition: torch.Tensor, seeds: torch.Tensor, scheduler:
                  generator: torch.Generator | None = None, guidance: Guidance | None = None) -> torch.Tensor:
     """``rounds`` poses x (S·rounds, 12) per seed (features ``condition`` (S, hidden), positions ``seeds``
     (S, 3)), seed-major, after DDIM over ``scheduler.timesteps`` (guided when ``guidance`` is active);
-    the rotation part is not projected yet (``to_pose``)."""
+    the rotation part is not projected yet (``to_pose``). ``scheduler`` and ``generator`` are on the device
+    of ``condition``."""
     cfg = model.config
     cond = condition.repeat_interleave(rounds, 0)
     at = seeds.repeat_interleave(rounds, 0)
-    x = torch.randn(len(cond), 12, generator=generator)
+    x = torch.randn(len(cond), 12, generator=generator, device=cond.device)
     guided = guidance is not None and guidance.active
     clip = scheduler.clip_sample
     for t in scheduler.timesteps:
         t = int(t)
-        eps = model.denoiser(x, torch.full((len(x),), t), cond)
+        eps = model.denoiser(x, torch.full((len(x),), t, device=x.device), cond)
         if guided:
             a = scheduler.alphas_cumprod[t]
             x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
@@ -122,13 +124,13 @@ def to_x(R: torch.Tensor, t: torch.Tensor, seeds: torch.Tensor, translation_scal
 def log_likelihood(model, x0: torch.Tensor, condition: torch.Tensor, scheduler: DDIMScheduler,
                    timesteps: tuple[int, ...], seed: int = 0) -> torch.Tensor:
     """Denoising-ELBO estimate (n,) of log p(x0 | condition) (see the module docstring); fixed noise per call,
-    so equal inputs score equally."""
-    generator = torch.Generator().manual_seed(seed)
-    total = torch.zeros(len(x0))
+    so equal inputs score equally (the noise is drawn on the device of ``x0``)."""
+    generator = torch.Generator(device=x0.device).manual_seed(seed)
+    total = torch.zeros(len(x0), device=x0.device)
     steps = [t for t in timesteps if 0 <= t < scheduler.train_steps] or [scheduler.train_steps // 2]
     for t in steps:
-        noise = torch.randn(x0.shape, generator=generator)
-        tt = torch.full((len(x0),), t)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+        tt = torch.full((len(x0),), t, device=x0.device)
         eps = model.denoiser(scheduler.add_noise(x0, noise, tt), tt, condition)
         total += ((eps - noise) ** 2).mean(-1)
     return -0.5 * total / len(steps)

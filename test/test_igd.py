@@ -238,19 +238,16 @@ def test_missing_or_corrupt_weights_raise_a_clear_error(tmp_path):
 
 
 # -- planning --------------------------------------------------------------------------------------
-def test_planner_on_a_box_returns_a_valid_result(box_world, tmp_path):
-    torch.manual_seed(0)
-    save_pretrained(IGDModel(TINY_CONFIG), tmp_path / "w")
+def test_planner_on_a_box_returns_a_valid_result(box_world):
+    """The shipped model on a box it never saw: grasps, valid and ranked, the same for the same seed."""
     builder = SceneBuilder()
     view = box_world.camera.render(side_view())
     builder.integrate(view.depth, view.T_workspace_camera)
-    planner = make_planner("igd", weights=tmp_path / "w", min_affordance=0.0, min_quality=0.0, rounds=8,
-                           denoising_steps=4)
+    planner = make_planner("igd", rounds=8, denoising_steps=4)
     result = planner.plan(builder.scene())
     assert isinstance(result, PlanResult) and result.method == "igd" and result.message
     assert {"encoder", "affordance", "plan"} <= set(result.timings_s)
-    if not result.found:
-        assert result.message.startswith("no grasp found: ")
+    assert result.found, result.message
     ws = box_world.workspace
     for grasp in result.grasps:
         T = grasp.T_frame_grasp
@@ -307,12 +304,14 @@ def test_model_without_dam_trains_and_plans(dataset, tmp_path, box_world):
     out = tmp_path / "nodam"
     assert main(["train", "--data", str(dataset), "--cache", str(tmp_path / "cache"), "--out", str(out), "--tiny",
                  "--steps", "4", "--threads", "1", "--set", "use_dam=false"]) == 0
-    planner = IGDPlanner.from_pretrained(out, min_affordance=0.0, min_quality=0.0, denoising_steps=2)
+    planner = IGDPlanner.from_pretrained(out, min_affordance=0.0, min_quality=0.0, denoising_steps=2, rounds=8,
+                                         top_k=400)
     assert planner.model.config.use_dam is False and isinstance(planner.model.centre_attention, PointFeature)
     view = box_world.camera.render(side_view())
     builder = SceneBuilder()
     builder.integrate(view.depth, view.T_workspace_camera)
-    assert planner.plan(builder.scene()).message
+    result = planner.plan(builder.scene())  # 4 steps from a fixed seed: no skill, but a plan through every stage
+    assert result.found, result.message
 
 
 def test_train_rejects_unknown_config_fields(dataset, tmp_path, capsys):

@@ -82,6 +82,44 @@ def test_a_failed_configure_leaves_the_node_usable():
         node.destroy_node()
 
 
+def test_reports_are_throttled_per_call_site_and_bugs_keep_their_traceback(monkeypatch):
+    from diffgrasp_ros.nodes import base
+
+    lines = []
+
+    class Recorder:  # stands in for the node's rcutils logger, whose output pytest cannot capture
+        def __getattr__(self, level):
+            return lambda text: lines.append((level, text))
+
+    class Probe(base.DiffgraspNode):
+        @base.guarded
+        def on_bad_data(self, error):
+            raise error
+
+    node = Probe("probe")
+    try:
+        node.get_logger = Recorder
+        node._active.set()
+        for _ in range(3):
+            node.report("bad frame")  # one call site: logged once
+        node.report("camera gone", level="warning")  # another site is not held back by it
+        assert lines == [("error", "bad frame"), ("warning", "camera gone")]
+        for period in (2.0, 2.0, 0.0):  # the period passes: the site's next line counts what it held back
+            monkeypatch.setattr(base, "REPORT_PERIOD_S", period)
+            node.report("stale scene")
+        assert lines[2:] == [("error", "stale scene"), ("error", "stale scene (1 more from here since the last line)")]
+        lines.clear()
+        node.on_bad_data(ValueError("depth is 0x0"))  # expected: the message, the traceback at debug level
+        assert lines[0] == ("error", "on_bad_data: depth is 0x0") and lines[1][0] == "debug"
+        assert "Traceback" in lines[1][1] and node.last_error == "on_bad_data: depth is 0x0"
+        lines.clear()
+        node.on_bad_data(ZeroDivisionError("division by zero"))  # a bug: said so, its traceback as an error
+        assert node.last_error.startswith("on_bad_data: internal error ZeroDivisionError: division by zero")
+        assert [level for level, _ in lines] == ["error", "error"] and "Traceback" in lines[1][1]
+    finally:
+        node.destroy_node()
+
+
 def test_scene_builder_refuses_an_uncalibrated_extrinsic():
     node = make(SceneBuilderNode)  # the default T_workspace_camera is all zeros
     try:

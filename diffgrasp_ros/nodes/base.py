@@ -3,13 +3,28 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
+import sys
 import threading
 import time
+import traceback
 from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+
+# What the library raises for bad input, missing or unreadable files, unavailable devices and failing
+# dependencies (DepthError, ModelFormatError, TableNotFoundError, ... are ValueErrors). Anything else
+# that reaches a node's outer handlers is a bug: still reported, as an internal error with its traceback.
+EXPECTED_ERRORS = (ValueError, LookupError, OSError, RuntimeError, ImportError)
+REPORT_PERIOD_S = 2.0  # one log line per call site this often at most
+
+
+def describe_error(error: BaseException) -> str:
+    if isinstance(error, EXPECTED_ERRORS):
+        return str(error)
+    return f"internal error {type(error).__name__}: {error} (a bug; its traceback is in the log)"
 
 
 class DiffgraspNode(LifecycleNode):
@@ -26,6 +41,8 @@ class DiffgraspNode(LifecycleNode):
         self._active = threading.Event()
         self._entities: list = []
         self.last_error = ""
+        self._report_lock = threading.Lock()
+        self._reported: dict[str, tuple[float, int]] = {}  # call site -> (last logged, suppressed since)
 
     # -- parameters --------------------------------------------------------------------------------
     def declare(self, name: str, default: Any, description: str, read_only: bool = False) -> None:
@@ -77,17 +94,39 @@ class DiffgraspNode(LifecycleNode):
     def active(self) -> bool:
         return self._active.is_set()
 
-    def report(self, message: str, level: str = "error") -> str:
+    def report(self, message: str, level: str = "error", error: BaseException | None = None,
+               site: str | None = None) -> str:
         """Log a problem and remember it in ``last_error``; the node carries on.
 
-        Logs are throttled so a bad stream cannot flood them (rclpy throttles per call site, hence
-        one call site per severity); ``last_error`` always holds the newest problem.
+        Each call ``site`` (the caller's file and line unless given) logs once per ``REPORT_PERIOD_S`` at
+        most, so a bad stream cannot flood the log while a problem elsewhere still shows; the next line
+        of a site counts what it held back. ``error``'s traceback goes to the debug log, or to the error
+        log when it is not one of ``EXPECTED_ERRORS`` (a bug). ``last_error`` always holds the newest problem.
         """
         self.last_error = message
+        if site is None:
+            caller = sys._getframe(1)
+            site = f"{caller.f_code.co_filename}:{caller.f_lineno}"
+        now = time.monotonic()
+        with self._report_lock:
+            last, held_back = self._reported.get(site, (-math.inf, 0))
+            if now - last < REPORT_PERIOD_S:
+                self._reported[site] = (last, held_back + 1)
+                return message
+            self._reported[site] = (now, 0)
+        # rclpy refuses a log call site whose severity changes, hence one call per severity.
+        logger = self.get_logger()
+        line = message + (f" ({held_back} more from here since the last line)" if held_back else "")
         if level == "error":
-            self.get_logger().error(message, throttle_duration_sec=2.0)
+            logger.error(line)
         else:
-            self.get_logger().warning(message, throttle_duration_sec=2.0)
+            logger.warning(line)
+        if error is not None:
+            trace = "".join(traceback.format_exception(error)).rstrip()
+            if isinstance(error, EXPECTED_ERRORS):
+                logger.debug(trace)
+            else:
+                logger.error(trace)
         return message
 
     # -- transitions: subclasses implement configure / cleanup / activate_work / deactivate_work ----
@@ -107,7 +146,7 @@ class DiffgraspNode(LifecycleNode):
         try:
             self.configure()
         except Exception as error:  # a configure that fails leaves the node unconfigured, not dead
-            self.report(f"configure failed: {error}")
+            self.report(f"configure failed: {describe_error(error)}", error=error)
             self._safe_cleanup()
             return TransitionCallbackReturn.FAILURE
         self.last_error = ""
@@ -117,8 +156,8 @@ class DiffgraspNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.activate_work()
-        except Exception as error:
-            self.report(f"activate failed: {error}")
+        except Exception as error:  # stays inactive, not dead
+            self.report(f"activate failed: {describe_error(error)}", error=error)
             return TransitionCallbackReturn.FAILURE
         self._active.set()
         self.get_logger().info("active")
@@ -148,8 +187,8 @@ class DiffgraspNode(LifecycleNode):
     def _safe_cleanup(self) -> None:
         try:
             self.cleanup()
-        except Exception as error:
-            self.report(f"cleanup failed: {error}")
+        except Exception as error:  # the entities are destroyed all the same
+            self.report(f"cleanup failed: {describe_error(error)}", error=error)
         self.destroy_entities()
 
     # -- entities created in configure and destroyed in cleanup ------------------------------------
@@ -202,8 +241,8 @@ def guarded(method):
             return None
         try:
             return method(self, *args, **kwargs)
-        except Exception as error:
-            self.report(f"{method.__name__}: {error}")
+        except Exception as error:  # bad data is reported; the node lives on
+            self.report(f"{method.__name__}: {describe_error(error)}", error=error, site=method.__qualname__)
             return None
 
     return wrapper
@@ -226,10 +265,28 @@ def grasp_planning_service(method):
             return response
         try:
             return method(self, request, response)
-        except Exception as error:
-            response.error_code.message = self.report(f"{method.__name__.lstrip('_')}: {error}")
+        except Exception as error:  # the caller gets an answer with the reason, always
+            response.error_code.message = self.report(f"{method.__name__.lstrip('_')}: {describe_error(error)}",
+                                                      error=error, site=method.__qualname__)
             response.grasps = []
             response.error_code.val = MoveItErrorCodes.FAILURE
+            return response
+
+    return wrapper
+
+
+def trigger_service(method):
+    """A std_srvs/Trigger callback that always answers: a raised error becomes ``success: false`` with the
+    reason in ``message``."""
+
+    @functools.wraps(method)
+    def wrapper(self: DiffgraspNode, request, response):
+        try:
+            return method(self, request, response)
+        except Exception as error:  # the caller gets an answer with the reason, always
+            response.success = False
+            response.message = self.report(f"{method.__name__.lstrip('_')}: {describe_error(error)}", error=error,
+                                           site=method.__qualname__)
             return response
 
     return wrapper

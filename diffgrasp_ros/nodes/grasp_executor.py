@@ -21,7 +21,8 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from ..geometry import invert
-from .base import DiffgraspNode, grasp_planning_service, guarded, run, wait_for_future
+from .base import (EXPECTED_ERRORS, DiffgraspNode, grasp_planning_service, guarded, run, trigger_service,
+                   wait_for_future)
 from .conversions import (cloud_to_array, collision_object_points, hand_postures, joint_state, joint_trajectory,
                           moveit_to_grasp, pose_array)
 from .transforms import express_grasp
@@ -384,6 +385,7 @@ class GraspExecutorNode(DiffgraspNode):
         self.path_pub.publish(pose_array(T_workspace_tcp, self.workspace.frame_id, self.now_s()))
 
     # -- execution ----------------------------------------------------------------------------------
+    @trigger_service
     def _on_execute(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         if not self.active:
             response.success, response.message = False, self.report("execute: the node is not active")
@@ -412,7 +414,7 @@ class GraspExecutorNode(DiffgraspNode):
                 else:
                     self._execute_on_topics(motion, close_start_s)
                     self._busy_until = time.monotonic() + motion.duration_s
-            except Exception as error:  # a failing backend or controller is reported, never raised
+            except EXPECTED_ERRORS as error:  # a failing backend, controller or deadline: the caller reports it
                 return False, f"execution failed: {error}"
         done = "executed" if self.backend == "moveit" else "executing"
         return True, f"{done} the pick of grasp {pick.grasp.info['id']} ({motion.duration_s:.1f} s)"
@@ -426,7 +428,7 @@ class GraspExecutorNode(DiffgraspNode):
         def execute() -> None:
             try:
                 self._execute_with_moveit(pick)
-            except Exception as error:  # handed to the waiting service call
+            except Exception as error:  # handed to the waiting call, which raises it there
                 failure.append(error)
             finally:
                 self._moveit_finished.set()

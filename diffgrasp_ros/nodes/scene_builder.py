@@ -16,7 +16,7 @@ from std_srvs.srv import Trigger
 
 from ..geometry import is_rigid_transform
 from ..scene import SceneBuilder
-from .base import DiffgraspNode, guarded, run
+from .base import DiffgraspNode, guarded, run, trigger_service
 from .camera_info import CameraInfoCache
 from .conversions import msgs_to_depth_frame, scene_to_clouds
 
@@ -123,13 +123,14 @@ class SceneBuilderNode(DiffgraspNode):
             return self._T_config
         from rclpy.duration import Duration
         from rclpy.time import Time
+        from tf2_ros import TransformException
 
         from ..geometry import pose_from_quaternion
 
         try:
             t = self._tf_buffer.lookup_transform(self.workspace.frame_id, frame_id, Time.from_msg(stamp),
                                                  timeout=Duration(seconds=self.param("max_pose_age_s")))
-        except Exception as error:  # tf2 raises several lookup/extrapolation exception types
+        except TransformException as error:
             raise CameraPoseError(f"camera pose {self.workspace.frame_id} <- {frame_id} missing or stale: "
                                   f"{error}") from error
         tr, q = t.transform.translation, t.transform.rotation
@@ -185,7 +186,7 @@ class SceneBuilderNode(DiffgraspNode):
             activation = self._activation
             try:
                 estimate = self._estimate(frame)
-            except Exception as error:  # no table, camera looking away, too little depth: report, try again
+            except ValueError as error:  # no table, camera looking away, too little depth: report, try again
                 self.report(f"camera pose estimation failed (camera_pose_source auto; trying again on the next "
                             f"frame): {error}")
                 return False
@@ -219,7 +220,7 @@ class SceneBuilderNode(DiffgraspNode):
             half = 0.5 * self.workspace.size_m
             try:
                 check = check_camera_pose(frame, T, self.workspace.table_height_m, (half, half))
-            except Exception as error:  # too little depth to fit anything: say so, do not retry every frame
+            except ValueError as error:  # too little depth to fit anything: say so, do not retry every frame
                 self.report(f"camera pose check skipped: {error}", level="warning")
                 return
             given = f"the {self._source} pose of {frame.frame_id!r}"
@@ -234,6 +235,7 @@ class SceneBuilderNode(DiffgraspNode):
             self._pose_lock.release()
 
     # -- services --------------------------------------------------------------------------------------
+    @trigger_service
     def _on_reset(self, request, response):
         with self._lock:
             if self.builder is None:
@@ -243,6 +245,7 @@ class SceneBuilderNode(DiffgraspNode):
         response.success, response.message = True, "scene cleared"
         return response
 
+    @trigger_service
     def _on_calibrate(self, request, response):
         response.success = False
         if self.builder is None:
@@ -265,7 +268,7 @@ class SceneBuilderNode(DiffgraspNode):
             activation = self._activation
             try:
                 estimate = self._estimate(frame)
-            except Exception as error:
+            except ValueError as error:
                 kept = "the previous camera pose is kept" if self.pose_estimate is not None else "no camera pose yet"
                 response.message = self.report(f"calibrate_workspace failed ({kept}): {error}")
                 return response

@@ -336,6 +336,32 @@ def test_executor_reports_a_missing_grasp_server_within_a_second():
         assert "not available" in response.error_code.message
 
 
+def test_executor_reports_a_dead_or_inactive_grasp_server_within_a_second():
+    """A killed server stays listed by DDS for ~20 s: its service is there, its node answers nothing (here:
+    a plain node whose GraspPlanning callback hangs and that has no lifecycle services). An inactive
+    server is named as such. Both within server_wait_s, not service_timeout_s."""
+    dead = rclpy.create_node("dead_server")
+    dead.create_service(GraspPlanning, "~/generate_grasps", lambda request, response: time.sleep(30) or response)
+    executor_node = make(GraspExecutorNode, grasp_service="dead_server/generate_grasps")
+    inactive = make(GraspServerNode)
+    with running(executor_node) as client_node:
+        client_node.executor.add_node(dead)
+        client_node.executor.add_node(inactive)
+        assert executor_node.trigger_configure() == OK and executor_node.trigger_activate() == OK
+        assert inactive.trigger_configure() == OK
+        client = client_node.create_client(GraspPlanning, "/plan_grasp")
+        for server, expected in (("dead_server", "does not respond within 1.0 s"),
+                                 ("grasp_server", "grasp server is inactive, not active")):
+            reconfigure(executor_node, grasp_service=f"{server}/generate_grasps", wait_for_cloud=False)
+            start = time.monotonic()
+            response = call(client, GraspPlanning.Request())
+            assert time.monotonic() - start < 2.0, server  # server_wait_s = 1 s, not service_timeout_s = 15 s
+            assert response.error_code.val == MoveItErrorCodes.COMMUNICATION_FAILURE
+            assert expected in response.error_code.message
+    inactive.destroy_node()
+    dead.destroy_node()
+
+
 @pytest.mark.parametrize("restamp", [False, True])
 def test_replay_of_a_rosbag2_recording(tmp_path, restamp):
     """A recording from long ago (stamps 100-102 s) plays; by default its frames are stamped with the
@@ -572,12 +598,32 @@ def test_plan_grasp_answers_reachable_grasps_and_executes_only_when_asked(graph)
     assert not again.success and "no planned pick" in again.message
 
 
-def reconfigure(executor_node, **parameters):
+def reconfigure(executor_node, wait_for_cloud=True, **parameters):
     assert executor_node.trigger_deactivate() == OK and executor_node.trigger_cleanup() == OK
     executor_node.set_parameters([Parameter(name, value=value) for name, value in parameters.items()])
     assert executor_node.trigger_configure() == OK, executor_node.last_error
     assert executor_node.trigger_activate() == OK
-    assert wait_for(lambda: executor_node._surface is not None, 20.0)  # picks are planned against it
+    if wait_for_cloud:
+        assert wait_for(lambda: executor_node._surface is not None, 20.0)  # picks are planned against it
+
+
+def test_a_cleanup_during_a_call_answers_it_and_leaves_the_node_serving(graph):
+    """Deactivate and clean up the executor while /plan_grasp runs: the call gets an answer, and after
+    configure and activate the node serves again (rclpy used to raise on the destroyed service and kill
+    the spin thread: a process that answered nothing)."""
+    nodes, client_node = graph
+    executor_node = nodes["grasp_executor"]
+    wait_for_scene(nodes)
+    client = client_node.create_client(GraspPlanning, "/plan_grasp")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        running_call = pool.submit(call, client, GraspPlanning.Request(), 60.0)
+        assert wait_for(lambda: executor_node._running > 0, 10.0)
+        assert executor_node.trigger_deactivate() == OK and executor_node.trigger_cleanup() == OK
+        assert executor_node._running == 0  # cleanup waited for the call
+        assert running_call.result(timeout=60.0).error_code.message
+    assert executor_node.trigger_configure() == OK and executor_node.trigger_activate() == OK
+    response = call(client, GraspPlanning.Request(), 60.0)
+    assert response.error_code.val == MoveItErrorCodes.SUCCESS, response.error_code.message
 
 
 def test_unreachable_untimely_or_untransformable_grasps_get_codes_and_nothing_executes(graph):

@@ -19,6 +19,9 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 # that reaches a node's outer handlers is a bug: still reported, as an internal error with its traceback.
 EXPECTED_ERRORS = (ValueError, LookupError, OSError, RuntimeError, ImportError)
 REPORT_PERIOD_S = 2.0  # one log line per call site this often at most
+# Cleanup waits this long for running callbacks (a plan, a call to another node) before it destroys the
+# entities they use; the executor's own wait for the grasp server is bounded by service_timeout_s.
+CALLBACK_DRAIN_S = 20.0
 
 
 def describe_error(error: BaseException) -> str:
@@ -43,6 +46,8 @@ class DiffgraspNode(LifecycleNode):
         self.last_error = ""
         self._report_lock = threading.Lock()
         self._reported: dict[str, tuple[float, int]] = {}  # call site -> (last logged, suppressed since)
+        self._running = 0  # callbacks under way (guarded, services)
+        self._callbacks_done = threading.Condition()
 
     # -- parameters --------------------------------------------------------------------------------
     def declare(self, name: str, default: Any, description: str, read_only: bool = False) -> None:
@@ -184,7 +189,25 @@ class DiffgraspNode(LifecycleNode):
         self._safe_cleanup()
         return TransitionCallbackReturn.SUCCESS
 
+    @contextlib.contextmanager
+    def running_callback(self):
+        """Marks a callback under way, so cleanup does not destroy what it uses under it."""
+        with self._callbacks_done:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._callbacks_done:
+                self._running -= 1
+                self._callbacks_done.notify_all()
+
     def _safe_cleanup(self) -> None:
+        # A service destroyed under its running callback makes rclpy raise when the answer is sent.
+        with self._callbacks_done:
+            drained = self._callbacks_done.wait_for(lambda: self._running == 0, CALLBACK_DRAIN_S)
+        if not drained:
+            self.report(f"cleanup: {self._running} callback(s) still running after {CALLBACK_DRAIN_S:.0f} s; "
+                        "their entities are destroyed under them")
         try:
             self.cleanup()
         except Exception as error:  # the entities are destroyed all the same
@@ -240,7 +263,8 @@ def guarded(method):
         if not self.active:
             return None
         try:
-            return method(self, *args, **kwargs)
+            with self.running_callback():
+                return method(self, *args, **kwargs)
         except Exception as error:  # bad data is reported; the node lives on
             self.report(f"{method.__name__}: {describe_error(error)}", error=error, site=method.__qualname__)
             return None
@@ -264,7 +288,8 @@ def grasp_planning_service(method):
             response.error_code.message = self.report(f"{self.get_name()} is not active: activate it first")
             return response
         try:
-            return method(self, request, response)
+            with self.running_callback():
+                return method(self, request, response)
         except Exception as error:  # the caller gets an answer with the reason, always
             response.error_code.message = self.report(f"{method.__name__.lstrip('_')}: {describe_error(error)}",
                                                       error=error, site=method.__qualname__)
@@ -282,7 +307,8 @@ def trigger_service(method):
     @functools.wraps(method)
     def wrapper(self: DiffgraspNode, request, response):
         try:
-            return method(self, request, response)
+            with self.running_callback():
+                return method(self, request, response)
         except Exception as error:  # the caller gets an answer with the reason, always
             response.success = False
             response.message = self.report(f"{method.__name__.lstrip('_')}: {describe_error(error)}", error=error,
@@ -332,6 +358,23 @@ def stop_on_signals():
             signal.signal(number, handler)
 
 
+def spin_surviving(executor, stop: threading.Event) -> None:
+    """``executor.spin`` until ``stop`` is set or the executor shuts down, surviving what finishing a
+    callback can raise: rclpy raises ``InvalidHandle`` when it sends a service's answer after cleanup
+    destroyed the service, and a spin thread that dies leaves a process that answers nothing."""
+    from rclpy.executors import ExternalShutdownException, ShutdownException
+    from rclpy.logging import get_logger
+
+    while not stop.is_set() and executor.context.ok():
+        try:
+            executor.spin_once(timeout_sec=0.2)
+        except (ShutdownException, ExternalShutdownException):
+            return
+        except Exception as error:  # the callback's node has reported what it could; keep serving the rest
+            get_logger("diffgrasp").error(f"a callback failed as it finished: {describe_error(error)}\n"
+                                          + "".join(traceback.format_exception(error)).rstrip())
+
+
 def spin_until_stopped(executor, nodes, duration_s: float | None = None, shutdown_timeout_s: float = 3.0) -> None:
     """Spin ``executor`` in a thread until SIGINT or SIGTERM (the signal systemd and ``docker stop``
     send) arrives, or ``duration_s`` passes; then, from this thread and in this order, stop the executor
@@ -340,7 +383,7 @@ def spin_until_stopped(executor, nodes, duration_s: float | None = None, shutdow
     import rclpy
 
     with stop_on_signals() as stop:
-        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner = threading.Thread(target=spin_surviving, args=(executor, stop), daemon=True)
         spinner.start()
         try:
             stop.wait(duration_s)

@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import PoseArray
+from lifecycle_msgs.msg import State
+from lifecycle_msgs.srv import GetState
 from moveit_msgs.msg import MoveItErrorCodes
 from moveit_msgs.srv import GraspPlanning
 from sensor_msgs.msg import JointState, PointCloud2
@@ -110,6 +112,9 @@ class GraspExecutorNode(DiffgraspNode):
         self._last_pick = None
         self._busy_until = 0.0
         self.grasp_client = self.client(GraspPlanning, self.param("grasp_service"))
+        # The grasp server's lifecycle state, asked beside each request: DDS lists a killed server for ~20 s.
+        server_node = self.param("grasp_service").rpartition("/")[0] or "."
+        self.server_state_client = self.client(GetState, f"{server_node}/get_state")
         self.trajectory_pub = self.publisher(JointTrajectory, "~/planned_trajectory")
         self.path_pub = self.publisher(PoseArray, "~/planned_tcp_path")
         # Execution without MoveIt: the arm's joint_trajectory_controller takes trajectories on its topic.
@@ -257,13 +262,28 @@ class GraspExecutorNode(DiffgraspNode):
 
     # -- /plan_grasp --------------------------------------------------------------------------------
     def _call_grasp_server(self, request: GraspPlanning.Request):
-        if not self.grasp_client.wait_for_service(timeout_sec=self.param("server_wait_s")):
-            return None, (f"grasp server {self.param('grasp_service')!r} is not available (down, or not started "
+        """The grasp server's answer, or None, an error code and why not: it is not in the graph, its node
+        does not answer (DDS still lists a server that was killed, for about 20 s), it is not active, or it
+        did not answer within service_timeout_s. The first three are said within server_wait_s."""
+        down = MoveItErrorCodes.COMMUNICATION_FAILURE
+        wait_s = self.param("server_wait_s")
+        if not self.grasp_client.wait_for_service(timeout_sec=wait_s):
+            return None, down, (f"grasp server {self.param('grasp_service')!r} is not available (down, or not started "
                           "yet): no grasps")
         future = self.grasp_client.call_async(request)
+        state = self.server_state_client.call_async(GetState.Request())
+        if not wait_for_future(state, wait_s):
+            future.cancel()
+            return None, down, (f"grasp server {self.param('grasp_service')!r} does not respond within {wait_s} s (its "
+                          "process died or is restarting): no grasps")
+        current = state.result().current_state
+        if current.id != State.PRIMARY_STATE_ACTIVE:
+            future.cancel()
+            return None, down, f"grasp server is {current.label}, not active (a lifecycle manager activates it): no grasps"
         if not wait_for_future(future, self.param("service_timeout_s")):
-            return None, f"grasp server did not answer within {self.param('service_timeout_s')} s"
-        return future.result(), ""
+            return None, MoveItErrorCodes.TIMED_OUT, (f"grasp server did not answer within "
+                                                      f"{self.param('service_timeout_s')} s")
+        return future.result(), MoveItErrorCodes.SUCCESS, ""
 
     def _fail(self, response, code: int, message: str, level: str = "error"):
         response.grasps = []
@@ -278,11 +298,10 @@ class GraspExecutorNode(DiffgraspNode):
         codes = MoveItErrorCodes
         self._last_pick = None  # ~/execute runs the pick of the latest answer only
         # The grasp server takes what chooses grasps; the collision geometry is this node's.
-        answer, problem = self._call_grasp_server(GraspPlanning.Request(
+        answer, code, problem = self._call_grasp_server(GraspPlanning.Request(
             group_name=request.group_name or self.param("planning_group"), target=request.target,
             candidate_grasps=request.candidate_grasps))
         if answer is None:
-            code = codes.COMMUNICATION_FAILURE if "available" in problem else codes.TIMED_OUT
             return self._fail(response, code, problem)
         if answer.error_code.val != codes.SUCCESS:
             response.error_code = answer.error_code  # with the grasp server's reason

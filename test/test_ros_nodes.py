@@ -826,6 +826,7 @@ def test_diffgrasp_up_processes_restarts_a_killed_node(tmp_path):
         log.close()
     output = log_path.read_text()
     assert code == 0 and "diffgrasp up: stopped" in output and "Traceback" not in output, output
+    assert "killed" not in output, output  # every node process stopped by itself on SIGTERM
 
 
 def box_object(object_id, frame, lo, hi):

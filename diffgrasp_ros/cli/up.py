@@ -157,9 +157,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# A process that dies within STABLE_S of its start again and again is in a crash loop (an import error, a
+# bad install): it is started again after 0.5 s, 1 s, 2 s ... up to MAX_RESTART_DELAY_S, not every 0.5 s.
+STABLE_S = 30.0
+MAX_RESTART_DELAY_S = 30.0
+
+
+def restart_delay(quick_deaths: int) -> float:
+    """Seconds before starting a process again that has died ``quick_deaths`` times in a row within STABLE_S
+    of its start: none the first time (a crash or a kill is restarted at once), then doubling."""
+    return 0.0 if quick_deaths <= 1 else min(0.5 * 2 ** (quick_deaths - 2), MAX_RESTART_DELAY_S)
+
+
 def run_processes(args: argparse.Namespace) -> int:
     """One process per node and one for the lifecycle manager; every 0.5 s, a process that has exited is
-    started again (the manager then configures and activates it). SIGINT or SIGTERM stops them all."""
+    started again (the manager then configures and activates it; one that keeps dying right after its start
+    with a growing delay, ``restart_delay``). SIGINT or SIGTERM stops them all."""
     import signal
     import subprocess
     import sys
@@ -180,8 +193,13 @@ def run_processes(args: argparse.Namespace) -> int:
     commands["lifecycle_manager"] = [sys.executable, "-c", "from diffgrasp_ros.nodes.lifecycle_manager import main; "
                                      "main()", "--ros-args", "-p", f"node_names:=[{managed}]", *args.ros_args]
 
+    started_at: dict[str, float] = {}
+    quick_deaths = {name: 0 for name in commands}
+    start_at: dict[str, float] = {}  # a dead process's restart time
+
     def start(name: str) -> subprocess.Popen:
         process = subprocess.Popen(commands[name])
+        started_at[name] = time.monotonic()
         print(f"diffgrasp up: started {name} (pid {process.pid})", flush=True)
         return process
 
@@ -191,20 +209,32 @@ def run_processes(args: argparse.Namespace) -> int:
         try:
             while not stop.wait(0.5) and (deadline is None or time.monotonic() < deadline):
                 for name, process in processes.items():
-                    if process.poll() is not None:
-                        print(f"diffgrasp up: {name} exited with code {process.returncode}; starting it again",
+                    if process.poll() is None:
+                        continue
+                    now = time.monotonic()
+                    if name not in start_at:
+                        lived = now - started_at[name]
+                        quick_deaths[name] = quick_deaths[name] + 1 if lived < STABLE_S else 1
+                        delay = restart_delay(quick_deaths[name])
+                        start_at[name] = now + delay
+                        print(f"diffgrasp up: {name} exited with code {process.returncode}; starting it again"
+                              + (f" in {delay:.1f} s (it died {quick_deaths[name]} times in a row within "
+                                 f"{STABLE_S:.0f} s of its start)" if delay else f" (it ran {lived:.1f} s)"),
                               flush=True)
+                    if now >= start_at[name]:
+                        del start_at[name]
                         processes[name] = start(name)
         finally:
             for process in processes.values():
                 if process.poll() is None:
                     process.send_signal(signal.SIGTERM)
             end = time.monotonic() + 5.0
-            for process in processes.values():
+            for name, process in processes.items():
                 try:
                     process.wait(timeout=max(end - time.monotonic(), 0.01))
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+                    print(f"diffgrasp up: {name} did not stop within 5 s: killed", flush=True)
     print("diffgrasp up: stopped", flush=True)
     return 0

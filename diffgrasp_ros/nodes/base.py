@@ -396,7 +396,13 @@ def spin_until_stopped(executor, nodes, duration_s: float | None = None, shutdow
 
 
 def run(node_class, args=None) -> None:
-    """Entry point of one node executable: spin on a multi-threaded executor until SIGINT or SIGTERM."""
+    """Entry point of one node executable: spin on a multi-threaded executor until SIGINT or SIGTERM, then
+    exit at once. With the node destroyed and rclpy shut down, nothing is left to save, and the
+    interpreter's own finalization stalled in C code (no Python frame) for 5 s and more when the graph's
+    processes stopped together (``diffgrasp up --processes``), past what a supervisor waits."""
+    import os
+    import sys
+
     from rclpy.executors import MultiThreadedExecutor
 
     init_rclpy(args)
@@ -404,3 +410,6 @@ def run(node_class, args=None) -> None:
     executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
     executor.add_node(node)
     spin_until_stopped(executor, [node])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

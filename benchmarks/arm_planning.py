@@ -1,6 +1,7 @@
 """Arm motion-planning latency and simulated pick success per robot (mplib backend), on this machine.
 
     .venv/bin/python benchmarks/arm_planning.py [--robots franka xarm_leap ur5_leap] [--runs 5] [--json out.json]
+        [--allow-dirty]
 
 Planning scene: the 4 x 5 x 6 cm box at the workspace centre and the table as a point cloud
 (``sim.pick_scene.box_scene_cloud``, 2-4 mm spacing); grasps top-down on the box at four yaws (0, 45,
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from diffgrasp_ros.evaluation.provenance import add_provenance_arguments, prepare_results
 from diffgrasp_ros.execution.motion import SceneObstacles, make_motion_planner, plan_pick, pregrasp_pose
 from diffgrasp_ros.grasping.grasp import Grasp
 from diffgrasp_ros.robots import robot_names
@@ -84,8 +86,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--robots", nargs="+", default=robot_names(), choices=robot_names())
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--json", type=Path, help="also write the figures here, with the run's provenance")
+    add_provenance_arguments(parser)
     args = parser.parse_args()
+    context = prepare_results(args, args.json)
     results = []
     with tempfile.TemporaryDirectory() as folder:
         objects = [ObjectModel("box", write_box_urdf(Path(folder), "box", BOX_SIZE_M)),
@@ -100,7 +104,7 @@ def main() -> None:
             for line in r["sim_outcomes"]:
                 print(f"    {line}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps({"context": context, "robots": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Figures of the learned depth restoration (``diffgrasp_ros.depth.restoration``).
 
     .venv/bin/python benchmarks/depth_restoration.py --data PAIRS [--weights models/depth_restore] [--json out.json]
+        [--allow-dirty]
 
 On held-out stereo pairs (``diffgrasp depth-data --split val``: validation objects, unseen in
 training), against the renderer's clean depth, overall and per material of the surface each pixel
@@ -35,7 +36,7 @@ import torch
 from diffgrasp_ros.depth.classical import nearest_fill
 from diffgrasp_ros.depth.restoration import DEFAULT_WEIGHTS, DepthRestorer
 from diffgrasp_ros.evaluation.real_depth import pooled_errors, region_errors
-from diffgrasp_ros.evaluation.report import run_context
+from diffgrasp_ros.evaluation.provenance import add_provenance_arguments, prepare_results
 from diffgrasp_ros.training.depth_pairs import MATERIAL_NAMES, load_pairs
 
 METHODS = ("raw", "nearest fill", "restored")
@@ -47,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="model folder (default: shipped)")
     parser.add_argument("--frames", type=int, default=None, help="use only the first N frames")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    add_provenance_arguments(parser)
     args = parser.parse_args(argv)
+    context = prepare_results(args, args.json, code_paths=[args.weights])
     torch.set_num_threads(1)
     model = DepthRestorer.from_pretrained(args.weights)
     pairs = load_pairs(args.data, args.frames)
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     errors.setdefault((group, method, pixels), []).append(region_errors(pred, clean, mask))
     figures = {
-        "context": run_context("python benchmarks/depth_restoration.py " + " ".join(argv or sys.argv[1:])),
+        "context": context,
         "frames": len(pairs), "weights": str(args.weights),
         "restore_ms_median": 1000.0 * statistics.median(times_s),
         "restore_ms_p90": 1000.0 * float(np.percentile(times_s, 90)),

@@ -1,7 +1,7 @@
 """Depth restoration speed on one core: the learned restoration and the classical fills, per frame.
 
     .venv/bin/python benchmarks/depth_speed.py [--weights models/depth_restore] [--repeats 10]
-        [--out benchmarks/results/depth_speed]
+        [--out benchmarks/results/depth_speed] [--allow-dirty]
 
 Median milliseconds per frame over ``--repeats`` runs after two warm-up runs, with one torch and one
 OpenCV thread (numba's compiled plane fill runs on one thread), at 640×480 and 1280×720. The frames are real ones (a ``ucn_tabletop`` and a
@@ -12,14 +12,14 @@ bar for the learned restoration: ≤ 60 ms at 640×480, ≤ 200 ms at 1280×720.
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from diffgrasp_ros.evaluation.provenance import (add_provenance_arguments, prepare_results, provenance_markdown,
+                                                 report_paths, write_report)
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / ".." / "shared" / "real"
@@ -73,7 +73,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-classical", action="store_true", help="time the learned restoration only")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "depth_speed")
+    add_provenance_arguments(parser)
     args = parser.parse_args()
+    context = prepare_results(args, *report_paths(args.out), code_paths=[p for p in (args.weights, REAL) if p])
 
     import cv2
     import torch
@@ -81,11 +83,9 @@ def main() -> None:
     from diffgrasp_ros.depth.classical import CLASSICAL_FILLS
     from diffgrasp_ros.depth.plane_fill import plane_fill
     from diffgrasp_ros.depth.restoration import DEFAULT_WEIGHTS, DepthRestorer
-    from diffgrasp_ros.evaluation.report import run_context
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    context = run_context("python benchmarks/depth_speed.py " + shlex.join(sys.argv[1:]))
     restorer = DepthRestorer.from_pretrained(args.weights or DEFAULT_WEIGHTS)
     methods = {"learned": lambda depth, color: restorer.restore(depth, color=color),
                "plane_fill (the learned restoration's first stage)":
@@ -102,8 +102,7 @@ def main() -> None:
             print(f"{name} {width}x{height} ({source}): {ms:.1f} ms", flush=True)
     report = {"context": context, "weights": str(args.weights or DEFAULT_WEIGHTS), "repeats": args.repeats,
               "rows": rows}
-    lines = ["# Depth restoration speed (one core)", "", f"- command: `{context['command']}`",
-             f"- date: {context['date']}", f"- machine: {context['machine']}", f"- commit: {context['git_commit']}",
+    lines = ["# Depth restoration speed (one core)", "", *provenance_markdown(context),
              f"- median of {args.repeats} runs after 2 warm-up runs; 1 torch thread, 1 OpenCV thread", "",
              "| method | frame | size | median [ms] | budget [ms] |", "| --- | --- | --- | --- | --- |"]
     for r in rows:
@@ -112,9 +111,7 @@ def main() -> None:
         lines.append(f"| {r['method']} | {r['frame']} | {r['size'][0]}×{r['size'][1]} | {r['median_ms']:.1f} "
                      f"| {budget} |")
     text = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(text)
+    write_report(args.out, report, text)
     print(text)
 
 

@@ -1,7 +1,7 @@
 """How well does grafted depth match a real sensor? Paired on the geometry of real frames.
 
     .venv/bin/python benchmarks/grafting_real.py [--weights models/depth_noise] [--reference-weights OLD]
-        [--samples 2] [--sim-frames 6] [--out benchmarks/results/grafting_real]
+        [--samples 2] [--sim-frames 6] [--out benchmarks/results/grafting_real] [--allow-dirty]
 
 For every real frame of ../shared/real (its README: ``ucn_tabletop``, ``posecnn_tabletop`` learnable,
 ``cleargrasp_d435`` evaluation only; ``sixdof_graspnet`` is left out because the source range-cropped its
@@ -36,8 +36,6 @@ models' grafts on the same simulated clean depth are given beside it.
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -47,6 +45,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stereo_sim import EDGE_BINS_PX, EDGE_STEP  # noqa: E402
+
+from diffgrasp_ros.evaluation.provenance import (add_provenance_arguments, prepare_results,  # noqa: E402
+                                                 provenance_markdown, report_paths, write_report)
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / ".." / "shared" / "real"
@@ -158,10 +159,10 @@ def grafters(models: dict, samples: int):
     from diffgrasp_ros.camera.frame import DepthFrame
     from diffgrasp_ros.depth.grafting import graft
     from diffgrasp_ros.sim.noise import apply_depth_noise
-    from diffgrasp_ros.training.noise_train import D435_BASELINE_M
+    from diffgrasp_ros.sim.stereo import D435Config
 
     def by_model(model):
-        return lambda clean, K, rng: [graft(clean, model, rng, focal_baseline_px_m=K.fx * D435_BASELINE_M)
+        return lambda clean, K, rng: [graft(clean, model, rng, focal_baseline_px_m=K.fx * D435Config.baseline_m)
                                       for _ in range(samples)]
 
     out = {name: by_model(model) for name, model in models.items()}
@@ -271,9 +272,8 @@ def bin_labels() -> dict:
 
 def markdown(report: dict) -> str:
     ctx = report["context"]
-    lines = ["# Grafting realism on real frames", "",
-             f"- command: `{ctx['command']}`", f"- date: {ctx['date']}", f"- machine: {ctx['machine']}",
-             f"- commit: {ctx['git_commit']}", f"- model: `{report['weights']}`; reference: "
+    lines = ["# Grafting realism on real frames", "", *provenance_markdown(ctx),
+             f"- model: `{report['weights']}`; reference: "
              f"`{report['reference_weights']}`; {report['samples']} grafts per frame and method", "",
              "Invalid share of each method's graft on the real frames' filled depth against the frames' own, by "
              "distance to the nearest depth edge, surface slant and range; distance = mean absolute difference "
@@ -339,6 +339,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "grafting_real")
+    add_provenance_arguments(parser)
     args = parser.parse_args()
     if not REAL.is_dir():
         sys.exit(f"grafting_real: {REAL} not found (../shared/real beside the repository)")
@@ -348,14 +349,13 @@ def main() -> int:
     import torch
 
     from diffgrasp_ros.depth.noise_diffusion import DEFAULT_WEIGHTS, NoiseDiffusionModel
-    from diffgrasp_ros.evaluation.report import run_context
-
-    torch.set_num_threads(args.threads)
     weights = args.weights or DEFAULT_WEIGHTS
+    context = prepare_results(args, *report_paths(args.out), code_paths=[
+        weights, *filter(None, [args.reference_weights]), REAL, Path(__file__).with_name("stereo_sim.py")])
+    torch.set_num_threads(args.threads)
     models = {"model": NoiseDiffusionModel.from_pretrained(weights)}
     if args.reference_weights:
         models["reference"] = NoiseDiffusionModel.from_pretrained(args.reference_weights)
-    context = run_context("python benchmarks/grafting_real.py " + shlex.join(sys.argv[1:]))
     log = lambda line: print(line, flush=True)  # noqa: E731
     log("real frames:")
     real, near_edge, per_frame = real_frames_part(grafters(models, args.samples), args.samples,
@@ -370,10 +370,8 @@ def main() -> int:
               "samples": args.samples, "sim_frames": args.sim_frames, "bins": bin_labels(),
               "error_bins_mm": [float(b) for b in ERROR_BINS_MM[1:-1]], "real": real,
               "near_edge_error": near_edge, "simulator": simulator, "frames": per_frame}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     text = markdown(report) if simulator else markdown({**report, "simulator": {}})
-    args.out.with_suffix(".md").write_text(text)
+    write_report(args.out, report, text)
     print(text)
     return 0
 

@@ -1,6 +1,7 @@
 """How realistic is noise grafting? Grafted vs simulated-stereo depth on held-out scenes.
 
     .venv/bin/python benchmarks/grafting_realism.py [--weights models/depth_noise] [--scenes 8] [--json out.json]
+        [--allow-dirty]
 
 Pile / packed scenes of the validation objects (never seen in training), each object given a material
 drawn as in training (diffuse 55 %, dark, specular, transparent 15 % each), rendered by the physically
@@ -34,6 +35,7 @@ from stereo_sim import EDGE_BINS_PX, edge_distance_px  # noqa: E402
 from diffgrasp_ros.camera.frame import DepthFrame  # noqa: E402
 from diffgrasp_ros.depth.grafting import graft  # noqa: E402
 from diffgrasp_ros.depth.noise_diffusion import DEFAULT_WEIGHTS, NoiseDiffusionModel  # noqa: E402
+from diffgrasp_ros.evaluation.provenance import add_provenance_arguments, prepare_results  # noqa: E402
 from diffgrasp_ros.geometry import camera_on_sphere  # noqa: E402
 from diffgrasp_ros.sim.camera import side_view  # noqa: E402
 from diffgrasp_ros.sim.noise import apply_depth_noise  # noqa: E402
@@ -88,7 +90,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1000, help="scene seed (training data used other seeds)")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    add_provenance_arguments(parser)
     args = parser.parse_args()
+    context = prepare_results(args, args.json, code_paths=[args.weights, Path(__file__).with_name("stereo_sim.py")])
 
     import torch
 
@@ -160,7 +164,8 @@ def main() -> int:
         if s_all:
             print(f"    {material:<12} stereo {s_bad / s_all:6.1%}   graft {g_bad / g_all:6.1%}   ({s_all} px)")
     if args.json:
-        args.json.write_text(json.dumps({"scenes": args.scenes, "seed": args.seed, "weights": str(args.weights),
+        args.json.write_text(json.dumps({"context": context,
+                                         "scenes": args.scenes, "seed": args.seed, "weights": str(args.weights),
                                          "methods": results, "graft_median_ms": 1000 * float(np.median(graft_s)),
                                          "invalid_by_material": {k: v.tolist() for k, v in by_material.items()}},
                                         indent=2))

@@ -2,18 +2,22 @@
 
     diffgrasp bench --scene pile packed --rounds 100 --noise dex --workers 2 --json bench.json \
         --method baseline igd igd:rounds=1 igd:evaluator=affordance ...
-    python benchmarks/igd_report.py bench.json --labels labels.json > report.md
+    python benchmarks/igd_report.py bench.json --labels labels.json [--out report.md] [--allow-dirty]
 
 Prints, per scene type, GSR / DR / latency of every method with its difference to the full model
 (`--full`, default `igd`) and to the baseline, then the median time of each planner stage. Every
 method ran on the same scenes in the same run, so the differences are paired. `--labels` maps a
-method spec to a readable name (e.g. a weights path to "without DAM, 3k steps").
+method spec to a readable name (e.g. a weights path to "without DAM, 3k steps"). The header gives the
+bench run's provenance (a warning first when it ran from a dirty tree) and this report's own command.
 """
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+
+from diffgrasp_ros.evaluation.provenance import (add_provenance_arguments, prepare_results, provenance_markdown,
+                                                 write_text)
 
 
 def _pct(x: float | None) -> str:
@@ -28,9 +32,9 @@ def _ms(x: float | None) -> str:
     return "n/a" if x is None else f"{1000 * x:.0f}"
 
 
-def report(bench: dict, full: str, baseline: str, labels: dict[str, str]) -> str:
-    lines = [f"Command: `{bench['command']}`", f"Date: {bench['date']}; machine: {bench['machine']}; "
-             f"diffgrasp {bench['diffgrasp']} ({bench.get('git_commit') or 'no commit'})", ""]
+def report(bench: dict, full: str, baseline: str, labels: dict[str, str], context: dict) -> str:
+    lines = ["The bench run:", "", *provenance_markdown(bench), "",
+             "This report:", "", *provenance_markdown(context), ""]
     for result in bench["results"]:
         s, summary = result["settings"], result["summary"]
         for needed in (full, baseline):
@@ -61,9 +65,15 @@ def main() -> None:
     parser.add_argument("--full", default="igd", help="the full model's method spec (default: igd)")
     parser.add_argument("--baseline", default="baseline", help="the baseline's method spec (default: baseline)")
     parser.add_argument("--labels", type=Path, help="JSON {method spec: name} for the table")
+    parser.add_argument("--out", type=Path, help="also write the report here (Markdown)")
+    add_provenance_arguments(parser)
     args = parser.parse_args()
+    context = prepare_results(args, args.out)
     labels = json.loads(args.labels.read_text()) if args.labels else {}
-    print(report(json.loads(args.bench_json.read_text()), args.full, args.baseline, labels))
+    text = report(json.loads(args.bench_json.read_text()), args.full, args.baseline, labels, context)
+    if args.out:
+        write_text(args.out, text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/leap_guidance.py [--variants leap leap:approach=top leap:approach=+x
         leap:region=AUTO] [--scenes 10] [--weights FOLDER] [--guidance SCALE] [--robot xarm_leap]
-        [--seed 7] [--json out.json]
+        [--seed 7] [--json out.json] [--allow-dirty]
 
 Renders `--scenes` pile and as many packed scenes from the validation objects (single side view, the
 benchmark's dex noise), and for every variant (a method spec) rebuilds each scene from its seed in a
@@ -22,6 +22,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from diffgrasp_ros.evaluation.provenance import add_provenance_arguments, method_code_paths, prepare_results
 
 REFERENCES = ("top", "+x")  # directions every variant is also measured against
 REGION_RADIUS_M = 0.04
@@ -108,7 +110,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7, help="scene seed (default: 7, as planning_latency.py)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--json", type=Path, help="also write per-scene rows and summaries here")
+    add_provenance_arguments(parser)
     args = parser.parse_args()
+    weights = [Path(args.weights)] if args.weights else []
+    context = prepare_results(args, args.json, code_paths=[*method_code_paths(args.variants), *weights])
 
     import torch
 
@@ -136,7 +141,7 @@ def main() -> None:
                     else " " * 50)
             print(f"{head} | {line} |" + (f" {region}" if i == 0 else ""))
     if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+        args.json.write_text(json.dumps({"context": context, "args": {k: str(v) for k, v in vars(args).items()},
                                          "summary": summaries, "rows": rows}, indent=2) + "\n")
 
 

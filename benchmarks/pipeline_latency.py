@@ -1,13 +1,14 @@
 """Foundation latency figures, medians over repeated runs on this machine.
 
-    .venv/bin/python benchmarks/pipeline_latency.py [--runs 7] [--json out.json]
+    .venv/bin/python benchmarks/pipeline_latency.py [--runs 7] [--json out.json] [--allow-dirty]
 
 Measures, on simulated pile scenes (single side view, the project's object set):
 - TSDF integration per frame: the standard 40^3 volume alone, and the full SceneBuilder (40^3 grid +
   80^3 cloud volume) the planners use — the ratio is the price of the fine cloud;
 - depth frame -> ranked grasps with the baseline planner (fusion + planning), with its breakdown;
 - `diffgrasp demo` wall time (a fresh process: imports, scene, render, plan, one pick, outputs).
-Warm-up runs are excluded from the in-process figures; the demo runs are cold processes.
+Warm-up runs are excluded from the in-process figures; the demo runs are cold processes (each given
+``DEMO_TIMEOUT_S``).
 """
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ from pathlib import Path
 
 
 from diffgrasp_ros import make_planner
+from diffgrasp_ros.evaluation.provenance import add_provenance_arguments, prepare_results
 from diffgrasp_ros.scene import STANDARD_WORKSPACE, SceneBuilder, TSDFVolume
 from diffgrasp_ros.sim.camera import side_view
 from diffgrasp_ros.sim.object_set import default_objects
 from diffgrasp_ros.sim.world import ClutterWorld
 
+DEMO_TIMEOUT_S = 300.0  # a cold `diffgrasp demo` takes seconds; a hung one fails the benchmark
 
 def summary(samples_s: list[float]) -> dict:
     ms = sorted(1000.0 * s for s in samples_s)
@@ -43,7 +46,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7, help="measured runs per figure (default: 7, min 5)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    add_provenance_arguments(parser)
     args = parser.parse_args()
+    context = prepare_results(args, args.json)
     runs = max(5, args.runs)
 
     planner = make_planner("baseline")
@@ -78,7 +83,7 @@ def main() -> int:
         for seed in range(runs):
             demo_wall.append(timed(lambda: subprocess.run(
                 [sys.executable, "-m", "diffgrasp_ros.cli.main", "demo", "--seed", str(seed), "--out", out],
-                check=True, capture_output=True)))
+                check=True, capture_output=True, timeout=DEMO_TIMEOUT_S)))
     figures["diffgrasp demo wall time (cold process)"] = summary(demo_wall)
 
     ratio = statistics.median(full) / statistics.median(grid_only)
@@ -88,7 +93,8 @@ def main() -> int:
     print(f"  SceneBuilder / 40^3-only integration ratio:{'':>12}{ratio:.2f}x")
     print(f"  grasps returned per plan (median):              {statistics.median(counts):.0f}")
     if args.json:
-        args.json.write_text(json.dumps({"runs": runs, "figures": figures, "scenebuilder_vs_grid_ratio": ratio,
+        args.json.write_text(json.dumps({"context": context,
+                                         "runs": runs, "figures": figures, "scenebuilder_vs_grid_ratio": ratio,
                                          "median_grasps": statistics.median(counts)}, indent=2))
     return 0
 

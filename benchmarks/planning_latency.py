@@ -1,7 +1,7 @@
 """Planning latency per method on validation scenes: depth frame in -> ranked grasps out.
 
     .venv/bin/python benchmarks/planning_latency.py [--methods baseline igd igd:rounds=1] [--scenes 10]
-        [--repeats 3] [--threads 1] [--robot franka] [--json out.json]
+        [--repeats 3] [--threads 1] [--robot franka] [--json out.json] [--allow-dirty]
 
 Renders `--scenes` pile and as many packed scenes from the validation objects (single side view, the
 benchmark's dex noise), then plans each `--repeats` times with every method (after one warm-up plan).
@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from diffgrasp_ros.evaluation.provenance import add_provenance_arguments, method_code_paths, prepare_results
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -28,7 +30,9 @@ def main() -> None:
     parser.add_argument("--robot", default="franka",
                         help="embodiment the planners plan for (default: franka; leap needs xarm_leap or ur5_leap)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    add_provenance_arguments(parser)
     args = parser.parse_args()
+    context = prepare_results(args, args.json, code_paths=method_code_paths(args.methods))
 
     import torch
 
@@ -69,7 +73,7 @@ def main() -> None:
         print(f"{method:>24}: p50 {f['p50_ms']:6.1f} ms, p95 {f['p95_ms']:6.1f} ms, "
               f"{f['ratio_to_first']:.2f}x {args.methods[0]} | stage p50 [ms]: {stages}")
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        args.json.write_text(json.dumps({"context": context, "methods": figures}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

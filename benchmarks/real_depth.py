@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/real_depth.py [--methods raw nearest telea navier_stokes joint_bilateral
         plane_fill learned] [--weights models/depth_restore] [--seeds 0 1 2 3 4] [--no-color]
-        [--out benchmarks/results/real_depth]
+        [--out benchmarks/results/real_depth] [--allow-dirty]
 
 Every frame is first limited to the pipeline's working range ([0.1, 2.0] m, as ``DepthProcessor`` does).
 Methods: ``raw`` (the input unchanged; scored only where the raw depth is valid), the classical fills of
@@ -22,18 +22,20 @@ and ``learned`` (``DepthRestorer.from_pretrained(--weights).restore(depth, color
   also as a ratio to the best classical fill of the group.
 
 Writes ``<out>.json`` and ``<out>.md``, and appends the evaluation-only figures to
-``benchmarks/results/real_depth_evaluation_log.jsonl`` (every look at the evaluation frames is logged).
+``benchmarks/results/real_depth_evaluation_log.jsonl`` (every look at the evaluation frames is logged, from
+a dirty tree and with ``--out`` elsewhere too: the log is an audit trail, each line with its provenance).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+
+from diffgrasp_ros.evaluation.provenance import (add_provenance_arguments, prepare_results, provenance_markdown,
+                                                 report_paths, write_report)
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / ".." / "shared" / "real"
@@ -156,9 +158,8 @@ def _gt_table(table: dict, with_change: bool) -> list[str]:
 
 def markdown(report: dict) -> str:
     ctx, hidden, gt = report["context"], report["hidden_holes"], report["ground_truth"]
-    lines = ["# Depth restoration on real frames (../shared/real)", "",
-             f"- command: `{ctx['command']}`", f"- date: {ctx['date']}", f"- machine: {ctx['machine']}",
-             f"- commit: {ctx['git_commit']}", f"- working range: {report['working_range_m']} m (raw depth outside "
+    lines = ["# Depth restoration on real frames (../shared/real)", "", *provenance_markdown(ctx),
+             f"- working range: {report['working_range_m']} m (raw depth outside "
              "it is invalid, as in the pipeline)",
              f"- inputs: {'depth and colour' if report.get('color', True) else 'depth alone (--no-color)'}", "",
              "## Hidden holes: MAE over hidden pixels [mm], mean over frames", "",
@@ -213,20 +214,20 @@ def main() -> None:
     parser.add_argument("--no-color", action="store_true",
                         help="give every method depth alone, as a pipeline without a colour stream does")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "real_depth")
+    add_provenance_arguments(parser)
     args = parser.parse_args()
     if not REAL.is_dir():
         sys.exit(f"real_depth: {REAL} not found (../shared/real beside the repository)")
+    context = prepare_results(args, *report_paths(args.out), code_paths=[p for p in (args.weights, REAL) if p])
 
     import cv2
     import torch
 
     from diffgrasp_ros.camera.real_frames import load_real_frames, within_range
     from diffgrasp_ros.depth.holes import has_sensor_holes
-    from diffgrasp_ros.evaluation.report import run_context
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    context = run_context("python benchmarks/real_depth.py " + shlex.join(sys.argv[1:]))
     raw_frames = load_real_frames(REAL)
     frames = [within_range(f, args.min_depth_m, args.max_depth_m) for f in raw_frames]
     methods = make_methods(args.methods, args.weights)
@@ -242,10 +243,8 @@ def main() -> None:
     report["hidden_holes"] = hidden_hole_section(frames, [f for f in raw_frames if has_sensor_holes(f)], methods,
                                                  args.seeds)
     report["ground_truth"] = ground_truth_section([f for f in frames if f.gt_depth_m is not None], methods)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     text = markdown(report)
-    args.out.with_suffix(".md").write_text(text + "\n")
+    write_report(args.out, report, text + "\n")
     with EVALUATION_LOG.open("a") as log:
         log.write(json.dumps({"context": context,
                               "hidden_holes_evaluation": report["hidden_holes"]["summary"]["evaluation"],

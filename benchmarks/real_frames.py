@@ -1,7 +1,7 @@
 """Real depth frames: workspace estimation, every method's plan, and a geometric judge of the grasps.
 
     .venv/bin/python benchmarks/real_frames.py [--methods baseline igd] [--depth-mode passthrough]
-        [--sets all|development|evaluation] [--top-k 5] [--out benchmarks/results/real_frames]
+        [--sets all|development|evaluation] [--top-k 5] [--out benchmarks/results/real_frames] [--allow-dirty]
 
 For every frame of ../shared/real (see its README): the workspace is estimated from the depth
 (`scene.table.estimate_workspace`, default size), each method plans over it from the processed depth
@@ -10,18 +10,21 @@ observed points (on `cleargrasp_d435`, against `gt_depth.png`). Top-1 and top-k 
 method are reported with evaluation-only frames (`sixdof_graspnet`, `cleargrasp_d435`: never tuned on)
 and development frames (`ucn_tabletop`, `posecnn_tabletop`) in separate tables. Writes `<out>.json`
 and `<out>.md`; every run that touches evaluation frames is appended to
-`benchmarks/results/real_frames_evaluation_log.jsonl`.
+`benchmarks/results/real_frames_evaluation_log.jsonl` (from a dirty tree and with `--out` elsewhere too: the
+log is an audit trail, each line with its provenance).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from diffgrasp_ros.evaluation.provenance import (add_provenance_arguments, method_code_paths, prepare_results,
+                                                 provenance_markdown, report_paths, write_report)
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / ".." / "shared" / "real"
@@ -73,9 +76,8 @@ def summarise(records: list[dict], methods: list[str], top_k: int) -> dict:
 
 def markdown(report: dict) -> str:
     ctx, k = report["context"], report["top_k"]
-    lines = ["# Real-frame benchmark: grasp plausibility on ../shared/real", "",
-             f"- command: `{ctx['command']}`", f"- date: {ctx['date']}", f"- machine: {ctx['machine']}",
-             f"- commit: {ctx['git_commit']}", f"- depth mode: {report['depth_mode']}", ""]
+    lines = ["# Real-frame benchmark: grasp plausibility on ../shared/real", "", *provenance_markdown(ctx),
+             f"- depth mode: {report['depth_mode']}", ""]
     for group, title in (("evaluation", "Evaluation-only frames (sixdof_graspnet, cleargrasp_d435; never tuned on)"),
                          ("development", "Development frames (ucn_tabletop, posecnn_tabletop)")):
         if group not in report["summary"]:
@@ -110,15 +112,16 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "real_frames")
+    add_provenance_arguments(parser)
     args = parser.parse_args()
     if not REAL.is_dir():
         sys.exit(f"real_frames: {REAL} not found (../shared/real beside the repository)")
+    context = prepare_results(args, *report_paths(args.out), code_paths=[*method_code_paths(args.methods), REAL])
 
     import torch
 
     from diffgrasp_ros.camera.real_frames import EVALUATION_SETS, LEARNABLE_SETS, load_real_frames
     from diffgrasp_ros.depth import DepthProcessor
-    from diffgrasp_ros.evaluation.report import run_context
     from diffgrasp_ros.grasping import make_planner
 
     torch.set_num_threads(args.threads)
@@ -127,7 +130,6 @@ def main() -> None:
         groups = {args.sets: groups[args.sets]}
     planners = {m: make_planner(m) for m in args.methods}
     processor = DepthProcessor(args.depth_mode)
-    context = run_context("python benchmarks/real_frames.py " + shlex.join(sys.argv[1:]))
     records, summary = [], {}
     for group, sets in groups.items():
         group_records = []
@@ -143,9 +145,7 @@ def main() -> None:
         records += group_records
     report = {"context": context, "depth_mode": args.depth_mode, "top_k": args.top_k, "methods": args.methods,
               "summary": summary, "frames": records}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(report))
+    write_report(args.out, report, markdown(report))
     if "evaluation" in summary:
         with EVALUATION_LOG.open("a") as log:
             log.write(json.dumps({"context": context, "depth_mode": args.depth_mode,

@@ -1,7 +1,7 @@
 """One command from a real frame to grasps, on every frame of ../shared/real at its native resolution.
 
     .venv/bin/python benchmarks/real_frames_cli.py [--depth-modes passthrough restore] [--method igd]
-        [--out benchmarks/results/real_frames_cli.md]
+        [--out benchmarks/results/real_frames_cli.md] [--allow-dirty]
 
 Runs `diffgrasp plan --depth D --intrinsics K --workspace auto --color C --draw OUT.png` (in this
 process, through the CLI's own entry point) for every frame and depth mode, and tabulates the exit
@@ -13,10 +13,11 @@ import argparse
 import contextlib
 import io
 import json
-import shlex
 import sys
 import tempfile
 from pathlib import Path
+
+from diffgrasp_ros.evaluation.provenance import add_provenance_arguments, prepare_results, provenance_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / ".." / "shared" / "real"
@@ -27,14 +28,14 @@ def main() -> None:
     parser.add_argument("--depth-modes", nargs="+", default=["passthrough", "restore"])
     parser.add_argument("--method", default=None, help="planner (default: the CLI's default)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "real_frames_cli.md")
+    add_provenance_arguments(parser)
     args = parser.parse_args()
     if not REAL.is_dir():
         sys.exit(f"real_frames_cli: {REAL} not found")
+    context = prepare_results(args, args.out, code_paths=[REAL])
 
     from diffgrasp_ros.cli.main import main as diffgrasp
-    from diffgrasp_ros.evaluation.report import run_context
 
-    context = run_context("python benchmarks/real_frames_cli.py " + shlex.join(sys.argv[1:]))
     frames = sorted(d for d in REAL.glob("*/*") if (d / "depth.png").is_file())
     rows, failures = [], 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,9 +58,7 @@ def main() -> None:
                             f"| {'; '.join(report.get('warnings', [])) or stderr.getvalue().strip()[:120]} |")
                 print(rows[-1], flush=True)
     text = "\n".join([
-        "# `diffgrasp plan --workspace auto --draw` on every real frame", "",
-        f"- command: `{context['command']}`", f"- date: {context['date']}", f"- machine: {context['machine']}",
-        f"- commit: {context['git_commit']}", "",
+        "# `diffgrasp plan --workspace auto --draw` on every real frame", "", *provenance_markdown(context), "",
         f"{len(rows) - failures} of {len(rows)} runs exited 0 with at least one grasp and a picture.", "",
         "| frame | depth mode | exit | grasps | plan [s] (warm) | warnings / error |",
         "| --- | --- | --- | --- | --- | --- |", *rows]) + "\n"

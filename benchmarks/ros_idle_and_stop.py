@@ -1,6 +1,7 @@
 """What the ROS graph costs when nobody asks, and how fast it stops: `diffgrasp up` as a user runs it.
 
     .venv/bin/python benchmarks/ros_idle_and_stop.py [--idle-s 30] [--runs 3] [--out benchmarks/results/ros_idle_and_stop]
+        [--allow-dirty]
 
 Each run starts `diffgrasp up --camera sim` in its own process, waits until the graph serves
 `/plan_grasp` and has answered one call, then:
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import signal
 import statistics
 import subprocess
@@ -28,6 +28,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from diffgrasp_ros.evaluation.provenance import (add_provenance_arguments, prepare_results,  # noqa: E402
+                                                 provenance_markdown, report_paths, write_report)
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -76,7 +80,7 @@ def one_run(extra: list[str], idle_s: float, domain: str) -> dict:
         finally:
             if process.poll() is None:
                 process.kill()
-                process.wait()
+                process.wait(timeout=30)
         log.seek(0)
         output = log.read()
     return {"served_after_s": served_s, "idle_cpu_share": idle_share, "stop_s": stop_s, "exit_code": code,
@@ -88,11 +92,9 @@ def main() -> int:
     parser.add_argument("--idle-s", type=float, default=30.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ros_idle_and_stop")
+    add_provenance_arguments(parser)
     args = parser.parse_args()
-    sys.path.insert(0, str(REPO))
-    from diffgrasp_ros.evaluation.report import run_context
-
-    context = run_context("python benchmarks/ros_idle_and_stop.py " + shlex.join(sys.argv[1:]))
+    context = prepare_results(args, *report_paths(args.out))
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     domain = str(100 + os.getpid() % 100)
     settings = {"plans on request (default)": [],
@@ -109,9 +111,7 @@ def main() -> int:
                       "stop_s_max": max(r["stop_s"] for r in runs),
                       "all_exit_0": all(r["exit_code"] == 0 for r in runs),
                       "any_traceback": any(r["traceback"] for r in runs)}
-    lines = ["# The ROS graph idle and stopping (`diffgrasp up --camera sim`)", "",
-             f"- command: `{context['command']}`", f"- date: {context['date']}", f"- machine: {context['machine']}",
-             f"- commit: {context['git_commit']}",
+    lines = ["# The ROS graph idle and stopping (`diffgrasp up --camera sim`)", "", *provenance_markdown(context),
              f"- {args.runs} runs per setting; idle: {args.idle_s:.0f} s with the simulated camera running, no request", "",
              "| setting | idle CPU (share of one core, median) | SIGTERM to exit [s] (median / max) | exit 0 | traceback |",
              "| --- | --- | --- | --- | --- |"]
@@ -120,10 +120,7 @@ def main() -> int:
                      f"{row['stop_s_max']:.2f} | {'yes' if row['all_exit_0'] else 'NO'} | "
                      f"{'YES' if row['any_traceback'] else 'none'} |")
     text = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"context": context, "idle_s": args.idle_s, "rows": rows},
-                                                        indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(text)
+    write_report(args.out, {"context": context, "idle_s": args.idle_s, "rows": rows}, text)
     print(text)
     return 0
 

@@ -4,11 +4,13 @@
         --method baseline igd:weights=RUN_CLEAN igd:weights=RUN_GRAFT --json raw.json
     diffgrasp bench ... the same ... --depth-mode restore --json restored.json
     python benchmarks/sim_to_real_report.py raw.json restored.json --labels labels.json \
-        --compare igd:weights=RUN_GRAFT igd:weights=RUN_CLEAN > report.md
+        --compare igd:weights=RUN_GRAFT igd:weights=RUN_CLEAN [--out report.md] [--allow-dirty]
 
 Prints GSR / DR per method (rows) for every run and scene type (columns), then the GSR and DR
 differences between the two ``--compare`` methods: they ran on the same scenes with the same sensor
-noise, so rounds are resampled as pairs for a 95 % bootstrap interval.
+noise, so rounds are resampled as pairs for a 95 % bootstrap interval. The runs must come from the same
+code (their code hashes, or for runs recorded before code hashes their clean commits, must agree): the
+report refuses to put runs of different code in one table.
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from diffgrasp_ros.evaluation.provenance import (MixedCodeError, add_provenance_arguments, check_same_code,
+                                                 prepare_results, provenance_markdown, recorded_code, write_text)
 
 
 def _pct(x: float | None) -> str:
@@ -52,7 +57,7 @@ def paired_differences(rounds_a: list[dict], rounds_b: list[dict], resamples: in
     return {name: (float(full[i]), float(low[i]), float(high[i])) for i, name in enumerate(("GSR", "DR"))}
 
 
-def report(runs: list[dict], labels: dict[str, str], compare: tuple[str, str] | None) -> str:
+def report(runs: list[dict], labels: dict[str, str], compare: tuple[str, str] | None, context: dict) -> str:
     columns, cells, methods = [], {}, []
     for run in runs:
         for result in run["results"]:
@@ -63,10 +68,10 @@ def report(runs: list[dict], labels: dict[str, str], compare: tuple[str, str] | 
                     methods.append(method)
                 cells[method, column] = summary
     lines = []
-    for run in runs:
-        lines.append(f"- `{run['command']}` ({run['date']}, {run['machine']}, "
-                     f"{run.get('git_commit') or 'no commit'})")
-    lines += ["", "GSR / DR (%), latency p50 (ms, depth processing included):", "",
+    for i, run in enumerate(runs, 1):
+        lines += [f"Run {i}:", "", *provenance_markdown(run), ""]
+    lines += ["This report:", "", *provenance_markdown(context), "",
+              "GSR / DR (%), latency p50 (ms, depth processing included):", "",
               "| model | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
     for method in methods:
         row = []
@@ -96,10 +101,21 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="bench --json files")
     parser.add_argument("--labels", type=Path, help="JSON: method spec -> readable name")
     parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="methods to difference, A - B")
+    parser.add_argument("--out", type=Path, help="also write the report here (Markdown)")
+    add_provenance_arguments(parser)
     args = parser.parse_args()
+    context = prepare_results(args, args.out)
     labels = json.loads(args.labels.read_text()) if args.labels else {}
-    print(report([json.loads(p.read_text()) for p in args.runs], labels,
-                 tuple(args.compare) if args.compare else None), end="")
+    runs = [json.loads(p.read_text()) for p in args.runs]
+    try:
+        check_same_code({str(path): recorded_code(run) for path, run in zip(args.runs, runs)},
+                        "re-run every bench run of the table from one clean commit (each JSON holds its command)")
+    except MixedCodeError as error:
+        raise SystemExit(f"sim_to_real_report: error: {error}") from None
+    text = report(runs, labels, tuple(args.compare) if args.compare else None, context)
+    if args.out:
+        write_text(args.out, text)
+    print(text, end="")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Figures of the simulated active-stereo D435 (``diffgrasp_ros.sim.stereo``).
 
-    .venv/bin/python benchmarks/stereo_sim.py [--scenes 5] [--json out.json]
+    .venv/bin/python benchmarks/stereo_sim.py [--scenes 5] [--seed 0] [--out benchmarks/results/stereo_sim]
+        [--allow-dirty]
 
 On pile scenes of the validation objects (single side view), with every object given each material in
 turn (the table stays diffuse): the invalid-pixel ratio on the objects, the valid object pixels'
@@ -9,11 +10,12 @@ depth error against the renderer's exact depth (MAE / RMSE / share off by more t
 render time per frame. With diffuse objects: the invalid ratio by distance to the nearest depth edge
 (the matcher fails at discontinuities and in the band the right imager cannot see). On the empty
 table: the error by distance (stereo error grows as z²), and the implied disparity error f·B·σ_z / z².
+Writes ``<out>.json`` and ``<out>.md`` (the README's invalid-pixel shares and plane RMSE come from them).
+About 30 s with the defaults.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -22,6 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from diffgrasp_ros.evaluation.provenance import (add_provenance_arguments, prepare_results, provenance_markdown,
+                                                 report_paths, write_report)
 from diffgrasp_ros.geometry import camera_on_sphere
 from diffgrasp_ros.sim.camera import side_view
 from diffgrasp_ros.sim.object_set import default_objects
@@ -32,6 +36,7 @@ EDGE_BINS_PX = ((0, 1), (2, 3), (4, 7), (8, 15), (16, 31), (32, 10_000))
 EDGE_STEP = 0.03  # a depth step between neighbouring surface pixels above 3 % of the depth is an edge
 NEAR_M = 1.0  # edge statistics over the workspace's depths, not the far table seen at grazing angles
 TABLE_DISTANCES_M = (0.4, 0.6, 0.8, 1.0, 1.4)
+REPO = Path(__file__).resolve().parents[1]
 
 
 def depth_errors(frame, mask: np.ndarray) -> dict:
@@ -65,12 +70,39 @@ def edge_distance_px(frame, focal_baseline_px_m: float) -> tuple[np.ndarray, np.
     return distance, counted
 
 
+def markdown(report: dict) -> str:
+    lines = ["# The simulated D435 (`sim.stereo.D435Simulator`)", "", *provenance_markdown(report["context"]),
+             f"- {report['scenes']} pile scenes of the validation objects (seed {report['seed']}), side view; every "
+             "object given each material in turn, the table diffuse", "",
+             "## Objects by material (valid object pixels against the exact depth)", "",
+             "| material | invalid | MAE [mm] | RMSE [mm] | off by > 1 cm | object pixels |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for material, row in report["materials"].items():
+        lines.append(f"| {material} | {100 * row['invalid_ratio']:.1f} % | {row['mae_mm']:.2f} | {row['rmse_mm']:.2f} "
+                     f"| {100 * row['outliers_over_1cm']:.1f} % | {row['pixels']} |")
+    lines += ["", "`transparent`: the error is the distance to the background the stereo reads through the object.",
+              "", f"## Invalid share by distance to the nearest depth edge (diffuse objects, surfaces within "
+                  f"{NEAR_M} m)", "", "| distance [px] | invalid | pixels |", "| --- | --- | --- |"]
+    for row in report["invalid_by_edge_distance"]:
+        lines.append(f"| {row['distance_px']} | {100 * row['invalid_ratio']:.1f} % | {row['pixels']} |")
+    lines += ["", "## Empty table, 40° off vertical (plane error by distance)", "",
+              "| distance [m] | valid | MAE [mm] | RMSE [mm] | disparity RMS [px] |", "| --- | --- | --- | --- | --- |"]
+    for row in report["table"]:
+        lines.append(f"| {row['distance_m']:.2f} | {100 * (1 - row['invalid_ratio']):.1f} % | {row['mae_mm']:.2f} "
+                     f"| {row['rmse_mm']:.2f} | {row['disparity_rms_px']:.3f} |")
+    lines += ["", f"Render time per frame: {report['render_median_ms']:.0f} ms (median)."]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenes", type=int, default=5, help="pile scenes (default: 5)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "stereo_sim",
+                        help="write <out>.json and <out>.md (default: benchmarks/results/stereo_sim)")
+    add_provenance_arguments(parser)
     args = parser.parse_args()
+    context = prepare_results(args, *report_paths(args.out))
 
     errors: dict[str, list[dict]] = {m: [] for m in MATERIALS}
     times_s: list[float] = []
@@ -109,24 +141,11 @@ def main() -> int:
              for (low, high), (bad, total) in zip(EDGE_BINS_PX, edge_counts)]
     render_ms = 1000.0 * statistics.median(times_s)
 
-    print(f"simulated D435, {args.scenes} pile scenes of the validation objects, side view")
-    print(f"  {'objects':<12} {'invalid':>8} {'MAE mm':>8} {'RMSE mm':>8} {'>1 cm':>7}"
-          "   (valid object pixels vs exact depth)")
-    for material, row in materials.items():
-        print(f"  {material:<12} {row['invalid_ratio']:8.1%} {row['mae_mm']:8.2f} {row['rmse_mm']:8.2f} "
-              f"{row['outliers_over_1cm']:7.1%}")
-    print(f"  invalid ratio by distance to the nearest depth edge (diffuse objects, surfaces within {NEAR_M} m):")
-    for row in edges:
-        print(f"    {row['distance_px']:>6} px  {row['invalid_ratio']:7.1%}  ({row['pixels']} px)")
-    print("  empty table, 40 deg off vertical:  distance   valid    MAE mm  RMSE mm  disparity RMS px")
-    for row in table_rows:
-        print(f"  {'':<34}{row['distance_m']:6.2f} m {1 - row['invalid_ratio']:7.1%} {row['mae_mm']:8.2f} "
-              f"{row['rmse_mm']:8.2f} {row['disparity_rms_px']:10.3f}")
-    print(f"  render time per frame (median of {len(times_s)}): {render_ms:.0f} ms")
-    if args.json:
-        args.json.write_text(json.dumps({"scenes": args.scenes, "seed": args.seed, "materials": materials,
-                                         "invalid_by_edge_distance": edges, "table": table_rows,
-                                         "render_median_ms": render_ms}, indent=2))
+    report = {"context": context, "scenes": args.scenes, "seed": args.seed, "materials": materials,
+              "invalid_by_edge_distance": edges, "table": table_rows, "render_median_ms": render_ms}
+    text = markdown(report)
+    write_report(args.out, report, text)
+    print(text)
     return 0
 
 

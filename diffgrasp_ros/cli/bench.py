@@ -5,6 +5,7 @@ import argparse
 import shlex
 from pathlib import Path
 
+from ..evaluation.provenance import add_provenance_arguments
 from .common import add_device_argument, write_json
 
 
@@ -62,6 +63,7 @@ def add_parser(subparsers) -> None:
     add_device_argument(parser)
     parser.add_argument("--json", type=Path, help="write settings, summaries and every round here")
     parser.add_argument("--markdown", type=Path, help="write the summary tables here")
+    add_provenance_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -81,10 +83,12 @@ def _command(args: argparse.Namespace, scenes: list[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..evaluation import BenchmarkSettings, run_benchmark
     from ..evaluation.clutter_removal import run_benchmark_parallel
-    from ..evaluation.report import arm_table, summary_table, run_context, to_json, to_markdown
+    from ..evaluation.provenance import check_results_destination, method_code_paths, run_context
+    from ..evaluation.report import arm_table, summary_table, to_json, to_markdown
     from ..grasping import device_option, make_planner
     from ..sim.object_splits import folder_objects, validation_objects
 
+    check_results_destination([args.json, args.markdown], args.allow_dirty)  # before anything runs
     scenes = ["pile", "packed"] if "both" in args.scene else list(dict.fromkeys(args.scene))
     settings = [BenchmarkSettings(scene, args.rounds, args.seed, args.views, args.noise, args.objects_per_round,
                                   args.executor, args.materials, args.depth_mode, args.leap_friction, args.device)
@@ -100,7 +104,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--leap-friction is for the LEAP robots (xarm_leap, ur5_leap), not {args.robot!r}")
     object_sets = {scene: folder_objects(args.objects) if args.objects is not None else validation_objects(scene)
                    for scene in scenes}
-    context = run_context(_command(args, scenes))
+    # The code hash covers the package, models/, weights named in --method and the objects the scenes use.
+    context = run_context(_command(args, scenes), allow_dirty=args.allow_dirty,
+                          code_paths=[*method_code_paths(args.method),
+                                      *dict.fromkeys(s.root for s in object_sets.values())])
 
     results = []
     for setting in settings:

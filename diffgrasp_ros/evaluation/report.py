@@ -1,47 +1,12 @@
-"""Benchmark reports: the run's context (command, date, machine) and results as JSON and Markdown."""
+"""Clutter-removal benchmark reports as JSON and Markdown; the run's context comes from ``provenance``."""
 from __future__ import annotations
 
-import datetime
-import os
-import platform
-import subprocess
 from collections.abc import Sequence
-from pathlib import Path
 
-from .. import __version__
 from .clutter_removal import BenchmarkResult, MethodSummary
+from .provenance import provenance_markdown, run_context
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if out.returncode != 0:
-        return None  # not a git checkout (e.g. an installed package)
-    return out.stdout.strip() or None
-
-
-def run_context(command: str) -> dict:
-    return {
-        "command": command,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{_cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-                   f"Python {platform.python_version()}",
-        "diffgrasp": __version__,
-        "git_commit": _git_commit(),
-    }
+__all__ = ["arm_table", "run_context", "stage_table", "summary_table", "to_json", "to_markdown"]
 
 
 def _pct(x: float | None) -> str:
@@ -83,11 +48,7 @@ def stage_table(summaries: Sequence[MethodSummary]) -> str:
 
 
 def to_markdown(results: Sequence[BenchmarkResult], context: dict) -> str:
-    lines = ["# Clutter-removal benchmark", "",
-             f"- command: `{context['command']}`",
-             f"- date: {context['date']}",
-             f"- machine: {context['machine']}",
-             f"- diffgrasp {context['diffgrasp']}" + (f" (commit {context['git_commit']})" if context["git_commit"] else ""),
+    lines = ["# Clutter-removal benchmark", "", *provenance_markdown(context), f"- diffgrasp {context['diffgrasp']}",
              "",
              "GSR = successful grasps / attempts; DR = objects removed by grasping / objects placed (pooled "
              "over rounds); latency = depth frames in -> ranked grasps out (fusion + planning), over all "

@@ -6,6 +6,19 @@ import os
 from pathlib import Path
 
 
+def add_chunk_timeout_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--chunk-timeout", type=float, default=None, metavar="SECONDS",
+                        help="with several workers, a chunk still running after this long counts as hung: its "
+                             "worker is replaced and the chunk made again once (default: derived from the chunk's "
+                             "work, some 30 times what it needs)")
+
+
+def chunk_timeout(args: argparse.Namespace) -> float | None:
+    if args.chunk_timeout is not None and not args.chunk_timeout > 0:
+        raise ValueError(f"--chunk-timeout must be positive, got {args.chunk_timeout}")
+    return args.chunk_timeout
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "datagen", help="generate labelled grasps in simulated pile/packed scenes (training objects only)",
@@ -34,6 +47,7 @@ def add_parser(subparsers) -> None:
                         help="baseline planner grasps added per scene (default: 16)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help=f"parallel worker processes (default: {os.cpu_count() or 1}, the cores)")
+    add_chunk_timeout_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -53,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"diffgrasp datagen: {kind} scenes from {objects.name} ({len(objects.objects)} objects)")
     print(f"  {args.chunks} chunks x {args.scenes_per_chunk} scenes into {args.out}, labels: {args.labels}, "
           f"{args.workers} worker(s)", flush=True)
-    report = generate_dataset(args.out, config, args.chunks, object_sets, args.workers)
+    report = generate_dataset(args.out, config, args.chunks, object_sets, args.workers,
+                              chunk_timeout_s=chunk_timeout(args))
     print(f"wrote {report.chunks_written} chunk(s), skipped {report.chunks_skipped} already there; "
           f"{report.scenes} scenes, {report.grasps} labelled grasps ({report.positives} positive) in "
           f"{report.seconds:.1f} s: {report.grasps_per_second:.1f} grasps/s")

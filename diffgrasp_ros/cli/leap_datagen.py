@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .datagen import add_chunk_timeout_argument, chunk_timeout
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -27,6 +29,7 @@ def add_parser(subparsers) -> None:
                         help="do not retry a failed grasp turned 180 deg about its approach (thumb and fingers swapped)")
     parser.add_argument("--seed", type=int, default=0, help="candidate selection seed (default: 0)")
     parser.add_argument("--workers", type=int, default=1, help="parallel worker processes (default: 1)")
+    add_chunk_timeout_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
           f"{args.grasps_per_scene} grasps, friction {args.friction}, refine {'off' if args.no_refine else 'flip'}, "
           f"{args.workers} worker(s)", flush=True)
     report = generate_leap_dataset(args.data, args.out, config, args.max_scenes, args.workers,
-                                   progress=lambda line: print(line, flush=True))
+                                   progress=lambda line: print(line, flush=True), chunk_timeout_s=chunk_timeout(args))
     rate = 100.0 * report.positives / max(report.grasps, 1)
     print(f"wrote {report.chunks_written} chunk(s), skipped {report.chunks_skipped} already there; "
           f"{report.scenes} scenes, {report.grasps} lift-tested grasps ({report.positives} held, {rate:.1f} %) in "

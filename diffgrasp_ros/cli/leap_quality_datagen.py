@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .datagen import add_chunk_timeout_argument, chunk_timeout
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -27,6 +29,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--weights", default="", help="LEAP model folder (default: the shipped models/leap)")
     parser.add_argument("--seed", type=int, default=0, help="scene and planner seed (default: 0)")
     parser.add_argument("--workers", type=int, default=1, help="parallel worker processes (default: 1)")
+    add_chunk_timeout_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"diffgrasp leap-quality-datagen: {args.chunks} chunk(s) x {args.rounds_per_chunk} rounds -> {args.out}, "
           f"{args.workers} worker(s)", flush=True)
     run = generate_quality_dataset(args.out, config, args.chunks, args.workers,
-                                   progress=lambda line: print(line, flush=True))
+                                   progress=lambda line: print(line, flush=True), chunk_timeout_s=chunk_timeout(args))
     rate = 100.0 * run["held"] / max(run["grasps"], 1)
     print(f"wrote {run['chunks']} chunk(s): {run['states']} states, {run['grasps']} lift-tested grasps "
           f"({run['held']} held, {rate:.1f} %) in {run['seconds']:.1f} s: {run['grasps_per_second']} grasps/s")

@@ -19,6 +19,11 @@ reachability IK and motion-planning times (p50) and the fraction of ranked grasp
 
 Every round is rebuilt from its own seed in a fresh PyBullet world, so all methods of a run see
 identical scenes, and a round's outcome does not depend on the rounds before it.
+
+In parallel runs (``run_benchmark_parallel``) a round whose worker hangs past ``round_timeout_s`` (default
+``default_round_timeout_s``) or dies is reported, its process replaced and the round run again once; a round
+that fails twice is kept in the results marked ``END_WORKER_FAILED`` and left out of the metrics, and the
+result counts the rounds re-run and marked.
 """
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ from ..camera.frame import DepthError
 from ..depth.processing import DepthProcessor
 from ..execution import EXECUTORS, make_sim_executor
 from ..grasping import GraspPlanner
-from ..parallel import single_threaded_children
+from ..parallel import JobFailed, WorkerFailure, run_jobs
 from ..sim.camera import view_poses
 from ..sim.noise import NOISE_MODELS, apply_depth_noise
 from ..sim.stereo import D435Simulator
@@ -50,6 +55,8 @@ MATERIAL_MIXES: dict[str, dict[str, float]] = {
 DEPTH_MODES = ("passthrough", "restore")  # what happens to the sensor's depth before planning
 MAX_CONSECUTIVE_FAILURES = 2
 END_CLEAR, END_FAILURES, END_NO_GRASP = "table clear", "2 consecutive failures", "no grasp found"
+END_WORKER_FAILED = "worker failed"  # timed out or died in every attempt: marked, not in the metrics
+ATTEMPT_BUDGET_S = 60.0  # a grasp attempt's share of a round's time limit (measured: 1-3 s, README tables)
 
 
 @dataclass(frozen=True)
@@ -96,7 +103,7 @@ class RoundResult:
     objects_placed: int
     attempts: int
     successes: int  # each removes one object
-    end: str  # END_CLEAR, END_FAILURES or END_NO_GRASP
+    end: str  # END_CLEAR, END_FAILURES, END_NO_GRASP or END_WORKER_FAILED (then end_message says why)
     planning_s: tuple[float, ...]  # one per perception -> grasps call
     duration_s: float  # the whole round, scene generation included
     stage_s: tuple[dict[str, float], ...] = ()  # the planner's own timings per call (fusion, encoder, ...)
@@ -129,9 +136,12 @@ class MethodSummary:
     motion_planning_p50_s: float | None = None
     arm_planning_p50_s: float | None = None
     reachable_fraction: float | None = None
+    rounds_failed: int = 0  # marked END_WORKER_FAILED, in none of the figures above
 
     @classmethod
     def from_rounds(cls, method: str, rounds: Sequence[RoundResult]) -> "MethodSummary":
+        failed = sum(r.end == END_WORKER_FAILED for r in rounds)
+        rounds = [r for r in rounds if r.end != END_WORKER_FAILED]
         placed = sum(r.objects_placed for r in rounds)
         attempts = sum(r.attempts for r in rounds)
         successes = sum(r.successes for r in rounds)
@@ -154,7 +164,7 @@ class MethodSummary:
                    p50, p95, float(np.mean([r.duration_s for r in rounds])) if rounds else 0.0,
                    {stage: float(np.median(values)) for stage, values in stages.items()},
                    median(ik), median(motion), median(ik + motion),
-                   sum(n for r in rounds for n in r.grasps_reachable) / ranked if ranked else None)
+                   sum(n for r in rounds for n in r.grasps_reachable) / ranked if ranked else None, failed)
 
 
 @dataclass
@@ -162,14 +172,29 @@ class BenchmarkResult:
     settings: BenchmarkSettings
     objects: str  # which object set
     rounds: dict[str, list[RoundResult]]  # by method, in round order
+    round_timeout_s: float | None = None  # parallel runs: a round's time limit in its worker
+    worker_failures: list[WorkerFailure] = field(default_factory=list)  # ``job``: the round's index
 
     @property
     def summaries(self) -> dict[str, MethodSummary]:
         return {m: MethodSummary.from_rounds(m, r) for m, r in self.rounds.items()}
 
+    @property
+    def rounds_rerun(self) -> int:
+        """Rounds run again after their worker timed out or died."""
+        return len({f.job for f in self.worker_failures if f.rerun})
+
+    @property
+    def rounds_failed(self) -> int:
+        """Rounds given up after every attempt failed (marked ``END_WORKER_FAILED``)."""
+        return len({f.job for f in self.worker_failures if not f.rerun})
+
     def to_dict(self) -> dict:
         return {"settings": asdict(self.settings), "objects": self.objects,
                 "summary": {m: asdict(s) for m, s in self.summaries.items()},
+                "workers": {"round_timeout_s": self.round_timeout_s, "rounds_rerun": self.rounds_rerun,
+                            "rounds_failed": self.rounds_failed,
+                            "failures": [asdict(f) for f in self.worker_failures]},
                 "rounds": {m: [asdict(r) for r in rs] for m, rs in self.rounds.items()}}
 
 
@@ -323,31 +348,57 @@ def _worker_round(objects: Sequence[ObjectModel], settings: BenchmarkSettings,
                    for name, planner in _worker_planners.items()}
 
 
+def default_round_timeout_s(settings: BenchmarkSettings, methods: int) -> float:
+    """A round's time limit in a worker, from the work: every method's attempts (at most the objects plus the
+    failures that end a round, as a budget) at ``ATTEMPT_BUDGET_S`` each, tripled for the arm executor (IK and
+    motion planning) and doubled for stereo depth and for the learned restoration: 20-60 times the measured
+    round times (3-15 s per method with the hand)."""
+    per_attempt = ATTEMPT_BUDGET_S * (3.0 if settings.executor == "arm" else 1.0) \
+        * (2.0 if settings.noise == STEREO else 1.0) * (2.0 if settings.depth_mode == "restore" else 1.0)
+    return methods * (settings.objects_per_round + MAX_CONSECUTIVE_FAILURES) * per_attempt
+
+
+def failed_round(index: int, settings: BenchmarkSettings, failure: JobFailed) -> RoundResult:
+    """The mark of a round whose worker timed out or died in every attempt (no figures: it is left out)."""
+    reasons = "; ".join(f.reason for f in failure.failures)
+    return RoundResult(index, round_seed(settings.seed, index), 0, 0, 0, END_WORKER_FAILED, (),
+                       sum(f.seconds for f in failure.failures), end_message=f"{len(failure.failures)} attempt(s): {reasons}")
+
+
 def run_benchmark_parallel(methods: Sequence[str], robot: str, objects: Sequence[ObjectModel],
                            settings: BenchmarkSettings, workers: int, objects_name: str = "",
-                           on_round: Callable[[int, dict[str, RoundResult]], None] | None = None) -> BenchmarkResult:
+                           on_round: Callable[[int, dict[str, RoundResult]], None] | None = None,
+                           round_timeout_s: float | None = None, log: Callable[[str], None] | None = None,
+                           round_function: Callable = _worker_round) -> BenchmarkResult:
     """``run_benchmark`` with rounds spread over ``workers`` single-threaded processes, each building the
     planners from their method specs (``grasping.parse_method``) on ``settings.device``. Rounds derive from
-    (seed, index) alone, so the outcomes equal a sequential run's; latencies are those of one core per process."""
-    import concurrent.futures
-    import multiprocessing
+    (seed, index) alone, so the outcomes equal a sequential run's; latencies are those of one core per process.
 
+    A round still running after ``round_timeout_s`` (default ``default_round_timeout_s``), or whose process
+    died, is reported through ``log`` (default: stderr), its process replaced and the round run again once;
+    a round failing twice is marked ``END_WORKER_FAILED`` for every method (``failed_round``).
+    ``round_function(objects, settings, index)`` is what a worker runs for a round (a fault can be injected
+    there; it must be importable by the workers)."""
     if not methods:
         raise ValueError("no grasp planning method to benchmark")
     if not objects:
         raise ValueError("the benchmark needs at least one object model")
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    limit = default_round_timeout_s(settings, len(methods)) if round_timeout_s is None else float(round_timeout_s)
+    result = BenchmarkResult(settings, objects_name, {}, limit)
     by_index: dict[int, dict[str, RoundResult]] = {}
-    with single_threaded_children(), concurrent.futures.ProcessPoolExecutor(
-            workers, multiprocessing.get_context("spawn"), _init_worker,
-            (list(methods), robot, settings.device)) as pool:
-        futures = [pool.submit(_worker_round, objects, settings, i) for i in range(settings.rounds)]
-        for future in concurrent.futures.as_completed(futures):
-            index, this_round = future.result()
-            by_index[index] = this_round
-            if on_round is not None:
-                on_round(index, this_round)
-    rounds = {method: [by_index[i][method] for i in range(settings.rounds)] for method in methods}
-    return BenchmarkResult(settings, objects_name, rounds)
-
+    for index, this_round in run_jobs(
+            round_function, [(objects, settings, i) for i in range(settings.rounds)], workers, limit,
+            initializer=_init_worker, initargs=(list(methods), robot, settings.device),
+            describe=lambda i: f"{settings.scene} round {i} (scene seed {round_seed(settings.seed, i)})",
+            log=log, on_failure=result.worker_failures.append):
+        if isinstance(this_round, JobFailed):
+            this_round = {method: failed_round(index, settings, this_round) for method in methods}
+        else:
+            index, this_round = this_round
+        by_index[index] = this_round
+        if on_round is not None:
+            on_round(index, this_round)
+    result.rounds = {method: [by_index[i][method] for i in range(settings.rounds)] for method in methods}
+    return result

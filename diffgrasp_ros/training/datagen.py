@@ -10,13 +10,12 @@ planner's ranked grasps, and label each one in simulation (``SimLabeller``), ana
 Work is split into chunks of ``scenes_per_chunk`` scenes, one file each (see ``dataset``). Chunk i
 draws everything from ``SeedSequence([seed, i])`` and builds every scene in a fresh PyBullet world,
 so a chunk's content does not depend on which worker made it or what that worker did before.
-Chunks already on disk are skipped (resume), and files are written atomically.
+Chunks already on disk are skipped (resume), and files are written atomically (``atomic_files``); a
+chunk that hangs in a worker is stopped after ``default_chunk_timeout_s`` and made again (``parallel``).
 """
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -26,16 +25,19 @@ import numpy as np
 
 from ..geometry import quaternion_xyzw
 from ..grasping import make_planner
+from ..parallel import map_single_threaded
 from ..robots.gripper import FRANKA_HAND
 from ..scene.tsdf import SceneBuilder
 from ..sim.camera import multi_views
 from ..sim.object_splits import ObjectSet
 from ..sim.world import SCENE_KINDS, ClutterWorld, SceneDescription
+from .atomic_files import remove_stale_temps, resumable_chunks, write_json_atomic
 from .dataset import (FORMAT_VERSION, MANIFEST, SOURCE_BASELINE, SOURCE_SURFACE, DatasetChunk, GraspRecords,
                       chunk_path, iter_chunks, write_chunk)
 from .labels import AnalyticLabeller, LabelAgreement, SimLabeller
 
 LABEL_MODES = ("sim", "analytic", "both")
+SCENE_BUDGET_S, GRASP_BUDGET_S = 60.0, 1.0  # a chunk's time limit in a worker (``default_chunk_timeout_s``)
 
 
 @dataclass(frozen=True)
@@ -206,11 +208,6 @@ def _manifest(config: DatagenConfig, object_sets: Mapping[str, ObjectSet]) -> di
                         for kind, s in sorted(object_sets.items())}}
 
 
-def _worker_init() -> None:
-    # One core per worker: open3d's OpenMP threads would otherwise fight the other worker for the CPU.
-    os.environ["OMP_NUM_THREADS"] = "1"
-
-
 def dataset_agreement(folder: Path) -> LabelAgreement | None:
     """Analytic vs simulated labels over every chunk of ``folder`` that holds both."""
     sim, analytic = [], []
@@ -221,9 +218,21 @@ def dataset_agreement(folder: Path) -> LabelAgreement | None:
     return LabelAgreement.of(np.concatenate(sim), np.concatenate(analytic)) if sim else None
 
 
+def default_chunk_timeout_s(config: DatagenConfig) -> float:
+    """How long one chunk may take in a worker before it counts as hung: per scene a minute (generation,
+    rendering, fusion, planning) plus a second per labelled candidate, some 30 times what a loaded 2-core
+    machine needs (65 simulated labels/s over 2 workers, README)."""
+    candidates = config.points_per_scene * config.yaws * config.depths + config.baseline_grasps
+    return float(config.scenes_per_chunk * (SCENE_BUDGET_S + GRASP_BUDGET_S * candidates))
+
+
 def generate_dataset(folder: Path, config: DatagenConfig, chunks: int, object_sets: Mapping[str, ObjectSet],
-                     workers: int = 2, progress: bool = True) -> DatagenReport:
-    """Write chunks 0 .. chunks-1 of a dataset into ``folder``, skipping those already there."""
+                     workers: int = 2, progress: bool = True, chunk_timeout_s: float | None = None) -> DatagenReport:
+    """Write chunks 0 .. chunks-1 of a dataset into ``folder``, skipping those already there. With several
+    workers a chunk running longer than ``chunk_timeout_s`` (default: ``default_chunk_timeout_s(config)``) is
+    stopped and made again once; a chunk that fails twice raises a ``parallel.WorkerError`` after the others
+    are written. A write error (a full disk) raises an ``atomic_files.WriteError``: no partial chunk is left,
+    and running again resumes from the chunks on disk."""
     if chunks < 1:
         raise ValueError(f"chunks must be at least 1, got {chunks}")
     if workers < 1:
@@ -246,41 +255,31 @@ def generate_dataset(folder: Path, config: DatagenConfig, chunks: int, object_se
                              f"({', '.join(differ) or 'objects'} differ, see {manifest_path}); resume it with "
                              "the same settings or write to another folder")
     else:
-        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    for stale in folder.glob("chunk_*.npz.tmp*"):  # left by an interrupted run
-        stale.unlink()
+        write_json_atomic(manifest_path, manifest)
+    remove_stale_temps(folder, "chunk_*.npz")  # left by a run killed mid-write
 
     todo = [i for i in range(chunks) if not chunk_path(folder, i).exists()]
-    tasks = [ChunkTask(i, config, dict(object_sets), folder) for i in todo]
+    tasks = [(ChunkTask(i, config, dict(object_sets), folder),) for i in todo]
     report = DatagenReport(0, chunks - len(todo), 0, 0, 0, 0.0)
     start = time.perf_counter()
     from tqdm import tqdm
 
     bar = tqdm(total=len(tasks), unit="chunk", disable=not progress, dynamic_ncols=True)
-    pool = None
+    limit = default_chunk_timeout_s(config) if chunk_timeout_s is None else chunk_timeout_s
     try:
-        if workers == 1 or len(tasks) <= 1:
-            results = map(generate_chunk, tasks)
-        else:
-            # spawn: a forked child would inherit the parent's OpenMP and PyBullet state.
-            pool = multiprocessing.get_context("spawn").Pool(min(workers, len(tasks)), initializer=_worker_init)
-            results = pool.imap_unordered(generate_chunk, tasks)
-        for stats in results:
-            report.chunks_written += 1
-            report.scenes += stats.scenes
-            report.grasps += stats.grasps
-            report.positives += stats.positives
-            report.written.append(stats.index)
-            elapsed = time.perf_counter() - start
-            bar.set_postfix_str(f"{report.grasps / elapsed:.1f} grasps/s")
-            bar.update()
-        if pool is not None:
-            pool.close()
-            pool.join()
+        with resumable_chunks(folder, "chunk_*.npz"):
+            for stats in map_single_threaded(generate_chunk, tasks, workers, limit, initializer=None,
+                                             describe=lambda job: f"datagen chunk {todo[job]}"):
+                report.chunks_written += 1
+                report.scenes += stats.scenes
+                report.grasps += stats.grasps
+                report.positives += stats.positives
+                report.written.append(stats.index)
+                elapsed = time.perf_counter() - start
+                bar.set_postfix_str(f"{report.grasps / elapsed:.1f} grasps/s")
+                bar.update()
     finally:
         bar.close()
-        if pool is not None:
-            pool.terminate()
     report.seconds = time.perf_counter() - start
     report.written.sort()
     if config.labels == "both":

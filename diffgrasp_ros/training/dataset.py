@@ -17,7 +17,6 @@ TSDF grids are re-rendered from it on demand (``render_views`` / ``reconstruct``
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from ..sim.camera import RenderedView, view_poses
 from ..sim.object_set import ObjectModel
 from ..sim.object_splits import resolve_object_root
 from ..sim.world import ClutterWorld, PlacedObject, SceneDescription
+from .atomic_files import save_npz_atomic
 
 FORMAT_VERSION = 1
 MANIFEST = "dataset.json"
@@ -64,7 +64,7 @@ def chunk_path(folder: Path, index: int) -> Path:
 
 
 def write_chunk(path: Path, chunk: DatasetChunk) -> None:
-    """Write atomically: a reader (or a resumed run) never sees a partial chunk."""
+    """Write atomically (``atomic_files``): a reader (or a resumed run) never sees a partial chunk."""
     g = chunk.grasps
     arrays = {
         "format_version": np.int32(FORMAT_VERSION), "chunk_index": np.int64(chunk.index),
@@ -77,15 +77,6 @@ def write_chunk(path: Path, chunk: DatasetChunk) -> None:
     if g.label_analytic is not None:
         arrays["grasp_label_analytic"] = g.label_analytic.astype(np.int8)
     save_npz_atomic(path, arrays)
-
-
-def save_npz_atomic(path: Path, arrays: dict) -> None:
-    """``np.savez_compressed`` to a temporary file renamed over ``path`` (never a partial file)."""
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
 
 
 def scene_arrays(scenes: Sequence[SceneDescription]) -> dict[str, np.ndarray]:

@@ -22,7 +22,6 @@ re-running ``generate_pairs`` skips finished chunks and resumes an interrupted r
 from __future__ import annotations
 
 import json
-import os
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -36,6 +35,7 @@ from ..scene.workspace import STANDARD_WORKSPACE
 from ..sim.object_splits import training_objects, validation_objects
 from ..sim.stereo import D435Simulator
 from ..sim.world import SCENE_KINDS, ClutterWorld
+from .atomic_files import remove_stale_temps, resumable_chunks, save_npz_atomic, write_json_atomic
 
 FORMAT_VERSION = 1
 MANIFEST = "pairs.json"
@@ -187,7 +187,8 @@ def generate_pairs(out_dir: str | Path, n_chunks: int, frames_per_chunk: int = 8
             raise ValueError(f"{out_dir} holds pairs made with other settings {existing}; "
                              f"asked for {asdict(settings)}: use another folder")
     else:
-        manifest.write_text(json.dumps(asdict(settings), indent=2) + "\n")
+        write_json_atomic(manifest, asdict(settings))
+    remove_stale_temps(out_dir, "chunk_*.npz")  # left by a run killed mid-write
     paths = []
     for index in range(n_chunks):
         path = chunk_path(out_dir, index)
@@ -196,9 +197,8 @@ def generate_pairs(out_dir: str | Path, n_chunks: int, frames_per_chunk: int = 8
             continue
         start = time.perf_counter()
         arrays = generate_chunk(settings, index)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
+        with resumable_chunks(out_dir, "chunk_[0-9][0-9][0-9][0-9][0-9][0-9].npz"):
+            save_npz_atomic(path, arrays)
         if log is not None:
             log(f"chunk {index + 1}/{n_chunks}: {frames_per_chunk} frames in {time.perf_counter() - start:.1f} s")
     return paths

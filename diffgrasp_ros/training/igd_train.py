@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -28,6 +27,7 @@ from ..scene.tsdf import TSDFVolume
 from ..scene.workspace import STANDARD_WORKSPACE
 from ..sim.camera import side_view, view_poses
 from ..sim.noise import apply_depth_noise
+from .atomic_files import save_npz_atomic
 from .dataset import DatasetChunk, iter_chunks, rebuild_world
 from .loop import HasLoopSettings, open_run, run_loop
 
@@ -172,9 +172,7 @@ class GridCache:
         if missing:
             rendered = render_scene_grids(chunk, scene_index, missing, self.noise_weights)
             cached.update({self._key(name): grid for name, grid in rendered.items()})
-            tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")  # another process may fill the cache too
-            np.savez_compressed(tmp, **cached)
-            tmp.replace(path)
+            save_npz_atomic(path, cached)  # a temporary name per process: another may fill the cache too
         return {name: cached[self._key(name)] for name in names}
 
 

@@ -49,11 +49,15 @@ from ..geometry import pose_from_quaternion, quaternion_xyzw
 from ..parallel import map_single_threaded
 from ..robots import leap
 from ..sim.world import SceneDescription
-from .dataset import read_chunk, rebuild_world, save_npz_atomic, scene_arrays, scenes_from_arrays
+from .atomic_files import remove_stale_temps, resumable_chunks, save_npz_atomic, write_json_atomic
+from .dataset import read_chunk, rebuild_world, scene_arrays, scenes_from_arrays
 
 FORMAT_VERSION = 1
 MANIFEST = "leap_dataset.json"
 KIND_POSITIVE, KIND_NEGATIVE, KIND_PERTURBED = 0, 1, 2
+# A chunk's time limit in a worker: per scene a minute (rebuilding it) plus this per lift test, some 40 times
+# the 0.25 s a test takes on a loaded 2-core machine (README: 3.9 lift tests/s per worker).
+SCENE_BUDGET_S, LIFT_TEST_BUDGET_S = 60.0, 10.0
 
 
 @dataclass(frozen=True)
@@ -266,8 +270,9 @@ def generate_leap_chunk(source_path: Path, out_folder: Path, config: LeapDatagen
     return source.index, len(scenes), len(grasps), int(grasps.label.sum()), reasons
 
 
-def plan_chunks(source_folder: Path, max_scenes: int | None) -> list[tuple[Path, int | None]]:
-    """Source chunks in order, with how many of their scenes to use, up to ``max_scenes`` scenes."""
+def plan_chunks(source_folder: Path, max_scenes: int | None) -> list[tuple[Path, int | None, int]]:
+    """Source chunks in order, with how many of their scenes to use (None: all) and how many that is, up to
+    ``max_scenes`` scenes."""
     paths = sorted(Path(source_folder).glob("chunk_*.npz"))
     if not paths:
         raise FileNotFoundError(f"no gripper dataset chunks (chunk_*.npz) in {source_folder}")
@@ -278,7 +283,7 @@ def plan_chunks(source_folder: Path, max_scenes: int | None) -> list[tuple[Path,
         with np.load(path, allow_pickle=False) as data:
             count = len(data["scene_kind"])
         take = count if max_scenes is None else min(count, max_scenes - total)
-        plan.append((path, None if take == count else take))
+        plan.append((path, None if take == count else take, take))
         total += take
     return plan
 
@@ -287,13 +292,24 @@ def _source_index(path: Path) -> int:
     return int(Path(path).stem.split("_")[-1])
 
 
+def default_chunk_timeout_s(config: LeapDatagenConfig, scenes: int) -> float:
+    """How long a chunk of ``scenes`` scenes may take in a worker before it counts as hung."""
+    tests = config.grasps_per_scene * (2 if config.try_flipped else 1)
+    return scenes * (SCENE_BUDGET_S + LIFT_TEST_BUDGET_S * tests)
+
+
 def generate_leap_dataset(source_folder: Path, out_folder: Path, config: LeapDatagenConfig,
                           max_scenes: int | None = None, workers: int = 1,
-                          progress=print) -> LeapDatagenReport:
+                          progress=print, chunk_timeout_s: float | None = None) -> LeapDatagenReport:
+    """LEAP chunks from the gripper chunks of ``source_folder`` not yet in ``out_folder``. With several workers
+    a chunk running longer than ``chunk_timeout_s`` (default ``default_chunk_timeout_s``) is stopped and made
+    again once; a write error stops the run (``atomic_files.WriteError``) and running again resumes."""
     out_folder = Path(out_folder)
     out_folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out_folder, "leap_chunk_*.npz")  # left by a run killed mid-write
     plan = plan_chunks(source_folder, max_scenes)
-    todo = [(path, take) for path, take in plan if not leap_chunk_path(out_folder, _source_index(path)).exists()]
+    todo = [(path, take, scenes) for path, take, scenes in plan
+            if not leap_chunk_path(out_folder, _source_index(path)).exists()]
     report = LeapDatagenReport(chunks_skipped=len(plan) - len(todo))
     manifest_path = out_folder / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
@@ -304,7 +320,7 @@ def generate_leap_dataset(source_folder: Path, out_folder: Path, config: LeapDat
     manifest.update({"format_version": FORMAT_VERSION, "source": str(Path(source_folder).resolve()),
                      "config": _config_json(config)})
     manifest.setdefault("runs", [])
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json_atomic(manifest_path, manifest)
     start = time.perf_counter()
 
     def record(result) -> None:
@@ -321,9 +337,13 @@ def generate_leap_dataset(source_folder: Path, out_folder: Path, config: LeapDat
                  f"{100.0 * report.positives / max(report.grasps, 1):.1f} % held, "
                  f"{report.grasps_per_second:.2f} grasps/s")
 
-    for result in map_single_threaded(generate_leap_chunk, [(path, out_folder, config, take) for path, take in todo],
-                                      workers):
-        record(result)
+    limits = [default_chunk_timeout_s(config, scenes) if chunk_timeout_s is None else chunk_timeout_s
+              for *_, scenes in todo]
+    with resumable_chunks(out_folder, "leap_chunk_*.npz"):
+        for result in map_single_threaded(generate_leap_chunk, [(path, out_folder, config, take)
+                                                                for path, take, _ in todo], workers, limits,
+                                          describe=lambda job: f"leap-datagen chunk {_source_index(todo[job][0])}"):
+            record(result)
     report.seconds = time.perf_counter() - start
     if report.chunks_written:
         manifest["runs"].append({
@@ -334,7 +354,7 @@ def generate_leap_dataset(source_folder: Path, out_folder: Path, config: LeapDat
             "grasps_per_second_per_worker": round(report.grasps_per_second / max(1, min(workers, len(todo))), 3),
             "outcomes": report.outcomes,
         })
-        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+        write_json_atomic(manifest_path, manifest)
     return report
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..grasping.leap.evaluator import LeapEvaluatorConfig, grasp_inputs
+from .atomic_files import write_json_atomic
 from .loop import HasLoopSettings, open_run, run_loop
 
 
@@ -145,5 +146,5 @@ def train_evaluator(options: EvaluatorTrainOptions, log: Callable[[str], None] =
         report.update(held_out_grasps=len(held_out), **ranking_report(held_out, logits))
         log("held-out rounds: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                                              for k, v in report.items()))
-    (run.out / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomic(run.out / "evaluation.json", report)
     return report

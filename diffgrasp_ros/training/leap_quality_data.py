@@ -27,7 +27,6 @@ Output (``--out``): ``leap_quality.json`` (settings, per run throughput) and ``l
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -36,11 +35,15 @@ from pathlib import Path
 import numpy as np
 
 from ..parallel import map_single_threaded
-from .dataset import save_npz_atomic
+from .atomic_files import remove_stale_temps, resumable_chunks, save_npz_atomic, write_json_atomic
 
 FORMAT_VERSION = 1
 MANIFEST = "leap_quality.json"
 KINDS = ("pile", "packed")
+# A chunk's time limit in a worker: per round two minutes (scene, perception, planning) plus this per lift
+# test, some 40 times the 0.25 s a test takes on a loaded 2-core machine (README: 8 lift tests/s on 2 workers).
+ROUND_BUDGET_S, LIFT_TEST_BUDGET_S = 120.0, 10.0
+
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,12 @@ class QualityDatagenConfig:
 
 def quality_chunk_path(folder: Path, index: int) -> Path:
     return Path(folder) / f"leap_quality_{index:06d}.npz"
+
+
+def default_chunk_timeout_s(config: QualityDatagenConfig) -> float:
+    """How long one chunk may take in a worker before it counts as hung."""
+    tests = config.states_per_round * config.grasps_per_state
+    return config.rounds_per_chunk * (ROUND_BUDGET_S + LIFT_TEST_BUDGET_S * tests)
 
 
 def generate_quality_chunk(index: int, out_folder: Path, config: QualityDatagenConfig) -> dict:
@@ -151,9 +160,11 @@ def generate_quality_chunk(index: int, out_folder: Path, config: QualityDatagenC
 
 
 def generate_quality_dataset(out_folder: Path, config: QualityDatagenConfig, chunks: int, workers: int = 1,
-                             progress=print) -> dict:
+                             progress=print, chunk_timeout_s: float | None = None) -> dict:
     """Chunks ``0 .. chunks-1`` (those not already in ``out_folder``) over ``workers`` processes; the
-    manifest records the settings and each run's throughput."""
+    manifest records the settings and each run's throughput. With several workers a chunk running longer
+    than ``chunk_timeout_s`` (default ``default_chunk_timeout_s``) is stopped and made again once; a write
+    error stops the run (``atomic_files.WriteError``) and running again resumes."""
     if chunks < 1 or workers < 1:
         raise ValueError(f"chunks and workers must be at least 1, got {chunks} and {workers}")
     out_folder = Path(out_folder)
@@ -163,6 +174,7 @@ def generate_quality_dataset(out_folder: Path, config: QualityDatagenConfig, chu
     if manifest.get("config", asdict(config)) != asdict(config):
         raise ValueError(f"{out_folder} was generated with other settings {manifest['config']}; "
                          "use a new --out folder")
+    remove_stale_temps(out_folder, "leap_quality_*.npz")  # left by a run killed mid-write
     todo = [i for i in range(chunks) if not quality_chunk_path(out_folder, i).exists()]
     total = {"chunks": 0, "states": 0, "grasps": 0, "held": 0, "outcomes": Counter()}
     start = time.perf_counter()
@@ -175,15 +187,16 @@ def generate_quality_dataset(out_folder: Path, config: QualityDatagenConfig, chu
         progress(f"chunk {result['chunk']}: {result['states']} states, {result['grasps']} grasps, {result['held']} held "
                  f"({result['seconds']:.0f} s); {total['grasps'] / (time.perf_counter() - start):.2f} grasps/s")
 
-    for result in map_single_threaded(generate_quality_chunk, [(i, out_folder, config) for i in todo], workers):
-        record(result)
+    limit = default_chunk_timeout_s(config) if chunk_timeout_s is None else chunk_timeout_s
+    with resumable_chunks(out_folder, "leap_quality_*.npz"):
+        for result in map_single_threaded(generate_quality_chunk, [(i, out_folder, config) for i in todo], workers,
+                                          limit, describe=lambda job: f"leap-quality-datagen chunk {todo[job]}"):
+            record(result)
     seconds = time.perf_counter() - start
     run = {"chunks": total["chunks"], "states": total["states"], "grasps": total["grasps"], "held": total["held"],
            "seconds": round(seconds, 1), "workers": workers,
            "grasps_per_second": round(total["grasps"] / seconds, 3) if seconds > 0 else None,
            "outcomes": dict(total["outcomes"]), "date": time.strftime("%Y-%m-%d")}
     manifest = {"format_version": FORMAT_VERSION, "config": asdict(config), "runs": [*manifest["runs"], run]}
-    tmp = manifest_path.with_name(f"{MANIFEST}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, manifest_path)
+    write_json_atomic(manifest_path, manifest)
     return run

@@ -3,6 +3,11 @@ warm-up and gradient clipping, batches drawn from ``(seed, step)`` alone (so a r
 exactly as an uninterrupted one would), a JSON-lines loss log, and the model's weights saved with
 every checkpoint.
 
+Checkpoints are written whole or not at all (``atomic_files``). A failed write (a full disk) stops the run
+with a ``WriteError`` naming the file and the last complete checkpoint; ``--resume`` continues from that
+checkpoint, drops the log lines written after it (they are written again) and deletes temporary files left
+by a run killed mid-write.
+
     run = open_run(settings, log)                  # run.state: the checkpoint when resuming, else None
     config = ...from run.state["config"] or new... # the trainer's own config handling
     model = Model(config)
@@ -11,6 +16,7 @@ every checkpoint.
 """
 from __future__ import annotations
 
+import errno
 import json
 import time
 from collections.abc import Callable
@@ -18,6 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..model_files import WEIGHTS_FILE
+from .atomic_files import (WriteError, remove_stale_temps, temp_path, torch_save_atomic, with_hint, write_error,
+                           write_text_atomic)
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "train_log.jsonl"
@@ -74,8 +84,59 @@ def open_run(settings: LoopSettings) -> Run:
     if settings.threads:
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
+    for name in (CHECKPOINT, WEIGHTS_FILE):
+        remove_stale_temps(out, name)  # left by a run killed mid-write
     state = torch.load(checkpoint, map_location="cpu", weights_only=True) if checkpoint.exists() else None
     return Run(out, checkpoint, state)
+
+
+def trim_log(path: Path, step: int) -> None:
+    """Keep the complete lines of the JSON-lines log ``path`` up to ``step`` (the checkpoint a run resumes from):
+    the steps after it are trained and logged again, and a write that failed may have left half a line."""
+    if not path.exists():
+        return
+    text = path.read_text()
+    kept = []
+    for line in text.splitlines(keepends=True):
+        try:
+            if line.endswith("\n") and json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except (json.JSONDecodeError, AttributeError):
+            pass
+    if "".join(kept) != text:
+        write_text_atomic(path, "".join(kept))
+
+
+def resume_hint(checkpoint: Path, step: int | None) -> str:
+    """What is left after a failed write in a run whose last complete checkpoint is at ``step`` (None: none)."""
+    if step is None:
+        return f"no checkpoint was written yet ({checkpoint}): free space and start the run again"
+    return (f"the last complete checkpoint, step {step}, is in {checkpoint}: free space and run the same command "
+            "with --resume to continue from it")
+
+
+def append_log(path: Path, record: dict) -> None:
+    """``record`` appended to the JSON-lines log ``path`` as one line; a WriteError if that fails (``trim_log``
+    drops a half-written line when the run resumes)."""
+    try:
+        with open(path, "a") as file:
+            file.write(json.dumps(record) + "\n")
+    except OSError as error:
+        raise write_error(path, error) from error
+
+
+def save_weights_checked(save_weights: Callable[[], None], folder: Path) -> None:
+    """``save_weights()`` (``model_files.save_model_folder``), its failure a WriteError naming ``folder`` and its
+    temporary file removed. torch reports a failed write as a RuntimeError, so that counts too."""
+    try:
+        save_weights()
+    except (OSError, RuntimeError) as error:
+        temp_path(Path(folder) / WEIGHTS_FILE).unlink(missing_ok=True)
+        if isinstance(error, WriteError):
+            raise
+        if not isinstance(error, OSError):
+            error = OSError(errno.EIO, str(error))
+        raise write_error(Path(folder) / WEIGHTS_FILE, error) from error
 
 
 def run_loop(run: Run, settings: LoopSettings, model, losses: Callable, save_weights: Callable[[], None],
@@ -88,26 +149,28 @@ def run_loop(run: Run, settings: LoopSettings, model, losses: Callable, save_wei
     import torch
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=1e-4)
-    step, seconds_before = 0, 0.0
+    step, seconds_before, saved = 0, 0.0, None
     if run.state:
         model.load_state_dict(run.state["model"])
         optimizer.load_state_dict(run.state["optimizer"])
         step, seconds_before = int(run.state["step"]), float(run.state["seconds"])
+        saved = step
         log(f"resuming {run.checkpoint} at step {step}")
+    trim_log(run.out / LOG, step)
 
     def save(elapsed: float) -> None:
-        tmp = run.checkpoint.with_name(run.checkpoint.name + ".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                    "seconds": elapsed, "config": json.dumps(asdict(model.config))}, tmp)
-        tmp.replace(run.checkpoint)
-        save_weights()
+        nonlocal saved
+        torch_save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                           "seconds": elapsed, "config": json.dumps(asdict(model.config))}, run.checkpoint)
+        saved = step
+        save_weights_checked(save_weights, run.out)
 
     deadline = None if settings.max_minutes is None else time.perf_counter() + 60.0 * settings.max_minutes
     model.train()
     first_step, loop_start = step, time.perf_counter()
     window: dict[str, list[float]] = {}
     means: dict[str, float] = {}
-    with open(run.out / LOG, "a") as log_file:
+    try:
         while step < settings.max_steps and (deadline is None or time.perf_counter() < deadline):
             rng = np.random.default_rng([settings.seed, step])
             generator = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
@@ -125,14 +188,15 @@ def run_loop(run: Run, settings: LoopSettings, model, losses: Callable, save_wei
             if step % settings.log_every == 0 or step == settings.max_steps:
                 means = {k: float(np.mean(v)) for k, v in window.items()}
                 window.clear()
-                log_file.write(json.dumps({"step": step, "seconds": round(elapsed, 1), **means}) + "\n")
-                log_file.flush()
+                append_log(run.out / LOG, {"step": step, "seconds": round(elapsed, 1), **means})
                 log(f"step {step:6d}  {elapsed / 60:6.1f} min  " + "  ".join(f"{k} {v:.4f}" for k, v in means.items()))
             if step % settings.checkpoint_every == 0:
                 save(elapsed)
-    if window:
-        means = {k: float(np.mean(v)) for k, v in window.items()}
-    seconds_total = seconds_before + time.perf_counter() - loop_start
-    save(seconds_total)
+        if window:
+            means = {k: float(np.mean(v)) for k, v in window.items()}
+        seconds_total = seconds_before + time.perf_counter() - loop_start
+        save(seconds_total)
+    except WriteError as error:
+        raise with_hint(error, resume_hint(run.checkpoint, saved)) from error
     log(f"saved step {step} to {run.out} ({step - first_step} steps in {time.perf_counter() - loop_start:.0f} s)")
     return LoopResult(step, step - first_step, time.perf_counter() - loop_start, seconds_total, means)

@@ -25,7 +25,6 @@ a generator seeded with (seed, k), so a resumed run continues exactly where it s
 """
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -39,9 +38,10 @@ import torch.nn.functional as F
 from ..camera.real_frames import LEARNABLE_SETS, RealFrame, load_learnable_frames, within_range
 from ..depth.holes import hide_holes, sensor_hole_masks
 from ..depth.restoration import DEPTH_SCALE, TINY, DepthRestorer, RestorationConfig, _median_valid
+from ..model_files import WEIGHTS_FILE
+from .atomic_files import WriteError, remove_stale_temps, torch_save_atomic, with_hint
 from .depth_pairs import PairChunk, load_pairs
-
-CHECKPOINT, LOG = "checkpoint.pt", "train_log.jsonl"
+from .loop import CHECKPOINT, LOG, append_log, resume_hint, save_weights_checked, trim_log
 WRONG_M = 0.01  # a raw pixel this far from the clean depth counts as wrong
 WRONG_WEIGHT = 1.0
 NO_COLOR_FRACTION = 0.5  # share of real crops without colour, so depth-only pipelines are served as well
@@ -283,7 +283,7 @@ def train_restore(options: RestoreTrainOptions, log: Callable[[str], None] = pri
         log(f"real frames: {len(real.frames)} to learn from, {len(val_real)} held out for validation")
 
     torch.manual_seed(options.seed)
-    step, seconds_total = 0, 0.0
+    step, seconds_total, saved = 0, 0.0, None
     if options.resume:
         state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         config = RestorationConfig(**state["config"])
@@ -299,21 +299,24 @@ def train_restore(options: RestoreTrainOptions, log: Callable[[str], None] = pri
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, seconds_total = int(state["step"]), float(state["seconds_total"])
+        saved = step
         log(f"resuming at step {step} ({seconds_total / 60:.1f} min trained)")
     out.mkdir(parents=True, exist_ok=True)
+    for name in (CHECKPOINT, WEIGHTS_FILE):
+        remove_stale_temps(out, name)  # left by a run killed mid-write
+    trim_log(out / LOG, step)  # the steps after the checkpoint are trained and logged again
 
     def checkpoint() -> tuple[float | None, float | None]:
+        nonlocal saved
         val = validation_mae_mm(model, val_pairs) if val_pairs is not None else None
         hidden = hidden_hole_mae_mm(model, val_real, real.hole_masks) if val_real else None
         depth_only = hidden_hole_mae_mm(model, val_real, real.hole_masks, with_color=False) if val_real else None
-        torch.save({"config": asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "step": step, "seconds_total": seconds_total + time.perf_counter() - start},
-                   out / f"{CHECKPOINT}.tmp")
-        (out / f"{CHECKPOINT}.tmp").replace(checkpoint_path)
-        model.save_pretrained(out)
-        with open(out / LOG, "a") as file:
-            file.write(json.dumps({"step": step, "event": "checkpoint", "val_mae_mm": val,
-                                   "val_hidden_mae_mm": hidden, "val_hidden_depth_only_mae_mm": depth_only}) + "\n")
+        torch_save_atomic({"config": asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "step": step, "seconds_total": seconds_total + time.perf_counter() - start}, checkpoint_path)
+        saved = step
+        save_weights_checked(lambda: model.save_pretrained(out), out)
+        append_log(out / LOG, {"step": step, "event": "checkpoint", "val_mae_mm": val, "val_hidden_mae_mm": hidden,
+                               "val_hidden_depth_only_mae_mm": depth_only})
         if val is not None:
             log(f"step {step}: checkpoint, validation MAE {val:.2f} mm over {len(val_pairs)} simulated frames")
         if hidden is not None:
@@ -325,27 +328,29 @@ def train_restore(options: RestoreTrainOptions, log: Callable[[str], None] = pri
     deadline = start + 60.0 * options.max_minutes if options.max_minutes is not None else float("inf")
     model.train()
     val, running = (None, None), []
-    while step < options.steps and time.perf_counter() < deadline:
-        batch = sample_batch(pairs, real, np.random.default_rng([options.seed, step]), options.batch, crop,
-                             options.real_fraction)
-        loss, parts = restoration_loss(model, batch)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(options, step)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        step += 1
-        running.append(parts)
-        if step % options.log_every == 0:
-            means = {k: round(float(np.mean([p[k] for p in running])), 4) for k in running[0]}
-            running = []
-            elapsed = seconds_total + time.perf_counter() - start
-            with open(out / LOG, "a") as file:
-                file.write(json.dumps({"step": step, "seconds": round(elapsed, 1), **means}) + "\n")
-            log(f"step {step} ({elapsed / 60:.1f} min): " + ", ".join(f"{k} {v:.3f}" for k, v in means.items()))
-        if step % options.checkpoint_every == 0:
+    try:
+        while step < options.steps and time.perf_counter() < deadline:
+            batch = sample_batch(pairs, real, np.random.default_rng([options.seed, step]), options.batch, crop,
+                                 options.real_fraction)
+            loss, parts = restoration_loss(model, batch)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(options, step)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            running.append(parts)
+            if step % options.log_every == 0:
+                means = {k: round(float(np.mean([p[k] for p in running])), 4) for k in running[0]}
+                running = []
+                elapsed = seconds_total + time.perf_counter() - start
+                append_log(out / LOG, {"step": step, "seconds": round(elapsed, 1), **means})
+                log(f"step {step} ({elapsed / 60:.1f} min): " + ", ".join(f"{k} {v:.3f}" for k, v in means.items()))
+            if step % options.checkpoint_every == 0:
+                val = checkpoint()
+        if step % options.checkpoint_every or step == first_step:
             val = checkpoint()
-    if step % options.checkpoint_every or step == first_step:
-        val = checkpoint()
+    except WriteError as error:
+        raise with_hint(error, resume_hint(checkpoint_path, saved)) from error
     seconds_run = time.perf_counter() - start
     return RestoreTrainReport(step, step - first_step, seconds_run, seconds_total + seconds_run, len(pairs), *val)

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import tokenize
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -38,7 +41,7 @@ def load_depth_image(path: str | Path, depth_scale: float | None = None) -> np.n
         raise FileNotFoundError(f"depth image not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        raw = _read_npy(path)
+        raw = load_npy(path, "depth array", DepthError)
     elif suffix == ".exr":
         raw = _read_exr(path)
     elif suffix in DEPTH_IMAGE_EXTENSIONS:
@@ -55,14 +58,39 @@ def load_depth_image(path: str | Path, depth_scale: float | None = None) -> np.n
     return _to_metres(raw, depth_scale, path)
 
 
-def _read_npy(path: Path) -> np.ndarray:
+# What np.load raises for a damaged file: a truncated or garbled header (ValueError, EOFError, and from the
+# header's parser tokenize.TokenError, SyntaxError, TypeError), an object array (ValueError), a broken .npz
+# renamed (BadZipFile), an unreadable file (OSError).
+NPY_ERRORS = (ValueError, EOFError, tokenize.TokenError, SyntaxError, TypeError, zipfile.BadZipFile, OSError)
+
+
+def load_npy(path: Path, what: str, error: type[ValueError] = ValueError) -> np.ndarray:
+    """The single array in an .npy file, else ``error`` naming the file: damaged, an object array, an .npz, or
+    a header declaring more data than the file holds (which np.load would first try to allocate)."""
     try:
-        raw = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DepthError(f"{path}: not a readable .npy array ({exc})") from exc
+        header = _npy_header(path)
+        too_big = header is not None and math.prod(header[0]) * header[1].itemsize > path.stat().st_size
+        raw = None if too_big else np.load(path, allow_pickle=False)
+    except NPY_ERRORS as exc:
+        raise error(f"{path}: not a readable .npy {what} ({exc})") from exc
+    if too_big:
+        raise error(f"{path}: the .npy header declares a {header[0]} {header[1]} array, more than the file's "
+                    f"{path.stat().st_size} bytes hold: truncated or damaged")
     if not isinstance(raw, np.ndarray):  # an .npz renamed to .npy loads as a mapping
-        raise DepthError(f"{path}: expected a single array, got {type(raw).__name__}")
+        raise error(f"{path}: expected a single {what}, got {type(raw).__name__}")
     return raw
+
+
+def _npy_header(path: Path):
+    """(shape, dtype) from an .npy file's header; None for a file that does not start like one (an .npz)."""
+    with open(path, "rb") as file:
+        if file.read(6) != b"\x93NUMPY":
+            return None
+        file.seek(0)
+        version = np.lib.format.read_magic(file)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(file)
+    return shape, dtype
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -101,6 +129,8 @@ def _exr_channels(path: Path) -> list[str]:
             name_end = head.index(b"\0", position)
             type_end = head.index(b"\0", name_end + 1)
             (size,) = struct.unpack_from("<i", head, type_end + 1)
+            if size < 0:  # would step back to an earlier attribute, over and over
+                raise ValueError(f"negative attribute size {size}")
             value = type_end + 5
             if head[position:name_end] == b"channels" and head[name_end + 1:type_end] == b"chlist":
                 names = []
@@ -179,9 +209,10 @@ def _to_metres(raw: np.ndarray, depth_scale: float | None, path: Path) -> np.nda
         scale = depth_scale
     else:
         raise DepthError(f"{path}: {raw.dtype} is not a depth image type")
-    if not scale > 0:
-        raise DepthError(f"{path}: depth_scale must be positive, got {scale}")
-    depth = raw.astype(np.float32) * np.float32(scale)
+    if not 0 < scale < np.inf:  # also NaN; an infinite scale would make every pixel invalid
+        raise DepthError(f"{path}: depth_scale must be positive and finite, got {scale}")
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, made invalid (0) next
+        depth = raw.astype(np.float32) * np.float32(scale)
     depth[~np.isfinite(depth) | (depth < 0.0)] = 0.0
     if depth_scale is None:
         _check_units(raw, depth, scale, path)
@@ -202,7 +233,8 @@ def _check_units(raw: np.ndarray, depth: np.ndarray, scale: float, path: Path) -
                 "this looks like metres stored as integers; save millimetres or pass --depth-scale"
             )
     else:
-        median = float(np.median(depth[valid]))
+        with np.errstate(over="ignore"):  # the middle two near float32's max: an infinite median is no unit
+            median = float(np.median(depth[valid]))
         # A median beyond 100 km is not millimetres either, but a background value (renderers write
         # 1e10 for "no surface"): range clipping handles that.
         if MAX_PLAUSIBLE_MEDIAN_M < median < 1e5:
@@ -234,27 +266,28 @@ def load_calibration(path: str | Path) -> tuple[CameraIntrinsics, np.ndarray]:
         raise ValueError(f"{path}: 'intrinsics' must be a mapping, got {type(data['intrinsics']).__name__}")
     try:
         intrinsics = CameraIntrinsics.from_dict(data["intrinsics"])
-    except (ValueError, TypeError, KeyError) as exc:
+    except ValueError as exc:
         raise ValueError(f"{path}: bad intrinsics: {exc}") from exc
     return intrinsics, _extrinsics_from(data, str(path))
 
 
-def read_structured(path: Path):
-    """A JSON (by suffix) or YAML calibration file's contents, with one-line errors."""
+def read_structured(path: Path, what: str = "calibration file"):
+    """A JSON (by suffix) or YAML file's contents, with one-line ValueErrors naming the file."""
     if not path.is_file():
-        raise FileNotFoundError(f"calibration file not found: {path}")
-    text = path.read_text()
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: invalid JSON: {exc}") from exc
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark (Windows editors) is no error
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc})") from exc
     import yaml
 
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: invalid YAML: {exc}") from exc
+        return json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+        raise ValueError(f"{path}: invalid {kind}: {exc}") from exc
+    except RecursionError:  # both parsers recurse once per nesting level
+        raise ValueError(f"{path}: nested too deeply to be a {what}") from None
 
 
 def _extrinsics_from(data, source: str) -> np.ndarray:

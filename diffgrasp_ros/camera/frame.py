@@ -43,7 +43,13 @@ class DepthFrame:
         raw = np.asarray(raw)
         if not np.issubdtype(raw.dtype, np.integer) and not np.issubdtype(raw.dtype, np.floating):
             raise DepthError(f"depth must be numeric, got dtype {raw.dtype}")
-        return cls(raw.astype(np.float32) * np.float32(depth_scale), intrinsics, **kwargs)
+        # A zero, negative or non-finite scale would silently make every pixel invalid.
+        if not 0 < depth_scale < np.inf:
+            raise DepthError(f"depth_scale must be positive and finite (metres per unit), got {depth_scale}")
+        depth = raw.astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, made invalid by validate_depth
+            depth *= np.float32(depth_scale)  # in place: a 0-d array stays one (a product would be a scalar)
+        return cls(depth, intrinsics, **kwargs)
 
     def clipped(self, near_m: float, far_m: float) -> "DepthFrame":
         """Copy with depths outside [near, far] marked invalid."""
@@ -65,7 +71,7 @@ def validate_depth(depth, intrinsics: CameraIntrinsics) -> np.ndarray:
         raise DepthError(f"depth must be a numpy array, got {type(depth).__name__}")
     if depth.ndim == 3 and depth.shape[2] == 1:
         depth = depth[:, :, 0]
-    if depth.ndim != 2:
+    if depth.ndim != 2 or depth.size == 0:
         raise DepthError(f"depth must be a single-channel HxW image, got shape {depth.shape}")
     if depth.shape != (intrinsics.height, intrinsics.width):
         raise DepthError(size_mismatch_message(depth.shape[1], depth.shape[0], intrinsics))
@@ -74,7 +80,8 @@ def validate_depth(depth, intrinsics: CameraIntrinsics) -> np.ndarray:
             f"metric depth must be floating point metres, got {depth.dtype} "
             "(use DepthFrame.from_raw with the sensor's depth scale for integer images)"
         )
-    depth = depth.astype(np.float32, copy=True)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, made invalid (0) next
+        depth = depth.astype(np.float32, copy=True)
     depth[~np.isfinite(depth) | (depth < 0.0)] = 0.0
     return depth
 

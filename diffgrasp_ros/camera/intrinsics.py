@@ -1,7 +1,6 @@
 """Pinhole camera intrinsics (OpenCV / ROS CameraInfo convention, no distortion)."""
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ class CameraIntrinsics:
 
     def __post_init__(self):
         if self.width <= 0 or self.height <= 0:
-            raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
+            raise ValueError(f"image size must be positive, got width={self.width}, height={self.height}")
         if not (0 < self.fx < math.inf and 0 < self.fy < math.inf):
             raise ValueError(f"focal lengths must be positive and finite, got fx={self.fx}, fy={self.fy}")
         # A principal point off the image is a calibration of another resolution or crop, or
@@ -28,7 +27,8 @@ class CameraIntrinsics:
         if not (0.0 <= self.cx <= self.width and 0.0 <= self.cy <= self.height):
             raise ValueError(
                 f"principal point (cx={self.cx:g}, cy={self.cy:g}) lies outside the {self.width}x{self.height} "
-                "image: these intrinsics belong to another resolution or the fields are mixed up"
+                f"image (width={self.width}, height={self.height}): these intrinsics belong to another resolution "
+                "or the fields are mixed up"
             )
 
     @property
@@ -48,35 +48,70 @@ class CameraIntrinsics:
 
     @classmethod
     def from_dict(cls, data: dict) -> "CameraIntrinsics":
-        """Accepts ``{width, height, fx, fy, cx, cy}`` or a ROS camera-calibration / CameraInfo dict."""
-        if "camera_matrix" in data or "k" in data or "K" in data:
-            K = data.get("camera_matrix", data.get("k", data.get("K")))
-            K = np.asarray(K["data"] if isinstance(K, dict) else K, dtype=float).reshape(3, 3)
-            width = data.get("image_width", data.get("width"))
-            height = data.get("image_height", data.get("height"))
-            return cls(int(width), int(height), K[0, 0], K[1, 1], K[0, 2], K[1, 2])
+        """Accepts ``{width, height, fx, fy, cx, cy}`` or a ROS camera-calibration / CameraInfo dict.
+        Anything else (missing, non-numeric, fractional sizes, a matrix of another size) is a ValueError
+        naming the field."""
+        matrix_key = next((key for key in ("camera_matrix", "k", "K") if key in data), None)
+        if matrix_key is not None:
+            K = data[matrix_key]
+            values = K.get("data") if isinstance(K, dict) else K
+            try:
+                K = np.asarray(values, dtype=float)
+            except (TypeError, ValueError, OverflowError):
+                K = None
+            if K is None or K.size != 9:
+                raise ValueError(f"camera intrinsics {matrix_key!r} must be a 3x3 matrix (9 numbers, row-major), "
+                                 f"got {values!r}")
+            K = K.reshape(3, 3)
+            width_key = "image_width" if "image_width" in data else "width"
+            height_key = "image_height" if "image_height" in data else "height"
+            missing = [key for key in (width_key, height_key) if key not in data]
+            if missing:
+                raise ValueError(f"camera intrinsics are missing {missing} (image_width/image_height or width/height)")
+            return cls(_whole(data[width_key], width_key), _whole(data[height_key], height_key),
+                       K[0, 0], K[1, 1], K[0, 2], K[1, 2])
         missing = {"width", "height", "fx", "fy", "cx", "cy"} - set(data)
         if missing:
             raise ValueError(f"camera intrinsics are missing {sorted(missing)}")
-        return cls(int(data["width"]), int(data["height"]), float(data["fx"]), float(data["fy"]),
-                   float(data["cx"]), float(data["cy"]))
+        return cls(_whole(data["width"], "width"), _whole(data["height"], "height"),
+                   *(_real(data[key], key) for key in ("fx", "fy", "cx", "cy")))
 
     @classmethod
     def load(cls, path: str | Path) -> "CameraIntrinsics":
-        """Load from JSON or YAML (plain fields, or a ROS ``camera_calibration`` file)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"camera intrinsics file not found: {path}")
-        text = path.read_text()
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
+        """Load from JSON or YAML (plain fields, or a ROS ``camera_calibration`` file); ValueError naming the file."""
+        from .files import read_structured  # files.py imports this module
 
-            data = yaml.safe_load(text)
+        path = Path(path)
+        data = read_structured(path, "camera intrinsics file")
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of intrinsics, got {type(data).__name__}")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+
+
+def _whole(value, name: str) -> int:
+    """A size read from YAML / JSON: an int, or a float or string holding a whole number (640.0, "640")."""
+    if not isinstance(value, bool):  # YAML reads `yes` as True, which int() would take for 1
+        if isinstance(value, int):
+            return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if math.isfinite(number) and number.is_integer():
+            return int(number)
+    raise ValueError(f"camera intrinsics {name} must be a whole number of pixels, got {value!r}")
+
+
+def _real(value, name: str) -> float:
+    if not isinstance(value, bool):
+        try:
+            return float(value)
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
+            pass
+    raise ValueError(f"camera intrinsics {name} must be a number, got {value!r}")
 
 
 # The simulated camera of the VGN / GIGA / IGD clutter-removal protocol.

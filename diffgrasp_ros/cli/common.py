@@ -34,8 +34,12 @@ def planner_options(args: argparse.Namespace) -> dict:
 
 
 def write_json(path: Path, data: dict) -> None:
+    """Written whole or not at all (through a temporary file), so a reader never sees half a result."""
+    text = json.dumps(data, indent=2) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def format_grasp_table(result: PlanResult, limit: int = 5) -> str:

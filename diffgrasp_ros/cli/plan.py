@@ -119,14 +119,14 @@ def run(args: argparse.Namespace) -> int:
     if args.workspace == "auto" and (args.calibration or args.extrinsics):
         raise ValueError("--workspace auto estimates the camera pose: give --intrinsics without "
                          "--extrinsics / --calibration")
+    if args.draw is not None:  # refused before planning, so that a run that cannot draw writes nothing
+        _check_draw(args)
     start = time.perf_counter()
     planner = make_planner(args.method, args.robot, **planner_options(args))
     load_s = time.perf_counter() - start
     report: dict = {"robot": args.robot}
     if args.tsdf is not None:
-        if not args.tsdf.is_file():
-            raise FileNotFoundError(f"TSDF file not found: {args.tsdf}")
-        grid = np.load(args.tsdf, allow_pickle=False)
+        grid = _load_tsdf(args.tsdf, planner.workspace)
         first, result = (planner.plan_from_tsdf(grid) for _ in range(2))
         report["sources"] = [str(args.tsdf)]
     else:
@@ -147,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
         report["workspace"] = area.to_dict()
         report["workspace_estimated"] = args.workspace == "auto"
     report["timings_cold_s"] = {"model_load": load_s, "first_plan": sum(first.timings_s.values())}
+    if args.draw is not None:  # before the JSON: a picture that cannot be written leaves no JSON behind
+        _draw(args, result, frames[0], poses[0])
     write_json(args.out, {**report, **result.to_dict()})
     for warning in result.warnings:
         print(f"diffgrasp plan: warning: {warning}", file=sys.stderr)
@@ -155,14 +157,31 @@ def run(args: argparse.Namespace) -> int:
           f"{1000 * report['timings_cold_s']['first_plan']:.0f} ms apart)")
     print(format_grasp_table(result))
     if args.draw is not None:
-        _draw(args, result, frames[0], poses[0]) if args.tsdf is None else _refuse_draw()
         print(f"wrote {args.draw}")
     print(f"wrote {args.out}")
     return 0 if result.found else EXIT_NO_GRASP
 
 
-def _refuse_draw():
-    raise ValueError("--draw needs a camera view: plan from --depth, not --tsdf")
+def _load_tsdf(path: Path, workspace) -> np.ndarray:
+    """The grid of a ``--tsdf`` file, checked here where a bad one can be named."""
+    from ..camera.files import load_npy
+    from ..scene.tsdf import standard_grid
+
+    if not path.is_file():
+        raise FileNotFoundError(f"TSDF file not found: {path}")
+    grid = load_npy(path, "TSDF grid")
+    try:
+        return standard_grid(grid, workspace)
+    except ValueError as error:  # dtype, shape or values outside the standard convention
+        raise ValueError(f"{path}: {error}") from None
+
+
+def _check_draw(args) -> None:
+    if args.tsdf is not None:
+        raise ValueError("--draw needs a camera view: plan from --depth, not --tsdf")
+    if args.draw.suffix.lower() not in (".png", ".jpg", ".jpeg"):  # cv2.imwrite raises cv2.error for others
+        raise ValueError(f"--draw {args.draw}: the picture is written as .png (or .jpg), "
+                         f"not {args.draw.suffix or 'a file without extension'}")
 
 
 def _draw(args, result, frame, T_workspace_camera) -> None:

@@ -23,7 +23,6 @@ diffusers one.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +34,8 @@ from torch.nn import functional as F
 
 from ..devices import module_device
 from ..grasping.igd.scheduler import DDIMScheduler
-from ..model_files import (CONFIG_FILE, WEIGHTS_FILE, check_config_keys, load_model_folder, save_model_folder,
-                           shipped_model_folder, write_config_json)
+from ..model_files import (CONFIG_FILE, WEIGHTS_FILE, check_config_keys, load_model_folder, read_config_data,
+                           save_model_folder, shipped_model_folder, write_config_json)
 
 DEFAULT_WEIGHTS = shipped_model_folder("depth_noise")
 HOW_TO_GET = ("train one with `python -m diffgrasp_ros.training.noise_train --data PAIRS --out FOLDER` "
@@ -90,7 +89,7 @@ class NoiseDiffusionConfig:
 
     @classmethod
     def from_json(cls, path: Path) -> "NoiseDiffusionConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()), str(path))
+        return cls.from_dict(read_config_data(path, "depth-noise"), str(path))
 
 
 # -- the artifact representation -------------------------------------------------------------------

@@ -27,7 +27,6 @@ and ``weights.pt`` (a state dict).
 """
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from torch import nn
 
 from ..devices import float_tensor, module_device
 from ..model_files import (CONFIG_FILE, WEIGHTS_FILE, ModelFormatError, check_config_keys, load_model_folder,
-                           save_model_folder, shipped_model_folder, write_config_json)
+                           read_config_data, save_model_folder, shipped_model_folder, write_config_json)
 from .inputs import check_frame
 from .plane_fill import PlaneFillConfig, plane_fill
 
@@ -80,7 +79,7 @@ class RestorationConfig:
 
     @classmethod
     def from_json(cls, path: Path) -> "RestorationConfig":
-        data = json.loads(Path(path).read_text())
+        data = read_config_data(path, "depth restoration")
         found = data.get("format_version", 1)
         if found != FORMAT_VERSION:
             raise ModelFormatError(

@@ -67,24 +67,32 @@ def array_to_cloud(values: np.ndarray, names: tuple[str, ...], frame_id: str, st
                        data=values.tobytes(), is_dense=True)
 
 
-def cloud_to_array(cloud: PointCloud2, names: tuple[str, ...]) -> np.ndarray:
-    """The named float32 fields of a cloud as (N, len(names)) float64."""
+def cloud_to_array(cloud: PointCloud2, names: tuple[str, ...], what: str = "point cloud") -> np.ndarray:
+    """The named float32 fields of a cloud as (N, len(names)) float64 (NaN where the cloud says so).
+    Every inconsistency is a ValueError naming ``what`` and the field or step."""
     offsets = {f.name: (f.offset, f.datatype, f.count) for f in cloud.fields}
     missing = [n for n in names if n not in offsets]
     if missing:
-        raise ValueError(f"point cloud lacks fields {missing} (has {sorted(offsets)})")
+        raise ValueError(f"{what} lacks fields {missing} (has {sorted(offsets)})")
     for n in names:
         if offsets[n][1:] != (PointField.FLOAT32, 1):
-            raise ValueError(f"point cloud field {n!r} must be a single FLOAT32")
+            raise ValueError(f"{what} field {n!r} must be a single FLOAT32 (datatype {PointField.FLOAT32}, count 1), "
+                             f"got datatype {offsets[n][1]}, count {offsets[n][2]}")
+        if offsets[n][0] + 4 > cloud.point_step:
+            raise ValueError(f"{what} field {n!r} at offset {offsets[n][0]} does not fit in its point_step "
+                             f"{cloud.point_step}")
     count = cloud.width * cloud.height
     data = np.frombuffer(cloud.data, dtype=np.uint8)
     if data.size != cloud.row_step * cloud.height or cloud.row_step < cloud.width * cloud.point_step:
-        raise ValueError("point cloud data size does not match its width, height and steps")
+        raise ValueError(f"{what} data is {data.size} bytes, which does not match its height {cloud.height} x "
+                         f"row_step {cloud.row_step} with row_step >= width {cloud.width} x point_step "
+                         f"{cloud.point_step}")
     rows = data.reshape(cloud.height, cloud.row_step)[:, : cloud.width * cloud.point_step]
     points = rows.reshape(count, cloud.point_step)
     order = ">f4" if cloud.is_bigendian else "<f4"
-    return np.stack([points[:, offsets[n][0]:offsets[n][0] + 4].copy().view(order)[:, 0] for n in names],
-                    axis=1).astype(np.float64)
+    columns = [points[:, offsets[n][0]:offsets[n][0] + 4].copy().view(order)[:, 0] for n in names]
+    with np.errstate(invalid="ignore"):  # signalling-NaN bit patterns: NaN all the same
+        return np.stack(columns, axis=1).astype(np.float64)
 
 
 SURFACE_FIELDS = ("x", "y", "z", "normal_x", "normal_y", "normal_z")
@@ -107,13 +115,19 @@ def clouds_to_scene(surface: PointCloud2, tsdf: PointCloud2, workspace: Workspac
         if cloud.header.frame_id != workspace.frame_id:
             raise ValueError(f"scene clouds must be in the {workspace.frame_id!r} frame, got "
                              f"{cloud.header.frame_id!r}")
-    values = cloud_to_array(surface, SURFACE_FIELDS)
-    voxels = cloud_to_array(tsdf, TSDF_FIELDS)
+    values = cloud_to_array(surface, SURFACE_FIELDS, "surface cloud")
+    voxels = cloud_to_array(tsdf, TSDF_FIELDS, "TSDF cloud")
+    # NaN marks an invalid point in a PointCloud2 (is_dense false): such points are no surface.
+    values = values[np.isfinite(values).all(axis=1)]
+    voxels = voxels[np.isfinite(voxels[:, :3]).all(axis=1)]
+    if not np.all((voxels[:, 3] >= 0.0) & (voxels[:, 3] <= 1.0)):  # also NaN
+        raise ValueError("TSDF cloud values must be in [0, 1] (the standard grid convention)")
     R = workspace.resolution
     grid = np.zeros((R, R, R), np.float32)
-    index = np.floor(voxels[:, :3] / workspace.voxel_size_m).astype(int)
-    inside = np.all((index >= 0) & (index < R), axis=1)
-    grid[tuple(index[inside].T)] = voxels[inside, 3]
+    # Compared before the cast, which huge coordinates would overflow; the clip is for rounding at the far edge.
+    inside = np.all((voxels[:, :3] >= 0.0) & (voxels[:, :3] < R * workspace.voxel_size_m), axis=1)
+    index = np.clip(np.floor(voxels[inside, :3] / workspace.voxel_size_m).astype(int), 0, R - 1)
+    grid[tuple(index.T)] = voxels[inside, 3]
     return Scene(grid, values[:, :3], values[:, 3:], workspace)
 
 

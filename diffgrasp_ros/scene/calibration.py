@@ -43,5 +43,5 @@ def read_workspace_area(path: str | Path) -> TableArea | None:
         return None
     try:
         return TableArea.from_dict(data["workspace"])
-    except (TypeError, ValueError) as error:
+    except ValueError as error:
         raise ValueError(f"{path}: bad workspace: {error}") from error

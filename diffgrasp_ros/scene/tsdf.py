@@ -99,8 +99,11 @@ class SceneBuilder:
         return Scene(self._grid_volume.grid(), points[keep], normals[keep], self.workspace)
 
 
-def scene_from_grid(tsdf_grid: np.ndarray, workspace: Workspace = STANDARD_WORKSPACE) -> Scene:
-    """A ``Scene`` from a TSDF grid alone (standard convention), e.g. handed over by another simulator."""
+def standard_grid(tsdf_grid: np.ndarray, workspace: Workspace = STANDARD_WORKSPACE) -> np.ndarray:
+    """``tsdf_grid`` as the (R, R, R) float32 grid of the standard convention; ValueError when it is not one."""
+    dtype = np.asarray(tsdf_grid).dtype
+    if dtype.kind not in "biuf":  # complex, strings, records, dates: no TSDF values
+        raise ValueError(f"a TSDF grid holds real numbers, got dtype {dtype}")
     grid = np.asarray(tsdf_grid, dtype=np.float32)
     if grid.ndim == 4 and grid.shape[0] == 1:
         grid = grid[0]
@@ -109,5 +112,11 @@ def scene_from_grid(tsdf_grid: np.ndarray, workspace: Workspace = STANDARD_WORKS
         raise ValueError(f"TSDF grid must be {R}x{R}x{R} (or 1x{R}x{R}x{R}), got {grid.shape}")
     if not np.all(np.isfinite(grid)) or grid.min() < 0.0 or grid.max() > 1.0:
         raise ValueError("TSDF grid values must be finite and in [0, 1] (standard convention)")
+    return grid
+
+
+def scene_from_grid(tsdf_grid: np.ndarray, workspace: Workspace = STANDARD_WORKSPACE) -> Scene:
+    """A ``Scene`` from a TSDF grid alone (standard convention), e.g. handed over by another simulator."""
+    grid = standard_grid(tsdf_grid, workspace)
     points, normals = surface_from_grid(grid, workspace)
     return Scene(grid, points, normals, workspace)

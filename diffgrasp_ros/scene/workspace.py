@@ -65,9 +65,12 @@ class TableArea:
     frame_id: str = "workspace"
 
     def __post_init__(self):
-        if min(self.size_x_m, self.size_y_m, self.height_m) <= 0:
-            raise ValueError(f"a table area needs positive sizes, got {self.size_x_m} x {self.size_y_m} "
-                             f"x {self.height_m} m")
+        # `not 0 < size < inf` also refuses NaN, which every comparison passes as False.
+        if not all(0 < size < np.inf for size in (self.size_x_m, self.size_y_m, self.height_m)):
+            raise ValueError(f"a table area needs positive finite sizes, got size_x_m={self.size_x_m}, "
+                             f"size_y_m={self.size_y_m}, height_m={self.height_m}")
+        if not np.isfinite(self.table_height_m):
+            raise ValueError(f"a table area needs a finite table_height_m, got {self.table_height_m}")
 
     @classmethod
     def of(cls, workspace: Workspace) -> "TableArea":
@@ -88,7 +91,21 @@ class TableArea:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TableArea":
+        if not isinstance(data, dict):
+            raise ValueError(f"a workspace must be a mapping of sizes, got {type(data).__name__}")
         unknown = set(data) - {"size_x_m", "size_y_m", "height_m", "table_height_m", "frame_id"}
         if unknown:
-            raise ValueError(f"unknown workspace keys {sorted(unknown)}")
-        return cls(**{k: (str(v) if k == "frame_id" else float(v)) for k, v in data.items()})
+            raise ValueError(f"unknown workspace keys {sorted(map(str, unknown))}")
+        values = {}
+        for key, value in data.items():
+            if key == "frame_id":
+                values[key] = str(value)
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
+                number = None
+            if number is None or isinstance(value, bool):  # YAML's yes/no: float() would take them for 1, 0
+                raise ValueError(f"workspace {key} must be a number of metres, got {value!r}")
+            values[key] = number
+        return cls(**values)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ...model_files import read_config_json, write_config_json
+from ...model_files import check_ranges, read_config_json, write_config_json
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,10 @@ class IGDConfig:
     workspace_size_m: float = 0.30
     max_opening_m: float = 0.08  # the width head predicts width / max_opening
     finger_depth_m: float = 0.05  # where the grasp classifier's control points start (see ``robots.gripper``)
+
+    def __post_init__(self):
+        # Channels double per U-Net level (a deep one overflows torch's sizes); layers are built one by one.
+        check_ranges(self, "IGD", unet_depth=(1, 8), denoiser_layers=(1, 64))
 
     def to_json(self, path: Path) -> None:
         write_config_json(self, path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ...model_files import read_config_json, write_config_json
+from ...model_files import check_ranges, read_config_json, write_config_json
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class LeapConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "likelihood_timesteps", tuple(int(t) for t in self.likelihood_timesteps))
+        # Channels double per U-Net level (a deep one overflows torch's sizes); layers are built one by one.
+        check_ranges(self, "LEAP", unet_depth=(1, 8), denoiser_layers=(1, 64))
 
     def to_json(self, path: Path) -> None:
         write_config_json(self, path)

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...devices import float_tensor, module_device
-from ...model_files import (load_model_folder, read_config_json, save_model_folder, shipped_model_folder,
-                            write_config_json)
+from ...model_files import (check_ranges, load_model_folder, read_config_json, save_model_folder,
+                            shipped_model_folder, write_config_json)
 from ...robots import leap
 
 
@@ -44,6 +44,8 @@ class LeapEvaluatorConfig:
     def __post_init__(self):
         for name in ("lattice", "lattice_min_m", "lattice_max_m"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        # The head's input grows with the product of the lattice sides.
+        check_ranges(self, "LEAP evaluator", lattice=(1, 64))
 
     def to_json(self, path: Path) -> None:
         write_config_json(self, path)

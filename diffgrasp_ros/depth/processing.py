@@ -17,9 +17,10 @@ class DepthProcessor:
     (``depth.restoration``; the shipped ``models/depth_restore`` unless ``weights`` names a folder).
     ``graft`` does the opposite, for clean *simulated* depth: it grafts sensor artifacts sampled from the
     diffusion noise model (``depth.grafting``; ``models/depth_noise``) while keeping metric geometry, so
-    data looks like a D435's (on a real camera it would add noise to noise). Models load on the first frame,
-    on ``device`` (auto: CUDA when available, else the CPU; cpu, cuda, cuda:N or mps), which passthrough
-    ignores. Every mode takes frames of any size and focal length and returns a frame of the same size with
+    data looks like a D435's (on a real camera it would add noise to noise). Models load here, at construction
+    (a node's configure), on ``device`` (auto: CUDA when available, else the CPU; cpu, cuda, cuda:N or mps),
+    which passthrough ignores: a missing, unreadable or mismatched model fails now, naming its file, not
+    on every frame later. Every mode takes frames of any size and focal length and returns a frame of the same size with
     the same intrinsics (the models pad inside to the sides their networks need).
     """
 
@@ -47,6 +48,32 @@ class DepthProcessor:
                 if not (self.weights / name).is_file():
                     raise FileNotFoundError(f"{what} weights not found: {self.weights / name} "
                                             f"does not exist; {files.HOW_TO_GET}")
+            self._model = self._load_model(mode)
+
+    def _load_model(self, mode: str):
+        """The restoration or noise model of ``self.weights``. An unreadable or mismatched one raises ValueError
+        starting with the file at fault (``load_model_folder`` names only the folder)."""
+        import json
+
+        from ..model_files import CONFIG_FILE, WEIGHTS_FILE, ModelFormatError
+        from .noise_diffusion import NoiseDiffusionModel
+        from .restoration import DepthRestorer
+
+        model_class = DepthRestorer if mode == "restore" else NoiseDiffusionModel
+        try:
+            return model_class.from_pretrained(self.weights, self.device)
+        except (ModelFormatError, FileNotFoundError):  # say themselves what is wrong, and where
+            raise
+        except (ValueError, OSError) as error:  # torch raises OSError too for some truncated files
+            try:
+                json.loads((self.weights / CONFIG_FILE).read_text())
+                culprit = self.weights / WEIGHTS_FILE  # the config reads: the weights do not
+            except (OSError, ValueError):
+                culprit = self.weights / CONFIG_FILE
+            if isinstance(error, ValueError) and str(culprit) in str(error):
+                raise
+            reason = str(error) if isinstance(error, ValueError) else f"unreadable ({type(error).__name__}: {error})"
+            raise ValueError(f"{culprit}: {reason}") from error
 
     def process(self, frame: DepthFrame, color: np.ndarray | None = None) -> DepthFrame:
         """The processed frame; ``color`` (H, W, 3) uint8 RGB, the colour image registered to the depth,
@@ -67,8 +94,6 @@ class DepthProcessor:
         from .grafting import graft
         from .noise_diffusion import NoiseDiffusionModel
 
-        if self._model is None:
-            self._model = NoiseDiffusionModel.from_pretrained(self.weights, self.device)
         try:
             depth = graft(frame.depth_m, self._model, self._rng)
         except ValueError as error:
@@ -83,8 +108,6 @@ class DepthProcessor:
 
         from .restoration import DepthRestorer
 
-        if self._model is None:
-            self._model = DepthRestorer.from_pretrained(self.weights, self.device)
         try:
             with warnings.catch_warnings():  # a pipeline without colour is a setting, not news on every frame
                 warnings.simplefilter("ignore")

@@ -1,12 +1,21 @@
-"""``depth_capture``: a depth camera (RealSense, simulated or replayed) as depth Image + CameraInfo."""
+"""``depth_capture``: a depth camera (RealSense, simulated or replayed) as depth Image + CameraInfo.
+
+A camera that stops delivering while the node is active (unplugged, a USB reset, frames that time out, an SDK
+error) does not stop the node: it is reported (log and ``last_error``), closed, and opened again after
+``reopen_initial_s``, then after twice as long at every failed attempt up to ``reopen_max_s``, until frames
+come again. A recording that ends is reported once; with ``replay.loop`` it plays again from its start.
+``~/get_status`` (std_srvs/Trigger) says which of these the camera is in: ``success`` while frames flow.
+"""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
+from ..camera.frame import DepthError
 from ..camera.ros_image import DEPTH_ENCODINGS
 from .base import DiffgraspNode, guarded, run
 from .conversions import depth_frame_to_msgs
@@ -37,13 +46,32 @@ class DepthCaptureNode(DiffgraspNode):
         self.declare("realsense.spatial", True, "spatial edge-preserving filter")
         self.declare("realsense.temporal", False, "temporal filter (blends frames: off for changing scenes)")
         self.declare("realsense.hole_filling", False, "hole filling filter (invents surfaces never seen)")
+        self.declare("realsense.timeout_ms", 5000, "longest wait for a frame; none within it and the camera "
+                     "counts as lost (closed and opened again)")
         self.declare("replay.path", "", "recording to replay: a rosbag2 folder/.mcap/.db3, or a RealSense .bag")
         self.declare("replay.depth_topic", "", "depth Image topic in a rosbag2 recording ('' = the first one)")
         self.declare("replay.info_topic", "", "CameraInfo topic in a rosbag2 recording ('' = the first one)")
         self.declare("replay.loop", True, "start the recording over at its end")
+        self.declare("reopen_initial_s", 1.0, "a camera that stops delivering is closed and opened again this "
+                     "long after (then twice as long after every failed attempt)")
+        self.declare("reopen_max_s", 10.0, "longest wait between two attempts to open a lost camera again")
         self.source = None
         self._source_lock = threading.Lock()
         self._timer = None
+        self._reset_status()
+
+    def _reset_status(self) -> None:
+        self._frames = 0  # published since configure
+        self._last_frame_s = None  # time.monotonic() of the last frame read
+        self._lost_since = None  # time.monotonic() when the camera was lost; None while frames come
+        self._lost_reason = ""
+        self._reopen_delay_s = 0.0
+        self._reopen_at = 0.0
+        self._reopen_attempts = 0
+        self._reopen_error = ""  # why the last reopen failed
+        self._recoveries = 0  # times frames came again after the camera was lost
+        self._ended = ""  # the end of a recording that does not loop
+        self._loops = 0  # times a looping recording started over
 
     # -- library objects ------------------------------------------------------------------------------
     def _open_source(self):
@@ -68,8 +96,9 @@ class DepthCaptureNode(DiffgraspNode):
                 return RealSenseSource(self._realsense_config(RealSenseConfig, playback_path=path))
             from ..camera.rosbag import Rosbag2DepthSource
 
+            # Looping is this node's (``_on_end``), for both kinds of recording, so that it is logged.
             return Rosbag2DepthSource(path, self.param("replay.depth_topic") or None,
-                                      self.param("replay.info_topic") or None, self.param("replay.loop"))
+                                      self.param("replay.info_topic") or None, loop=False)
         raise ValueError(f"unknown source {kind!r}: choose one of {SOURCES}")
 
     def _realsense_config(self, config_class, **extra):
@@ -79,7 +108,7 @@ class DepthCaptureNode(DiffgraspNode):
             decimation=self.param("realsense.decimation"), spatial=self.param("realsense.spatial"),
             temporal=self.param("realsense.temporal"), hole_filling=self.param("realsense.hole_filling"),
             min_depth_m=self.param("min_depth_m"), max_depth_m=self.param("max_depth_m"),
-            frame_id=self.param("frame_id"), **extra)
+            frame_id=self.param("frame_id"), timeout_ms=self.param("realsense.timeout_ms"), **extra)
 
     # -- transitions ------------------------------------------------------------------------------------
     def configure(self) -> None:
@@ -87,15 +116,24 @@ class DepthCaptureNode(DiffgraspNode):
             raise ValueError(f"encoding must be one of {sorted(DEPTH_ENCODINGS)}")
         if self.param("rate_hz") <= 0:
             raise ValueError("rate_hz must be positive")
-        self.source = self._open_source().start()
+        if not 0 < self.param("reopen_initial_s") <= self.param("reopen_max_s"):
+            raise ValueError("need 0 < reopen_initial_s <= reopen_max_s")
+        self._reset_status()
+        self.source = self._open_source().start()  # a camera that is not there fails configure (retried by the
+        # lifecycle manager); one lost later is reopened by this node
         self.image_pub = self.publisher(Image, "depth/image_raw")
         self.info_pub = self.publisher(CameraInfo, "depth/camera_info")
         self.service(Trigger, "~/new_scene", self._on_new_scene)
+        self.service(Trigger, "~/get_status", self._on_get_status)
 
     def cleanup(self) -> None:
-        if self.source is not None:
-            self.source.stop()
-            self.source = None
+        # A read may still wait for the camera (up to its timeout): stop the source after it, not under it.
+        locked = self._source_lock.acquire(timeout=self.param("realsense.timeout_ms") / 1000.0 + 1.0)
+        try:
+            self._close_source()
+        finally:
+            if locked:
+                self._source_lock.release()
 
     def activate_work(self) -> None:
         self._timer = self.create_timer(1.0 / self.param("rate_hz"), self._capture, self.callback_group)
@@ -108,11 +146,16 @@ class DepthCaptureNode(DiffgraspNode):
     # -- work -------------------------------------------------------------------------------------------
     @guarded
     def _capture(self) -> None:
+        # PyBullet and the SDK are not thread-safe; services share the source. A read that still waits for
+        # the camera (up to realsense.timeout_ms) makes the ticks meanwhile skip, not queue up on the lock:
+        # queued ticks would hold every executor thread and leave the lifecycle services unanswered.
+        if not self._source_lock.acquire(blocking=False):
+            return
         try:
-            with self._source_lock:  # PyBullet and the SDK are not thread-safe; services share the source
-                frame = self.source.read()
-        except EOFError as end:
-            self.report(f"{end}: no more frames", level="warning")
+            frame = self._next_frame()
+        finally:
+            self._source_lock.release()
+        if frame is None:
             return
         frame = frame.clipped(self.param("min_depth_m"), self.param("max_depth_m"))
         if self.param("restamp"):
@@ -120,6 +163,120 @@ class DepthCaptureNode(DiffgraspNode):
         image, info = depth_frame_to_msgs(frame, self.param("encoding"))
         self.image_pub.publish(image)
         self.info_pub.publish(info)
+        self._frames += 1
+
+    def _next_frame(self):
+        """The source's next frame, or None: the camera is lost (then reopened when due) or the recording ended.
+        Bad frames (DepthError) raise, for ``guarded`` to report; the camera stays open."""
+        if self._ended:
+            return None
+        if self.source is None:
+            if self._lost_since is None or time.monotonic() < self._reopen_at:
+                return None
+            self._reopen()
+            if self.source is None:
+                return None
+        try:
+            frame = self.source.read()
+        except EOFError as end:
+            return self._on_end(end)
+        except DepthError:
+            raise
+        except Exception as error:  # timeouts, SDK errors, a device gone: the camera, not the frame
+            self._lose(error)
+            return None
+        if self._lost_since is not None:
+            self._recoveries += 1
+            self.get_logger().info(f"camera back: frames again {time.monotonic() - self._lost_since:.1f} s after "
+                                   f"it was lost ({self._lost_reason}), after {self._reopen_attempts} reopen(s)")
+            self._lost_since, self._lost_reason, self._reopen_attempts, self._reopen_error = None, "", 0, ""
+        self._last_frame_s = time.monotonic()
+        return frame
+
+    def _close_source(self) -> None:
+        source, self.source = self.source, None
+        if source is not None:
+            try:
+                source.stop()
+            except Exception as error:  # a camera that is gone may fail to stop; it is closed all the same
+                self.report(f"closing the camera: {error}", level="warning")
+
+    def _lose(self, error: Exception) -> None:
+        """Close the camera after ``error``; open it again after a delay that doubles (up to reopen_max_s)."""
+        now = time.monotonic()
+        first = self._lost_since is None
+        if first:
+            self._lost_since, self._reopen_delay_s = now, self.param("reopen_initial_s")
+        else:  # reopened, but still no frame
+            self._reopen_delay_s = min(2.0 * self._reopen_delay_s, self.param("reopen_max_s"))
+        self._lost_reason = f"{type(error).__name__}: {error}"
+        self._close_source()
+        self._reopen_at = now + self._reopen_delay_s
+        self.report(f"camera lost ({self._lost_reason}): closed; opening it again in {self._reopen_delay_s:.1f} s"
+                    + ("" if first else f" (lost {now - self._lost_since:.0f} s ago, {self._reopen_attempts} "
+                                         "reopen(s) so far)"))
+
+    def _reopen(self) -> None:
+        self._reopen_attempts += 1
+        try:
+            self.source = self._open_source().start()
+        except Exception as error:
+            self.source = None
+            self._reopen_delay_s = min(2.0 * self._reopen_delay_s, self.param("reopen_max_s"))
+            self._reopen_at = time.monotonic() + self._reopen_delay_s
+            self._reopen_error = f"{type(error).__name__}: {error}"
+            self.report(f"camera still lost: reopen {self._reopen_attempts} failed ({self._reopen_error}); next "
+                        f"attempt in {self._reopen_delay_s:.1f} s")
+            return
+        self._reopen_error = ""
+        self.get_logger().info(f"camera opened again (reopen {self._reopen_attempts}); waiting for frames")
+
+    def _on_end(self, end: EOFError):
+        """The end of a recording: with replay.loop it plays again from its start (the first frame of the new
+        round is returned), else the node says so once and publishes nothing more."""
+        if self.param("replay.loop"):
+            self._loops += 1
+            self.get_logger().info(f"{end} after {self._frames} frame(s) published: playing it again from the "
+                                   f"start (replay.loop; round {self._loops + 1})")
+            self._close_source()
+            try:
+                self.source = self._open_source().start()
+                return self.source.read()
+            except EOFError:
+                pass  # nothing to play in the whole recording: stop as without loop
+            except DepthError:
+                raise
+            except Exception as error:  # the recording cannot be opened again (moved, deleted)
+                self._lose(error)
+                return None
+        self._ended = (f"{end}: no more frames after {self._frames} published (replay.loop is false); the node "
+                       "stays active and publishes nothing; cleanup and configure play it again")
+        self.report(self._ended, level="warning")
+        return None
+
+    def status(self) -> tuple[bool, str]:
+        """(frames flowing, what the camera does), as ``~/get_status`` answers."""
+        source = self.param("source")
+        if self.source is None and self._lost_since is None and not self._ended:
+            return False, f"{source}: not open (the node is unconfigured)"
+        if self._ended:
+            return False, f"{source}: {self._ended}"
+        if self._lost_since is not None:
+            wait = max(self._reopen_at - time.monotonic(), 0.0)
+            return False, (f"{source}: camera lost {time.monotonic() - self._lost_since:.1f} s ago "
+                           f"({self._lost_reason}); {self._reopen_attempts} reopen(s) so far"
+                           + (f", the last failed ({self._reopen_error})" if self._reopen_error else "") + ", "
+                           + ("waiting for frames" if self.source is not None else f"next in {wait:.1f} s"))
+        age = None if self._last_frame_s is None else time.monotonic() - self._last_frame_s
+        text = (f"{source}: streaming, {self._frames} frame(s) published, the last read "
+                + ("never" if age is None else f"{age:.1f} s ago")
+                + (f"; recovered {self._recoveries} time(s) from a lost camera" if self._recoveries else "")
+                + (f"; recording played {self._loops + 1} time(s)" if self._loops else ""))
+        return self.active and age is not None, text
+
+    def _on_get_status(self, request, response):
+        response.success, response.message = self.status()
+        return response
 
     def _on_new_scene(self, request, response):
         response.success = False

@@ -6,13 +6,18 @@ Every ``check_period_s`` it asks each node of ``node_names`` (in order) for its 
   and activated;
 - a node that is **inactive** is activated only if the manager has not brought it up before (so a node
   deactivated by hand stays inactive);
-- a node whose services do not answer is **down**.
+- a node whose services do not answer is **down**;
+- a node whose configure or activate **failed** (a missing camera, unreadable weights) is tried again after
+  ``check_period_s``, then after twice as long at every failure, up to ``max_retry_period_s``: a node that
+  cannot come up is retried for as long as it runs, without loading its models every second. Its state
+  says so (``configure failed, retry in 4 s``); a restarted node is tried at once.
 
 ``~/get_graph_state`` (std_srvs/Trigger) answers every node's state, ``success`` when all are active.
 """
 from __future__ import annotations
 
 import threading
+import time
 
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
@@ -37,9 +42,14 @@ class LifecycleManagerNode(Node):
         self.declare_parameter("transition_timeout_s", 60.0,
                                ParameterDescriptor(description="longest wait for a node's transition (configure "
                                                    "loads models)"))
+        self.declare_parameter("max_retry_period_s", 15.0,
+                               ParameterDescriptor(description="longest wait before a failed configure or "
+                                                   "activate is tried again (the wait doubles from check_period_s)"))
         self.node_names = list(self.get_parameter("node_names").value)
         self.states = {name: DOWN for name in self.node_names}
         self._brought_up = {name: False for name in self.node_names}
+        self._failures = {name: 0 for name in self.node_names}  # failed transitions in a row
+        self._retry_at = {name: 0.0 for name in self.node_names}  # time.monotonic() of the next attempt
         self._lifecycle_clients = {name: (self.create_client(GetState, f"{name}/get_state", callback_group=group),
                                 self.create_client(ChangeState, f"{name}/change_state", callback_group=group))
                          for name in self.node_names}
@@ -62,12 +72,17 @@ class LifecycleManagerNode(Node):
             if self.states[name] != DOWN:
                 self.get_logger().warning(f"{name} is down")
             self.states[name], self._brought_up[name] = DOWN, False
+            self._failures[name], self._retry_at[name] = 0, 0.0  # a node started again is tried at once
             return
         answer = self._call(get_state, GetState.Request(), 5.0)
         if answer is None:
             self.states[name] = DOWN
             return
         state = answer.current_state.id
+        needs_transition = state == State.PRIMARY_STATE_UNCONFIGURED or (
+            state == State.PRIMARY_STATE_INACTIVE and not self._brought_up[name])
+        if needs_transition and time.monotonic() < self._retry_at[name]:
+            return  # failed before: wait for the retry (the state keeps saying when)
         if state == State.PRIMARY_STATE_UNCONFIGURED:
             self._brought_up[name] = False
             if not self._transition(name, change_state, Transition.TRANSITION_CONFIGURE):
@@ -80,6 +95,7 @@ class LifecycleManagerNode(Node):
             self.get_logger().info(f"{name} is active")
         if state == State.PRIMARY_STATE_ACTIVE:
             self._brought_up[name] = True
+            self._failures[name], self._retry_at[name] = 0, 0.0
         self.states[name] = {State.PRIMARY_STATE_UNCONFIGURED: "unconfigured", State.PRIMARY_STATE_INACTIVE: "inactive",
                              State.PRIMARY_STATE_ACTIVE: "active", State.PRIMARY_STATE_FINALIZED: "finalized"}.get(
                                  state, answer.current_state.label)
@@ -89,8 +105,15 @@ class LifecycleManagerNode(Node):
         answer = self._call(client, ChangeState.Request(transition=Transition(id=transition)),
                             self.get_parameter("transition_timeout_s").value)
         if answer is None or not answer.success:
-            self.states[name] = f"{what} failed"
-            self.get_logger().error(f"{name}: {what} failed (its log says why)", throttle_duration_sec=10.0)
+            self._failures[name] += 1
+            period = self.get_parameter("check_period_s").value
+            wait = min(period * 2 ** (self._failures[name] - 1), max(self.get_parameter("max_retry_period_s").value,
+                                                                       period))
+            self._retry_at[name] = time.monotonic() + wait
+            self.states[name] = f"{what} failed, retry in {wait:.0f} s"
+            self.get_logger().error(f"{name}: {what} failed{' (no answer)' if answer is None else ''}, "
+                                    f"{self._failures[name]} time(s) in a row (its log says why); trying again in "
+                                    f"{wait:.1f} s")
             return False
         return True
 

@@ -107,11 +107,12 @@ def test_sixteen_bit_millimetres_come_back_as_metres(rendered_frame):
 
 
 def test_depth_processor_matches_every_qos_realsense_ros_can_publish_with():
-    """Every profile of depth_qos / depth_info_qos reaches depth_processor (its inputs are best effort
-    and volatile); a reliable subscription, the rclpy default, misses SENSOR_DATA publishers silently."""
+    """With input_reliability best_effort, every profile of depth_qos / depth_info_qos reaches depth_processor;
+    the default reliable input misses SENSOR_DATA publishers silently, as any reliable reader does."""
     image_topic, info_topic = topics("depth")
     processor = DepthProcessorNode(cli_args=["--ros-args", "-r", f"{DEPTH_TOPIC}:={image_topic}",
-                                             "-r", f"{DEPTH_INFO_TOPIC}:={info_topic}"])
+                                             "-r", f"{DEPTH_INFO_TOPIC}:={info_topic}",
+                                             "-p", "input_reliability:=best_effort"])
     camera = rclpy.create_node("camera", namespace="camera")
     executor = MultiThreadedExecutor(num_threads=2)
     for node in (processor, camera):
@@ -139,7 +140,7 @@ def test_depth_processor_matches_every_qos_realsense_ros_can_publish_with():
         camera.destroy_node()
 
 
-def calibrated_config_dir(tmp_path, frame_id: str):
+def calibrated_config_dir(tmp_path, frame_id: str, best_effort: bool = False):
     """config/ with scene_builder's extrinsic declared for ``frame_id``, as a user's copy for their
     camera holds it (the extrinsic stays the simulated side view the frames are rendered from)."""
     config = tmp_path / "config"
@@ -148,6 +149,11 @@ def calibrated_config_dir(tmp_path, frame_id: str):
     data = yaml.safe_load(path.read_text())
     data["/**/scene_builder"]["ros__parameters"]["camera_frame"] = frame_id
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+    if best_effort:
+        path = config / "depth_processor.yaml"
+        data = yaml.safe_load(path.read_text())
+        data["/**/depth_processor"]["ros__parameters"]["input_reliability"] = "best_effort"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
     return config
 
 
@@ -158,7 +164,8 @@ def test_graph_plans_grasps_on_realsense_ros_topics(rendered_frame, tmp_path, st
     frame_id = STREAMS[stream][2]
     # image_rect_raw is in camera_depth_optical_frame, which config/scene_builder.yaml is calibrated for;
     # the aligned depth is in the colour camera's frame, whose extrinsic a user's config/ holds.
-    config_dir = None if frame_id == "camera_depth_optical_frame" else calibrated_config_dir(tmp_path, frame_id)
+    config_dir = None if frame_id == "camera_depth_optical_frame" else calibrated_config_dir(
+        tmp_path, frame_id, best_effort=image_qos == "SENSOR_DATA")  # a best-effort driver: input_reliability
     camera = FakeRealSense(rendered_frame, stream, image_qos)
     executor, nodes = bring_up(config_dir, capture="false", depth_topic=image_topic, depth_info_topic=info_topic,
                                robot="franka", depth_mode="passthrough")

@@ -12,6 +12,7 @@ pytest.importorskip("hypothesis", reason="installed by scripts/setup.sh --test")
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.timeout(900)  # the whole quick run: about 4.5 min on 2 cores
 def test_reliability_quick_meets_every_target(tmp_path):
     out = tmp_path / "reliability"
     run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "reliability.py"), "--quick", "--out", str(out)],

@@ -173,6 +173,8 @@ def test_corrupt_grasp_weights_fail_configure_and_the_executor_answers_at_once(r
             assert wait_for(lambda: executor_node.active, 60.0), manager.states
             assert wait_for(lambda: "configure failed" in server.last_error, 30.0), server.last_error
             assert str(folder) in server.last_error and "unreadable" in server.last_error
+            # The manager's view follows its own checks: wait until it has seen the executor up.
+            assert wait_for(lambda: "grasp_executor: active" in call(graph_state, Trigger.Request()).message, 30.0)
             state = call(graph_state, Trigger.Request()).message
             assert "grasp_server: configure failed, retry in" in state and "grasp_executor: active" in state
             # The executor, up without its grasp server, answers at once with a code naming it.

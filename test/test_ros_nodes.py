@@ -622,6 +622,7 @@ def test_a_cleanup_during_a_call_answers_it_and_leaves_the_node_serving(graph):
         assert executor_node._running == 0  # cleanup waited for the call
         assert running_call.result(timeout=60.0).error_code.message
     assert executor_node.trigger_configure() == OK and executor_node.trigger_activate() == OK
+    assert wait_for(lambda: executor_node._surface is not None, 20.0)  # picks are planned against it
     response = call(client, GraspPlanning.Request(), 60.0)
     assert response.error_code.val == MoveItErrorCodes.SUCCESS, response.error_code.message
 

@@ -9,15 +9,19 @@ from .base import DiffgraspNode, guarded, run
 from .camera_info import CameraInfoCache
 from .conversions import depth_frame_to_msgs, msgs_to_depth_frame
 
-# The camera's topics are read best effort and volatile, as REP 2003 asks of sensor subscriptions: that
-# matches every publisher, whatever its reliability and durability. realsense-ros publishes images with
-# SYSTEM_DEFAULT (Fast DDS makes that reliable and transient local), camera_info with DEFAULT (reliable),
-# and either becomes best effort with its depth_qos:=SENSOR_DATA / depth_info_qos:=SENSOR_DATA, which a
-# reliable subscription would never receive, without a warning. depth_capture publishes reliable.
-DEPTH_INPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2,
-                             reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
-INFO_INPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
-                            reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
+# The camera's topics are read reliable by default: every image arrives (a best-effort reader lost more than
+# half of depth_capture's 1.2 MB images under load, and the scenes went stale). That matches depth_capture
+# and realsense-ros's default depth_qos (SYSTEM_DEFAULT, which Fast DDS makes reliable). A reliable reader
+# never matches a best-effort writer, without a warning, hence input_reliability: best_effort for a driver
+# that publishes so (realsense-ros depth_qos:=SENSOR_DATA).
+RELIABILITY = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
+
+
+def input_qos(reliability: str, depth: int) -> QoSProfile:
+    if reliability not in RELIABILITY:
+        raise ValueError(f"input_reliability must be one of {sorted(RELIABILITY)}, got {reliability!r}")
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=RELIABILITY[reliability],
+                      durability=DurabilityPolicy.VOLATILE)
 
 
 class DepthProcessorNode(DiffgraspNode):
@@ -28,6 +32,9 @@ class DepthProcessorNode(DiffgraspNode):
         self.declare("min_depth_m", 0.1, "nearest valid depth in metres")
         self.declare("max_depth_m", 2.0, "farthest valid depth in metres")
         self.declare("encoding", "32FC1", "output Image encoding: 32FC1 or 16UC1")
+        self.declare("input_reliability", "reliable", "reliable (every image arrives; depth_capture, realsense-ros's "
+                     "default) or best_effort (for a driver publishing best effort, e.g. realsense-ros "
+                     "depth_qos:=SENSOR_DATA)")
         self.declare("device", "auto", "where the restore and graft models run: auto (CUDA when available, else "
                      "CPU), cpu, cuda, cuda:N")
         self.processor: DepthProcessor | None = None
@@ -39,8 +46,9 @@ class DepthProcessorNode(DiffgraspNode):
                                         device=self.param("device"))
         self.image_pub = self.publisher(Image, "depth/processed/image")
         self.info_pub = self.publisher(CameraInfo, "depth/processed/camera_info")
-        self.subscription(CameraInfo, "depth/camera_info", self._on_info, INFO_INPUT_QOS)
-        self.subscription(Image, "depth/image_raw", self._on_image, DEPTH_INPUT_QOS)
+        reliability = self.param("input_reliability")
+        self.subscription(CameraInfo, "depth/camera_info", self._on_info, input_qos(reliability, 10))
+        self.subscription(Image, "depth/image_raw", self._on_image, input_qos(reliability, 2))
 
     def cleanup(self) -> None:
         self.processor = None

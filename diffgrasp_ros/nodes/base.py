@@ -395,6 +395,18 @@ def spin_until_stopped(executor, nodes, duration_s: float | None = None, shutdow
             rclpy.try_shutdown()
 
 
+def start_worker_threads(executor) -> None:
+    """Start all of a MultiThreadedExecutor's worker threads now: its pool starts one only when every
+    other is busy, so a process's thread count would creep up over hours and hide a real leak."""
+    pool = getattr(executor, "_executor", None)  # rclpy's ThreadPoolExecutor (rclpy 9)
+    if pool is None:
+        return
+    barrier = threading.Barrier(pool._max_workers + 1)
+    for _ in range(pool._max_workers):  # each waits for all the others: no idle thread, so a new one each time
+        pool.submit(barrier.wait, 10.0)
+    barrier.wait(10.0)
+
+
 def run(node_class, args=None) -> None:
     """Entry point of one node executable: spin on a multi-threaded executor until SIGINT or SIGTERM, then
     exit at once. With the node destroyed and rclpy shut down, nothing is left to save, and the
@@ -408,6 +420,7 @@ def run(node_class, args=None) -> None:
     init_rclpy(args)
     node = node_class()
     executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+    start_worker_threads(executor)
     executor.add_node(node)
     spin_until_stopped(executor, [node])
     sys.stdout.flush()

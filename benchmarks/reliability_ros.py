@@ -56,6 +56,7 @@ for _path in (str(REPO), str(HERE), str(REPO / "test")):  # ros_graph, ros_idle_
 
 from ros_graph import (NODES, Graph, Observer, call_figures, code_names, fmt, node_pids, outcome,  # noqa: E402
                        outcomes_text, percentile, run_kill, slim)
+import ros_graph  # noqa: E402
 from ros_graph import CODE_NAMES as _CODE_NAMES  # noqa: E402  (filled once rclpy's messages are importable)
 
 SUPERVISED = (*NODES, "lifecycle_manager")
@@ -124,62 +125,11 @@ def graph_session(session, tag: str, workdir: Path):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# A client process calling /plan_grasp at a fixed rate (``--rate-client``); one JSON line per call, in
-# ros_graph's record format (times: CLOCK_MONOTONIC, shared by every process on the machine)
+# A client process calling /plan_grasp at a fixed rate (``ros_graph.py --client`` with rate_hz); one JSON
+# line per call (times: CLOCK_MONOTONIC, shared by every process on the machine)
 # ---------------------------------------------------------------------------------------------------------
-def rate_client_main(spec: dict) -> int:
-    import rclpy
-    from moveit_msgs.srv import GraspPlanning
-
-    rclpy.init()
-    node = rclpy.create_node(f"reliability_client_{spec['name']}")
-    client = node.create_client(GraspPlanning, "/plan_grasp")
-    out = open(spec["out"], "a", buffering=1)
-    end = time.monotonic() + spec["max_s"]
-
-    def write(record: dict) -> None:
-        out.write(json.dumps(record) + "\n")
-
-    try:
-        if not client.wait_for_service(timeout_sec=spec["ready_timeout_s"]):
-            write({"event": "no_service"})
-            return 1
-        write({"event": "ready", "t": time.monotonic()})
-        while spec.get("go_file") and not os.path.exists(spec["go_file"]) and time.monotonic() < end:
-            time.sleep(0.01)
-        period, start = 1.0 / spec["rate_hz"], time.monotonic()
-        for i in range(spec["calls"]):
-            due = start + i * period
-            time.sleep(max(due - time.monotonic(), 0.0))
-            if time.monotonic() > end or os.path.exists(spec["stop_file"]):
-                break
-            record = {"client": spec["name"], "i": i, "t_send": time.monotonic()}
-            record["late_s"] = record["t_send"] - due  # the previous call took longer than the period
-            if not client.service_is_ready() and not client.wait_for_service(timeout_sec=spec["service_wait_s"]):
-                record.update(answered=False, why="/plan_grasp not available")
-            else:
-                future = client.call_async(GraspPlanning.Request())
-                rclpy.spin_until_future_complete(node, future, timeout_sec=spec["timeout_s"])
-                if future.done() and future.result() is not None:
-                    answer = future.result()
-                    record.update(answered=True, code=answer.error_code.val, message=answer.error_code.message[:300],
-                                  grasps=len(answer.grasps))
-                else:
-                    client.remove_pending_request(future)
-                    record.update(answered=False, why=f"no answer within {spec['timeout_s']:.0f} s")
-            record["t_done"] = time.monotonic()
-            record["latency_ms"] = 1000.0 * (record["t_done"] - record["t_send"])
-            write(record)
-        write({"event": "done", "t": time.monotonic()})
-    finally:
-        out.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
-
-
 class RateClient:
-    """One ``--rate-client`` process: ``calls`` calls at ``rate_hz`` (a call that takes longer than the period
+    """One client process: ``calls`` calls at ``rate_hz`` (a call that takes longer than the period
     delays the next; none is skipped), each waited for at most ``timeout_s``."""
 
     def __init__(self, workdir: Path, env: dict, name: str, calls: int, rate_hz: float, timeout_s: float,
@@ -192,7 +142,7 @@ class RateClient:
                 "service_wait_s": service_wait_s, "ready_timeout_s": 60.0, "max_s": max_s,
                 "stop_file": str(self.stop_file), "go_file": str(self.go_file)}
         self._log = open(self.dir / "client.log", "w")
-        self.process = subprocess.Popen([sys.executable, __file__, "--rate-client", json.dumps(spec)],
+        self.process = subprocess.Popen([sys.executable, ros_graph.__file__, "--client", json.dumps(spec)],
                                         stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
 
     def lines(self) -> list[dict]:
@@ -1181,8 +1131,6 @@ def corrupt_weights_at_configure(quick: bool = False, *, workdir: Path | None = 
 
 # ---------------------------------------------------------------------------------------------------------
 def main() -> int:
-    if len(sys.argv) == 3 and sys.argv[1] == "--rate-client":
-        return rate_client_main(json.loads(sys.argv[2]))
     if len(sys.argv) == 4 and sys.argv[1] == "--camera-faults":
         result = camera_faults_main(json.loads(sys.argv[2]))
         Path(sys.argv[3]).write_text(json.dumps(result, indent=1, default=str) + "\n")

@@ -107,12 +107,21 @@ def client_main(spec: dict) -> int:
             while not os.path.exists(spec["go_file"]) and time.monotonic() < end:
                 time.sleep(0.01)
         targets = spec.get("targets") or [None]
+        # With rate_hz, call i is due at start + i / rate_hz; a call that takes longer delays the next one,
+        # none is skipped, and each record says how late it was sent.
+        period, start = 1.0 / spec["rate_hz"] if spec.get("rate_hz") else None, time.monotonic()
         i = 0
-        while ((spec["calls"] is None or i < spec["calls"]) and time.monotonic() < end
-               and not (spec.get("stop_file") and os.path.exists(spec["stop_file"]))):
+        while (spec["calls"] is None or i < spec["calls"]) and time.monotonic() < end:
+            if period is not None:
+                time.sleep(max(start + i * period - time.monotonic(), 0.0))
+            if time.monotonic() > end or (spec.get("stop_file") and os.path.exists(spec["stop_file"])):
+                break
             target = targets[i % len(targets)]
             record = {"client": spec["name"], "i": i, "target": target, "t_send": time.monotonic()}
-            if not client.service_is_ready() and not client.wait_for_service(timeout_sec=spec["timeout_s"]):
+            if period is not None:
+                record["late_s"] = record["t_send"] - (start + i * period)
+            service_wait_s = spec.get("service_wait_s", spec["timeout_s"])
+            if not client.service_is_ready() and not client.wait_for_service(timeout_sec=service_wait_s):
                 record.update(answered=False, why="/plan_grasp not available")
             else:
                 request = GraspPlanning.Request()

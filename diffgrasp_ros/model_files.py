@@ -110,16 +110,22 @@ def read_config_json(config_cls, path: str | Path, what: str):
 
 
 def save_model_folder(model, folder: str | Path) -> None:
-    """Write ``model.config`` (``to_json``) and ``model.state_dict()``; the weights file is replaced atomically,
-    so a reader never sees half a file."""
+    """Write ``model.config`` (``to_json``) and ``model.state_dict()``. Both are written beside their place and
+    then renamed into it, so a failed write (a full disk) leaves the previous files whole and a reader never
+    sees half a file."""
     import torch
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f"{WEIGHTS_FILE}.tmp{os.getpid()}"
-    torch.save(model.state_dict(), tmp)
-    model.config.to_json(folder / CONFIG_FILE)
-    os.replace(tmp, folder / WEIGHTS_FILE)
+    config_tmp, weights_tmp = (folder / f"{name}.tmp{os.getpid()}" for name in (CONFIG_FILE, WEIGHTS_FILE))
+    try:
+        torch.save(model.state_dict(), weights_tmp)
+        model.config.to_json(config_tmp)
+        os.replace(config_tmp, folder / CONFIG_FILE)
+        os.replace(weights_tmp, folder / WEIGHTS_FILE)
+    finally:
+        for tmp in (config_tmp, weights_tmp):
+            tmp.unlink(missing_ok=True)
 
 
 def load_model_folder(build, config_cls, folder: str | Path, what: str, how_to_get: str,

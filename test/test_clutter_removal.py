@@ -244,3 +244,19 @@ def test_bench_rejects_bad_input_with_one_line(case, message, box_folder, tmp_pa
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("diffgrasp bench: error:") and message in err, err
+
+
+def test_bench_runs_even_one_worker_under_a_time_limit(box_folder, tmp_path, capsys):
+    """``diffgrasp bench --workers 1`` runs its rounds in a worker process too: a round past
+    ``--round-timeout`` is reported, run once more, then marked, and the command still writes its results."""
+    import json
+
+    from diffgrasp_ros.cli.main import main
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--scene", "packed", "--rounds", "1", "--objects", str(box_folder), "--workers", "1",
+                 "--round-timeout", "0.05", "--json", str(out)]) == 0
+    run = json.loads(out.read_text())["results"][0]
+    assert [r["end"] for r in run["rounds"]["baseline"]] == ["worker failed"]
+    assert "--round-timeout 0.05" in json.loads(out.read_text())["command"]
+    assert "timed out" in capsys.readouterr().err

@@ -144,6 +144,32 @@ def test_a_failed_weights_write_names_the_file_and_removes_its_temporary_file(tm
     assert leftovers(tmp_path) == []
 
 
+def test_a_model_folder_whose_config_write_fails_keeps_its_previous_files(tmp_path):
+    import torch
+
+    from diffgrasp_ros.model_files import CONFIG_FILE, WEIGHTS_FILE, save_model_folder
+
+    class Config:
+        def __init__(self, width: int, disk_full: bool = False):
+            self.width, self.disk_full = width, disk_full
+
+        def to_json(self, path):
+            Path(path).write_text('{"width": ' if self.disk_full else json.dumps({"width": self.width}))
+            if self.disk_full:
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    model = torch.nn.Linear(2, 3)
+    model.config = Config(3)
+    save_model_folder(model, tmp_path)
+    before = {name: (tmp_path / name).read_bytes() for name in (CONFIG_FILE, WEIGHTS_FILE)}
+    bigger = torch.nn.Linear(2, 5)
+    bigger.config = Config(5, disk_full=True)
+    with pytest.raises(OSError, match="No space left"):
+        save_model_folder(bigger, tmp_path)
+    assert {name: (tmp_path / name).read_bytes() for name in (CONFIG_FILE, WEIGHTS_FILE)} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([CONFIG_FILE, WEIGHTS_FILE])
+
+
 # -- hung and dead workers ----------------------------------------------------------------------------
 def misbehave(marks: str, index: int, action: str, times: int) -> int:
     """Job ``index``: ``action`` ("hang" or "die") the first ``times`` times it runs, else its index."""

@@ -86,6 +86,14 @@ def test_changes_under_results_and_ignored_files_keep_the_tree_clean(repo):
     check_results_destination(results(repo, "second_output.md"), allow_dirty=False, repo=repo)
 
 
+def test_code_paths_beside_the_repository_are_named_relative_to_it(repo):
+    shared = repo.parent / "shared" / "objects"
+    shared.mkdir(parents=True)
+    (shared / "a.urdf").write_text("<robot/>")
+    context = run_context("bench", repo=repo, code_paths=[repo / "pkg", shared])
+    assert context["code_paths"][-2:] == ["pkg", "../shared/objects"]
+
+
 def test_the_context_has_every_field(repo):
     context = run_context("bench --every option", repo=repo)
     assert context["commit"] == git(repo, "rev-parse", "HEAD").strip() and len(context["commit"]) == 40

@@ -202,8 +202,13 @@ def _files(path: Path) -> list[Path]:
 
 
 def _display(path: Path, root: Path | None) -> str:
-    """``path`` relative to the repository when inside it, else absolute."""
-    return str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else str(path)
+    """``path`` relative to the repository when inside it or beside it (``../shared/objects``: the same name on
+    every machine), else absolute."""
+    if root is None:
+        return str(path)
+    if path.is_relative_to(root):
+        return str(path.relative_to(root))
+    return os.path.relpath(path, root) if path.is_relative_to(root.parent) else str(path)
 
 
 def code_hash(paths: Iterable[PathLike], root: PathLike | None = None) -> str:

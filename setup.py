@@ -8,7 +8,7 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(include=["diffgrasp_ros", "diffgrasp_ros.*"]),
-    package_data={"diffgrasp_ros": ["robots/urdf/*.urdf", "sim/objects/**/*"]},
+    package_data={"diffgrasp_ros": ["robots/urdf/*.urdf", "sim/objects/**/*", "sim/object_families.json"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),

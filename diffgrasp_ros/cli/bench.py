@@ -12,6 +12,7 @@ from .common import add_device_argument, write_json
 def add_parser(subparsers) -> None:
     from ..execution import EXECUTORS
     from ..evaluation.clutter_removal import DEPTH_MODES, DEPTH_NOISE, MATERIAL_MIXES
+    from ..sim.object_splits import SPLITS
 
     parser = subparsers.add_parser(
         "bench", help="clutter-removal benchmark: grasp success and declutter rates over simulated rounds",
@@ -27,6 +28,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--objects", type=Path, default=None,
                         help="folder of object URDF/OBJ/STL files for every scene type (default: the "
                              "validation split)")
+    parser.add_argument("--split", choices=SPLITS, default="hash",
+                        help="validation split of ../shared/objects to benchmark on (without --objects): hash = "
+                             "a fifth of the objects by file-name hash (default); families = whole shape families "
+                             "held out (sim/object_families.json); without ../shared both are the project's val/")
     parser.add_argument("--rounds", type=int, default=100, help="rounds per scene type (default: 100)")
     parser.add_argument("--seed", type=int, default=0, help="benchmark seed; round i's scene derives from "
                                                              "(seed, i) (default: 0)")
@@ -78,7 +83,7 @@ def _command(args: argparse.Namespace, scenes: list[str]) -> str:
             "--materials", args.materials, "--depth-mode", args.depth_mode,
             "--objects-per-round", str(args.objects_per_round), "--executor", args.executor,
             "--leap-friction", str(args.leap_friction),
-            "--workers", str(args.workers), "--device", args.device]
+            "--workers", str(args.workers), "--device", args.device, "--split", args.split]
     if args.round_timeout is not None:
         argv += ["--round-timeout", str(args.round_timeout)]
     if args.objects is not None:
@@ -111,8 +116,8 @@ def run(args: argparse.Namespace) -> int:
                 for method in args.method}
     if args.leap_friction != 1.0 and next(iter(planners.values())).robot.hand != "leap":
         raise ValueError(f"--leap-friction is for the LEAP robots (xarm_leap, ur5_leap), not {args.robot!r}")
-    object_sets = {scene: folder_objects(args.objects) if args.objects is not None else validation_objects(scene)
-                   for scene in scenes}
+    object_sets = {scene: folder_objects(args.objects) if args.objects is not None
+                   else validation_objects(scene, args.split) for scene in scenes}
     # The code hash covers the package, models/, weights named in --method and the objects the scenes use.
     context = run_context(_command(args, scenes), allow_dirty=args.allow_dirty,
                           code_paths=[*method_code_paths(args.method),

@@ -6,9 +6,18 @@ Two sources:
 - the shared training sets of the published benchmark at ``../shared/objects`` (next to the repository,
   or wherever ``$DIFFGRASP_SHARED`` points): ``pile/train`` for pile scenes and ``packed/train`` for
   packed scenes. Their matching test sets are not available, so a validation split is carved out of
-  them: an object is *validation* when the SHA-256 of its file name falls in the lowest
-  ``VALIDATION_FRACTION`` of the hash range. The split depends only on the file name, so it is the
-  same on every machine and stable when objects are added or removed.
+  them in two ways (``SPLITS``):
+
+  - ``hash``: an object is validation when the SHA-256 of its file name falls in the lowest
+    ``VALIDATION_FRACTION`` of the hash range. The split depends only on the file name, so it is the same
+    on every machine and stable when objects are added or removed; but similar objects (two soup cans)
+    land on both sides.
+  - ``families``: the objects of whole shape families held out by the frozen rule of ``object_families``
+    (about a fifth of each scene type; an object the frozen file does not list joins its nearest family).
+
+  Training objects are those in neither validation split, so both stay honest for models trained on
+  them. Without ``../shared`` both splits are the builtin ``val/`` set (every fourth generated object, not
+  a family hold-out) and training uses the builtin ``train/``.
 
 Data generation uses ``training_objects`` only; the benchmark defaults to ``validation_objects``. The
 shared files are read in place, never copied into the repository.
@@ -17,12 +26,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .object_families import frozen_assignment
 from .object_set import DEFAULT_OBJECTS_DIR, ObjectModel, find_objects
 
 VALIDATION_FRACTION = 0.2
+SPLITS = ("hash", "families")
 SHARED_ENV = "DIFFGRASP_SHARED"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Object roots by tag, so a dataset written on one machine resolves its models on another.
@@ -67,28 +79,45 @@ def _kind_folder(root: Path, kind: str) -> Path:
     return folder
 
 
-def _split(kind: str, validation: bool) -> ObjectSet:
-    root = shared_objects_dir()
-    split = "validation" if validation else "training"
-    if root is None:
-        folder = "val" if validation else "train"
-        return ObjectSet(f"builtin {folder}/", BUILTIN_ROOT_TAG, DEFAULT_OBJECTS_DIR,
-                         tuple(find_objects(DEFAULT_OBJECTS_DIR / folder)))
-    objects = tuple(m for m in find_objects(_kind_folder(root, kind)) if is_validation_object(m.path) == validation)
+def _builtin(folder: str) -> ObjectSet:
+    return ObjectSet(f"builtin {folder}/", BUILTIN_ROOT_TAG, DEFAULT_OBJECTS_DIR,
+                     tuple(find_objects(DEFAULT_OBJECTS_DIR / folder)))
+
+
+def _shared(root: Path, kind: str, name: str, keep: Callable[[Path], bool]) -> ObjectSet:
+    objects = tuple(m for m in find_objects(_kind_folder(root, kind)) if keep(m.path))
     if not objects:
-        raise ValueError(f"the {split} split of shared {kind}/train is empty")
-    return ObjectSet(f"shared {kind}/train, {split} split", SHARED_ROOT_TAG, root, objects)
+        raise ValueError(f"the {name} of shared {kind}/train is empty")
+    return ObjectSet(f"shared {kind}/train, {name}", SHARED_ROOT_TAG, root, objects)
 
 
-def validation_objects(kind: str) -> ObjectSet:
-    """Objects to benchmark ``kind`` scenes on: the shared validation split, else the builtin ``val/``."""
-    return _split(kind, validation=True)
+def validation_objects(kind: str, split: str = "hash") -> ObjectSet:
+    """Objects to benchmark ``kind`` scenes on: the shared ``split`` (see ``SPLITS``), else the builtin
+    ``val/``."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown validation split {split!r}: choose one of {SPLITS}")
+    root = shared_objects_dir()
+    if root is None:
+        builtin = _builtin("val")
+        if split == "families":  # say in reports that the builtin set holds out no families
+            builtin = replace(builtin, name=f"{builtin.name} (no family hold-out without ../shared)")
+        return builtin
+    if split == "hash":
+        return _shared(root, kind, "validation split", is_validation_object)
+    families = frozen_assignment()
+    return _shared(root, kind, f"held-out families v{families.version} ({', '.join(families.held_out_names)})",
+                   families.is_held_out)
 
 
 def training_objects(kind: str) -> ObjectSet:
-    """Objects to generate ``kind`` training scenes from: the shared sets minus their validation split,
+    """Objects to generate ``kind`` training scenes from: the shared sets minus both validation splits,
     else the builtin ``train/``."""
-    return _split(kind, validation=False)
+    root = shared_objects_dir()
+    if root is None:
+        return _builtin("train")
+    families = frozen_assignment()
+    return _shared(root, kind, "training split (hash and family validation removed)",
+                   lambda path: not is_validation_object(path) and not families.is_held_out(path))
 
 
 def folder_objects(folder: str | Path) -> ObjectSet:

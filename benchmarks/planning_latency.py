@@ -6,8 +6,8 @@
 Renders `--scenes` pile and as many packed scenes from the validation objects (single side view, the
 benchmark's dex noise), then plans each `--repeats` times with every method (after one warm-up plan).
 Prints per method the p50 / p95 of fusion + planning over all calls, the median of every stage the
-planner times (igd: encoder, affordance, diffusion, evaluation) and the ratio of its p50 to the first
-method's, all measured in the same run. Run it on an otherwise idle machine.
+planner times (igd: encoder, affordance, diffusion, classifier, filters, ranking) and the ratio of its p50
+to the first method's, all measured in the same run. Run it on an otherwise idle machine.
 """
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ def judge_frame(real, planners: dict, processor, top_k: int) -> dict:
         judgements = judge_grasps(result.grasps[:top_k], points, estimate.area.table_height_m)
         record["methods"][method] = {
             "grasps": len(result.grasps), "message": result.message, "warnings": result.warnings,
-            "plan_s": sum(result.timings_s.values()),
+            "plan_s": result.total_s,
             "judgements": [{"plausible": j.plausible, "points_between": j.points_between,
                             "points_in_hand": j.points_in_hand, "span_y_m": j.span_y_m, "reason": j.reason}
                            for j in judgements],

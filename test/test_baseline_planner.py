@@ -58,6 +58,23 @@ def test_grasps_on_a_box_are_valid_ranked_and_collision_free(box_world):
     assert 0.035 < best.width_m < 0.08
 
 
+def test_named_filters_account_for_every_candidate_they_drop(box_world):
+    """predict -> filter -> rank: the candidates each named filter removed and those that pass add up to
+    those sampled, and the plan reports the counts and times each step."""
+    from diffgrasp_ros.grasping.planner import PlanRecord
+
+    scene = perceive(box_world)
+    planner = make_planner("baseline")
+    record = PlanRecord()
+    sampled = planner._predict(scene, record)
+    feasible = planner._filter(scene, sampled, record)
+    assert len(sampled) == len(feasible) + sum(record.filtered.values())
+    assert {"above_table", "clear_of_points", "clear_of_tsdf"} <= set(record.filtered)
+    result = planner.plan(scene)
+    assert result.filtered == record.filtered == result.to_dict()["filtered"]
+    assert list(result.timings_s) == ["candidates", "filters", "ranking", "plan"]
+
+
 def test_the_best_baseline_grasp_lifts_the_box_in_simulation(box_world):
     result = make_planner("baseline").plan(perceive(box_world))
     outcome = SimulatedHand(box_world).execute(result.best.T_frame_grasp)
@@ -86,6 +103,10 @@ def test_plan_from_depth_and_from_tsdf_agree_on_where_the_object_is(box_world):
     from_grid = planner.plan_from_tsdf(builder.scene().tsdf_grid)
     assert from_depth.found and from_grid.found
     assert {"fusion", "plan"} <= set(from_depth.timings_s)
+    # The total is fusion + plan: the planner's own stages are parts of "plan", not added again.
+    assert from_depth.total_s == from_depth.timings_s["fusion"] + from_depth.timings_s["plan"]
+    assert from_depth.timings_s["plan"] >= from_depth.timings_s["filters"] + from_depth.timings_s["ranking"]
+    assert from_grid.total_s == from_grid.timings_s["surface"] + from_grid.timings_s["plan"]
     assert np.linalg.norm(from_grid.best.position_m[:2] - from_depth.best.position_m[:2]) < 0.04
 
 

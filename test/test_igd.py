@@ -5,6 +5,7 @@ import torch
 
 from diffgrasp_ros import make_planner
 from diffgrasp_ros.grasping import PlanResult
+from diffgrasp_ros.grasping.planner import PlanRecord
 from diffgrasp_ros.grasping.igd import IGDConfig, IGDPlanner, load_pretrained, save_pretrained
 from diffgrasp_ros.grasping.igd.config import TINY
 from diffgrasp_ros.grasping.igd.model import IGDModel
@@ -246,8 +247,13 @@ def test_planner_on_a_box_returns_a_valid_result(box_world):
     planner = make_planner("igd", rounds=8, denoising_steps=4)
     result = planner.plan(builder.scene())
     assert isinstance(result, PlanResult) and result.method == "igd" and result.message
-    assert {"encoder", "affordance", "plan"} <= set(result.timings_s)
+    assert list(result.timings_s) == ["encoder", "affordance", "diffusion", "classifier", "filters", "ranking", "plan"]
     assert result.found, result.message
+    # The named filters account for every sampled candidate that is not its centre's feasible one.
+    record = PlanRecord()
+    sampled = planner._predict(builder.scene(), record)
+    feasible = planner._filter(builder.scene(), sampled, record)
+    assert len(sampled) == len(feasible) + sum(record.filtered.values()) and record.filtered == result.filtered
     ws = box_world.workspace
     for grasp in result.grasps:
         T = grasp.T_frame_grasp

@@ -317,7 +317,7 @@ def test_backed_off_poses_are_the_fallback_and_stay_in_the_asked_for_region(box_
     def planner_with(region):
         planner = make_planner("leap:min_objectness=0" + (f",region={region}" if region else ""), "xarm_leap",
                                weights=tiny_weights)
-        planner._palm_ok = lambda scene, cloud, R, t, tree=None: np.ones(len(R), bool)
+        planner._palm_ok = lambda scene, surface, R, t: np.ones(len(R), bool)
         calls = []
 
         def digits_ok(scene, R, t, pre_palm, grasp_palm):  # nothing passes where sampled, everything once moved

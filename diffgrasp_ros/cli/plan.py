@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
                             for p, T in zip(args.depth, poses)]
         report["workspace"] = area.to_dict()
         report["workspace_estimated"] = args.workspace == "auto"
-    report["timings_cold_s"] = {"model_load": load_s, "first_plan": sum(first.timings_s.values())}
+    report["timings_cold_s"] = {"model_load": load_s, "first_plan": first.total_s}
     if args.draw is not None:  # before the JSON: a picture that cannot be written leaves no JSON behind
         _draw(args, result, frames[0], poses[0])
     write_json(args.out, {**report, **result.to_dict()})

@@ -11,15 +11,15 @@ between the fingers, and how close to top-down it approaches.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..robots.gripper import Box
 from ..scene.scene import Scene
 from .filters import penetrates_tsdf, suppress_duplicates
-from .grasp import Grasp, PlanResult
-from .planner import GraspPlanner, register_planner
+from .grasp import Grasp
+from .planner import CandidatePlanner, Candidates, NoGrasp, PlanRecord, register_planner
 
 
 @dataclass
@@ -61,18 +61,51 @@ def _perpendicular_basis(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return e1, np.cross(n, e1)
 
 
+def _inside(box: Box, x: np.ndarray, y: np.ndarray, z: np.ndarray, shrink: float = 0.0) -> np.ndarray:
+    """Which points, at (x, y, z) in each candidate's grasp frame, lie in ``box`` shrunk by ``shrink``."""
+    (cx, cy, cz), (hx, hy, hz) = box.centre_m, box.half_extents_m
+    return (np.abs(x - cx) < hx - shrink) & (np.abs(y - cy) < hy - shrink) & (np.abs(z - cz) < hz - shrink)
+
+
 @register_planner("baseline")
-class AntipodalPlanner(GraspPlanner):
+class AntipodalPlanner(CandidatePlanner):
     def __init__(self, robot, workspace, config: BaselineConfig | None = None, **overrides):
         super().__init__(robot, workspace)
         self.config = config or BaselineConfig(**overrides)
         self.gripper = robot.gripper
 
-    # -- candidates -------------------------------------------------------------------------------
-    def _candidates(self, seeds: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def max_grasps(self) -> int:
+        return self.config.max_grasps
+
+    # -- predict ------------------------------------------------------------------------------------
+    def _predict(self, scene: Scene, record: PlanRecord) -> Candidates:
+        """``_candidates`` at ``num_seeds`` random points of the observed surface (of the target, if any)."""
+        cfg = self.config
+        cloud, normals = self._surface(scene)
+        seedable = np.linalg.norm(normals, axis=1) > 0.5
+        if scene.target is not None:  # seeds on the target only; the whole cloud still collides
+            seedable &= scene.target.contains(cloud)
+        seedable = np.flatnonzero(seedable)
+        if len(seedable) == 0:
+            raise NoGrasp("the observed surface has no normals")
+        seeds = np.random.default_rng(cfg.seed).choice(seedable, size=min(cfg.num_seeds, len(seedable)),
+                                                       replace=False)
+        R, t, site = self._candidates(cloud[seeds], normals[seeds])
+        record.lap("candidates")
+        return Candidates(R, t, site, cloud[seeds][site], {})
+
+    def _surface(self, scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+        """The observed surface above the table and its normals, one point per ``cloud_voxel_m`` voxel."""
+        above = scene.object_points_mask(clearance_m=0.003)
+        return _voxel_downsample(scene.points_m[above], scene.normals[above], self.config.cloud_voxel_m)
+
+    def _candidates(self, seeds: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rotations, TCP positions and the seed (index) of the candidates at ``seeds`` with these normals."""
         cfg = self.config
         e1, e2 = _perpendicular_basis(normals)
-        rotations, positions = [], []
+        every = np.arange(len(seeds))
+        rotations, positions, sites = [], [], []
         # Normal approach: z = -n, closing axis swept around n.
         for k in range(cfg.yaws):
             angle = np.pi * k / cfg.yaws
@@ -81,6 +114,7 @@ class AntipodalPlanner(GraspPlanner):
             for standoff in cfg.standoffs_m:
                 rotations.append(R)
                 positions.append(seeds + standoff * normals)
+                sites.append(every)
         # Normal closing: y = n, approach perpendicular to n, starting from the most downward one.
         down = np.array([0.0, 0.0, -1.0])
         a0 = down - (normals @ down)[:, None] * normals
@@ -96,9 +130,54 @@ class AntipodalPlanner(GraspPlanner):
             # The seed sits near the +y finger; the object is assumed to extend along -n.
             rotations.append(R[ok])
             positions.append((seeds - (half_open - cfg.width_margin_m) * normals - depth * approach)[ok])
-        return np.concatenate(rotations), np.concatenate(positions)
+            sites.append(every[ok])
+        return np.concatenate(rotations), np.concatenate(positions), np.concatenate(sites)
 
-    # -- checks -----------------------------------------------------------------------------------
+    # -- filter -------------------------------------------------------------------------------------
+    def _filter(self, scene: Scene, sampled: Candidates, record: PlanRecord) -> Candidates:
+        """The placed candidates (``_placed``) whose open hand clears the observed points and the TSDF and
+        holds surface that fits the opening; centred on what they hold, opened to its extent (plus the
+        margin), their measured geometry as their scores."""
+        cfg, g = self.config, self.gripper
+        placed = self._placed(sampled, record)
+        if len(placed) == 0:
+            raise NoGrasp("no candidate fits the workspace")
+        geo = self._evaluate(placed.R, placed.t, *self._surface(scene))
+        width = geo["y_max"] - geo["y_min"] + 2.0 * cfg.width_margin_m
+        ok = np.ones(len(placed), bool)
+        record.narrow("clear_of_points", ok, ~geo["collides"])
+        record.narrow("holds_object", ok, (geo["count"] >= cfg.min_points)[ok])
+        record.narrow("fits_opening", ok, (width <= g.max_opening_m)[ok])
+        if not ok.any():
+            raise NoGrasp("every candidate collides or holds nothing")
+        record.narrow("clear_of_tsdf", ok, ~penetrates_tsdf(scene, placed.R[ok], placed.t[ok], g))
+        if not ok.any():
+            raise NoGrasp("every candidate penetrates the scene")
+        feasible = placed.take(ok)
+        # Centre the fingers on what they hold, so closing does not push the object sideways.
+        centre_y = 0.5 * (geo["y_min"][ok] + geo["y_max"][ok])
+        feasible.t = feasible.t + feasible.R[:, :, 1] * centre_y[:, None]
+        feasible.widths_m = width[ok]
+        feasible.scores = {key: geo[key][ok] for key in ("antipodal", "z_mean", "contact_z", "top_down")}
+        return feasible
+
+    def _placed(self, sampled: Candidates, record: PlanRecord) -> Candidates:
+        """The candidates pulled back along their approach until the hand clears the table (flat objects),
+        then the cheap rejections: workspace bounds, approach from below, open hand into the table."""
+        g, ws = self.gripper, self.workspace
+        R, t = sampled.R, sampled.t
+        corners = np.einsum("cij,sj->csi", R, g.corner_points(g.max_opening_m)) + t[:, None, :]
+        deficit = ws.table_height_m + 0.003 - corners[..., 2].min(axis=1)
+        descending = R[:, 2, 2] < -0.3
+        lift = np.where((deficit > 0) & descending, deficit / np.maximum(-R[:, 2, 2], 1e-6), 0.0)
+        t = t - R[:, :, 2] * lift[:, None]
+        corners -= (R[:, :, 2] * lift[:, None])[:, None, :]
+        ok = np.ones(len(t), bool)
+        record.narrow("in_workspace", ok, ws.contains_grasp(t))
+        record.narrow("not_from_below", ok, (R[:, 2, 2] < 0.2)[ok])
+        record.narrow("above_table", ok, (corners[..., 2].min(axis=1) > ws.table_height_m + 0.002)[ok])
+        return replace(sampled, t=t).take(ok)
+
     def _evaluate(self, R: np.ndarray, t: np.ndarray, cloud: np.ndarray,
                   cloud_normals: np.ndarray) -> dict[str, np.ndarray]:
         """Geometry of every candidate against the cloud, in chunks to bound memory."""
@@ -112,16 +191,10 @@ class AntipodalPlanner(GraspPlanner):
             # Cloud in every candidate's grasp frame, one (C, N) array per axis: R^T (p - t).
             x, y, z = (cloud @ Rc[:, :, i].T - np.sum(tc * Rc[:, :, i], axis=1) for i in range(3))
             n_y = cloud_normals.astype(np.float32) @ Rc[:, :, 1].T
-
-            def inside(box: Box, shrink: float = 0.0) -> np.ndarray:
-                (cx, cy, cz), (hx, hy, hz) = box.centre_m, box.half_extents_m
-                return ((np.abs(x - cx) < hx - shrink) & (np.abs(y - cy) < hy - shrink)
-                        & (np.abs(z - cz) < hz - shrink))
-
             collides = np.zeros(len(Rc), dtype=bool)
             for box in boxes:
-                collides |= inside(box, shrink=0.001).any(axis=0)
-            held = inside(region)
+                collides |= _inside(box, x, y, z, shrink=0.001).any(axis=0)
+            held = _inside(region, x, y, z)
             count = held.sum(axis=0)
             y_min = np.where(held, y, np.inf).min(axis=0)
             y_max = np.where(held, y, -np.inf).max(axis=0)
@@ -138,92 +211,47 @@ class AntipodalPlanner(GraspPlanner):
             contact_z = np.where(near, z, 0.0).sum(axis=0) / np.maximum(near.sum(axis=0), 1)
             for key, value in zip(out, (collides, count, y_min, y_max, z_mean, antipodal, contact_z)):
                 out[key].append(value)
-        return {k: np.concatenate(v).astype(np.float64) if k != "collides" else np.concatenate(v)
-                for k, v in out.items()}
+        geo = {k: np.concatenate(v).astype(np.float64) if k != "collides" else np.concatenate(v)
+               for k, v in out.items()}
+        geo["top_down"] = np.clip(-R[:, 2, 2], 0.0, 1.0)
+        return geo
 
-    def _score(self, R: np.ndarray, geo: dict[str, np.ndarray]) -> np.ndarray:
-        """Quality in [0, 1] of grasps with rotations R and their ``_evaluate`` geometry: antipodal contacts
-        clear of the finger tips, deep in the hand, approaching from above."""
+    # -- rank ---------------------------------------------------------------------------------------
+    def _quality(self, scores: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Quality in [0, 1] from the geometry ``_evaluate`` measures: antipodal contacts clear of the finger
+        tips, deep in the hand, approaching from above; both the key and the score."""
         g = self.gripper
-        depth = np.clip(geo["z_mean"] / g.finger_depth_m, 0.0, 1.0)
-        top_down = np.clip(-R[:, 2, 2], 0.0, 1.0)
+        depth = np.clip(scores["z_mean"] / g.finger_depth_m, 0.0, 1.0)
         # Contacts within the last fifth of the fingers mean the widest part is out of reach.
         tip_margin = 0.2 * g.finger_depth_m
-        clear_of_tips = np.clip((g.finger_depth_m - geo["contact_z"]) / tip_margin, 0.0, 1.0)
-        return 0.5 * geo["antipodal"] * clear_of_tips + 0.25 * depth + 0.25 * top_down
+        clear_of_tips = np.clip((g.finger_depth_m - scores["contact_z"]) / tip_margin, 0.0, 1.0)
+        quality = 0.5 * scores["antipodal"] * clear_of_tips + 0.25 * depth + 0.25 * scores["top_down"]
+        return quality, quality
+
+    def _rank(self, scene: Scene, feasible: Candidates, record: PlanRecord) -> list[Grasp]:
+        """The ranked grasps scoring ``min_score`` or more."""
+        grasps = [grasp for grasp in super()._rank(scene, feasible, record) if grasp.score >= self.config.min_score]
+        if not grasps:
+            raise NoGrasp(f"no candidate scored above {self.config.min_score}")
+        return grasps
+
+    def _distinct(self, ranked: Candidates, limit: int) -> list[int]:
+        return suppress_duplicates(ranked.R, ranked.t, limit, self.config.nms_distance_m, self.config.nms_angle_deg)
+
+    def _grasps(self, ranked: Candidates, scores: np.ndarray) -> list[Grasp]:
+        return [Grasp(ranked.pose(i), float(ranked.widths_m[i]), float(scores[i]), self.name, self.workspace.frame_id)
+                for i in range(len(ranked))]
+
+    def _summary(self, sampled: Candidates, feasible: Candidates, grasps: list[Grasp]) -> str:
+        return f"{len(grasps)} grasps from {len(feasible)} feasible candidates"
 
     def _check_and_score(self, scene: Scene, grasps, R: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cfg, g, ws = self.config, self.gripper, self.workspace
-        above = scene.object_points_mask(clearance_m=0.003)
-        cloud, cloud_normals = _voxel_downsample(scene.points_m[above], scene.normals[above], cfg.cloud_voxel_m)
-        geo = self._evaluate(R, t, cloud, cloud_normals)
+        geo = self._evaluate(R, t, *self._surface(scene))
         corners = np.einsum("cij,sj->csi", R, g.corner_points(g.max_opening_m)) + t[:, None, :]
         ok = (ws.contains_grasp(t) & (corners[..., 2].min(axis=1) > ws.table_height_m + 0.002)
               & ~geo["collides"] & (geo["count"] >= cfg.min_points)
               & (geo["y_max"] - geo["y_min"] + 2.0 * cfg.width_margin_m <= g.max_opening_m))
         if ok.any():
             ok[ok] &= ~penetrates_tsdf(scene, R[ok], t[ok], g)
-        return ok, self._score(R, geo)
-
-    # -- planning ---------------------------------------------------------------------------------
-    def _plan(self, scene: Scene) -> PlanResult:
-        cfg, g, ws = self.config, self.gripper, self.workspace
-        rng = np.random.default_rng(cfg.seed)
-        above = scene.object_points_mask(clearance_m=0.003)
-        cloud, cloud_normals = _voxel_downsample(scene.points_m[above], scene.normals[above], cfg.cloud_voxel_m)
-        seedable = np.linalg.norm(cloud_normals, axis=1) > 0.5
-        if scene.target is not None:  # seeds on the target only; the whole cloud still collides
-            seedable &= scene.target.contains(cloud)
-        seedable = np.flatnonzero(seedable)
-        if len(seedable) == 0:
-            return PlanResult([], self.name, message="no grasp found: the observed surface has no normals")
-        seeds = rng.choice(seedable, size=min(cfg.num_seeds, len(seedable)), replace=False)
-        R, t = self._candidates(cloud[seeds], cloud_normals[seeds])
-
-        # Pull candidates back along the approach until the hand clears the table (flat objects),
-        # then make the cheap rejections: workspace bounds, approach from below, table penetration.
-        corners = np.einsum("cij,sj->csi", R, g.corner_points(g.max_opening_m)) + t[:, None, :]
-        deficit = ws.table_height_m + 0.003 - corners[..., 2].min(axis=1)
-        descending = R[:, 2, 2] < -0.3
-        lift = np.where((deficit > 0) & descending, deficit / np.maximum(-R[:, 2, 2], 1e-6), 0.0)
-        t = t - R[:, :, 2] * lift[:, None]
-        corners -= (R[:, :, 2] * lift[:, None])[:, None, :]
-        keep = (ws.contains_grasp(t) & (R[:, 2, 2] < 0.2)
-                & (corners[..., 2].min(axis=1) > ws.table_height_m + 0.002))
-        R, t = R[keep], t[keep]
-        if len(R) == 0:
-            return PlanResult([], self.name, message="no grasp found: no candidate fits the workspace")
-
-        geo = self._evaluate(R, t, cloud, cloud_normals)
-        ok = ~geo["collides"] & (geo["count"] >= cfg.min_points)
-        width = geo["y_max"] - geo["y_min"] + 2.0 * cfg.width_margin_m
-        ok &= width <= g.max_opening_m
-        idx = np.flatnonzero(ok)
-        if len(idx) == 0:
-            return PlanResult([], self.name, message="no grasp found: every candidate collides or holds nothing")
-        idx = idx[~penetrates_tsdf(scene, R[idx], t[idx], g)]
-        if len(idx) == 0:
-            return PlanResult([], self.name, message="no grasp found: every candidate penetrates the scene")
-
-        R, t, width = R[idx], t[idx], width[idx]
-        # Centre the fingers on what they hold, so closing does not push the object sideways.
-        centre_y = 0.5 * (geo["y_min"][idx] + geo["y_max"][idx])
-        t = t + R[:, :, 1] * centre_y[:, None]
-        score = self._score(R, {key: value[idx] for key, value in geo.items()})
-        order = np.argsort(-score, kind="stable")
-        grasps = self._non_maximum_suppression(R[order], t[order], width[order], score[order])
-        grasps = [gr for gr in grasps if gr.score >= cfg.min_score][: cfg.max_grasps]
-        if not grasps:
-            return PlanResult([], self.name, message=f"no grasp found: no candidate scored above {cfg.min_score}")
-        return PlanResult(grasps, self.name, message=f"{len(grasps)} grasps from {len(order)} feasible candidates")
-
-    def _non_maximum_suppression(self, R, t, width, score) -> list[Grasp]:
-        cfg = self.config
-        kept = suppress_duplicates(R, t, cfg.max_grasps * 3, cfg.nms_distance_m, cfg.nms_angle_deg)
-        grasps = []
-        for i in kept:
-            T = np.eye(4)
-            T[:3, :3], T[:3, 3] = R[i], t[i]
-            grasps.append(Grasp(T, float(min(width[i], self.gripper.max_opening_m)), float(score[i]),
-                                self.name, self.workspace.frame_id))
-        return grasps
+        return ok, self._quality(geo)[1]

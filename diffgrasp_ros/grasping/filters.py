@@ -1,10 +1,27 @@
 """Checks every grasp method applies to its candidates (poses as rotations R (n, 3, 3), TCPs t (n, 3))."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+from scipy.spatial import cKDTree
 
 from ..robots.gripper import ParallelGripper
 from ..scene.scene import Scene
+
+
+@dataclass(frozen=True)
+class ObservedSurface:
+    """The observed surface a hand must not hit: the scene's points above the table (3 mm clear of it, so
+    the table top does not count) and their k-d tree, None when there are none."""
+
+    points: np.ndarray
+    tree: cKDTree | None
+
+    @classmethod
+    def of(cls, scene: Scene) -> "ObservedSurface":
+        points = scene.points_m[scene.object_points_mask(clearance_m=0.003)]
+        return cls(points, cKDTree(points) if len(points) else None)
 
 
 def in_observed_solid(scene: Scene, points: np.ndarray) -> np.ndarray:
@@ -35,8 +52,6 @@ def hits_cloud(cloud: np.ndarray, R: np.ndarray, t: np.ndarray, boxes, margin_m:
     Only the points within each box's bounding sphere (a k-d tree query) are transformed, not the whole
     cloud per grasp: that made this check most of a plan. ``tree`` is a ``cKDTree`` of ``cloud`` to reuse.
     """
-    from scipy.spatial import cKDTree
-
     hit = np.zeros(len(R), bool)
     if len(R) == 0 or len(cloud) == 0:
         return hit
@@ -61,8 +76,6 @@ def held_extent(cloud: np.ndarray, R: np.ndarray, t: np.ndarray, region, tree=No
     their lowest and highest coordinate along the closing axis (0 where none). With ``max_gap_m``, the
     extent is that of the one object nearest the TCP: the run of points along the closing axis without a
     gap wider than that (neighbours in clutter lie beyond a gap)."""
-    from scipy.spatial import cKDTree
-
     count, y_min, y_max = np.zeros(len(R), int), np.zeros(len(R)), np.zeros(len(R))
     if len(R) == 0 or len(cloud) == 0:
         return count, y_min, y_max
@@ -100,3 +113,24 @@ def suppress_duplicates(R: np.ndarray, t: np.ndarray, limit: int, distance_m: fl
         if len(kept) >= limit:
             break
     return kept
+
+
+def suppress_duplicate_poses(R: np.ndarray, t: np.ndarray, limit: int, distance_m: float = 0.01,
+                             angle_deg: float = 30.0) -> list[int]:
+    """``suppress_duplicates`` for a hand without the parallel jaw's symmetry (a dexterous hand flipped
+    about its approach holds differently): a duplicate is within ``distance_m`` and ``angle_deg`` of
+    rotation of a better grasp."""
+    kept: list[int] = []
+    for i in range(len(R)):
+        if not kept or not np.any((np.linalg.norm(t[kept] - t[i], axis=1) < distance_m)
+                                  & (_rotation_angles(R[i], R[kept]) < np.radians(angle_deg))):
+            kept.append(i)
+        if len(kept) >= limit:
+            break
+    return kept
+
+
+def _rotation_angles(R: np.ndarray, Rs: np.ndarray) -> np.ndarray:
+    """Angles (rad) of the rotations between R (3, 3) and each of Rs (n, 3, 3)."""
+    cos = (np.einsum("ij,nij->n", R, Rs) - 1.0) / 2.0
+    return np.arccos(np.clip(cos, -1.0, 1.0))

@@ -83,12 +83,17 @@ class Grasp:
         )
 
 
+# Stages a plan's total is made of: fusion of depth frames or surface extraction from a grid, then the plan.
+OUTER_STAGES = ("fusion", "surface", "plan")
+
+
 @dataclass
 class PlanResult:
     """Ranked grasps (best first) and what it took to get them.
 
     An empty ``grasps`` list is a normal answer: ``message`` then says why nothing came back.
     ``warnings`` say what a user should know about the input (e.g. objects cut off by the workspace).
+    ``filtered`` counts per named filter the candidates it removed (summed over the passes of a plan).
     ``scene`` is the perceived scene the grasps were planned in (set by ``GraspPlanner.plan``); its
     surface points are what an arm plans its motions around. It is not part of ``to_dict``.
     """
@@ -99,10 +104,17 @@ class PlanResult:
     message: str = ""
     warnings: list[str] = field(default_factory=list)
     scene: Scene | None = field(default=None, repr=False, compare=False)
+    filtered: dict[str, int] = field(default_factory=dict)
 
     @property
     def found(self) -> bool:
         return bool(self.grasps)
+
+    @property
+    def total_s(self) -> float:
+        """Depth or grid in to grasps out: the outer stages only (``plan`` already holds the planner's own
+        stages, so summing every timing would count them twice)."""
+        return sum(self.timings_s.get(stage, 0.0) for stage in OUTER_STAGES)
 
     @property
     def best(self) -> Grasp | None:
@@ -115,5 +127,7 @@ class PlanResult:
             "message": self.message,
             "warnings": self.warnings,
             "timings_s": self.timings_s,
+            "total_s": self.total_s,
+            "filtered": self.filtered,
             "grasps": [dict(g.to_dict(), rank=i) for i, g in enumerate(self.grasps)],
         }

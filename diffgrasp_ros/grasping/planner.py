@@ -5,7 +5,8 @@ import dataclasses
 import inspect
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -125,6 +126,7 @@ class GraspPlanner(ABC):
                 planned = len(result.grasps)
                 result.grasps = [g for g in result.grasps
                                  if scene.target.contains(g.position_m, TARGET_REACH_M)[0]]
+                result.filtered["at_target"] = planned - len(result.grasps)
                 if planned and not result.grasps:
                     result.message = f"no grasp found: none of the {planned} planned grasps touches the target"
         result.timings_s["plan"] = time.perf_counter() - start
@@ -247,11 +249,14 @@ class GraspPlanner(ABC):
             return PlanResult([], self.name, message="no grasp found: nothing was observed above the table "
                                                      "in the workspace")
         timings = {"fusion": 0.0, "plan": 0.0}
+        filtered: dict[str, int] = {}
         grasps = []
         for origin in origins:
             tile = self._plan_workspace(frames, T_workspace_cameras, origin, points)
             for key in timings:
                 timings[key] += tile.timings_s.get(key, 0.0)
+            for name, count in tile.filtered.items():
+                filtered[name] = filtered.get(name, 0) + count
             for grasp in tile.grasps:
                 grasp.frame_id = area.frame_id
                 grasp.info["tile_origin_m"] = [float(origin[0]), float(origin[1])]
@@ -263,7 +268,7 @@ class GraspPlanner(ABC):
         grasps = [grasps[i] for i in suppress_duplicates(R, t, self._max_grasps())]
         message = (f"{len(grasps)} grasps from {len(origins)} workspace tiles" if grasps else
                    f"no grasp found in any of the {len(origins)} workspace tiles over the objects")
-        return PlanResult(grasps, self.name, timings_s=timings, message=message)
+        return PlanResult(grasps, self.name, timings_s=timings, message=message, filtered=filtered)
 
     def _clear_of_surface_outside(self, grasps: list, points: np.ndarray, origin_xy_m: np.ndarray) -> list:
         """A cube's planner sees only its cube: drop parallel-jaw grasps whose hand, at the grasp's opening,
@@ -289,6 +294,152 @@ class GraspPlanner(ABC):
         return [g for g in grasps if id(g) not in blocked]
 
     def _max_grasps(self) -> int:
-        """How many grasps a plan returns at most (planners name this differently)."""
-        limit = getattr(self, "max_grasps", None) or getattr(getattr(self, "config", None), "max_grasps", None)
-        return int(limit or 20)
+        """How many grasps a plan returns at most: ``max_grasps``, 20 for a planner without one."""
+        return int(getattr(self, "max_grasps", None) or 20)
+
+
+class NoGrasp(Exception):
+    """A step of a ``CandidatePlanner`` left no candidate; the message says why."""
+
+
+@dataclasses.dataclass
+class Candidates:
+    """Grasp candidates on their way through the steps of a ``CandidatePlanner``, one row each.
+
+    Poses are TCP rotations ``R`` (n, 3, 3) and positions ``t`` (n, 3) in the workspace frame; a
+    parallel-jaw hand pre-shapes to ``widths_m`` (n,), a dexterous one to ``pregrasp_joints`` (n, J)
+    and closes to ``grasp_joints``. ``scores`` per candidate are what the method's quality is made of
+    (the model's outputs; the baseline's measured geometry). Provenance: ``site`` (n,) numbers the
+    sampling site a candidate came from (an IGD centre, a LEAP or baseline seed), ``site_m`` (n, 3) is
+    where that site is. ``info`` holds other figures a grasp reports (approach angle, table retreat).
+    """
+
+    R: np.ndarray
+    t: np.ndarray
+    site: np.ndarray
+    site_m: np.ndarray
+    scores: dict[str, np.ndarray]
+    widths_m: np.ndarray | None = None
+    pregrasp_joints: np.ndarray | None = None
+    grasp_joints: np.ndarray | None = None
+    info: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    @property
+    def site_count(self) -> int:
+        return len(np.unique(self.site))
+
+    def take(self, index: np.ndarray) -> "Candidates":
+        """The candidates at ``index`` (indices, in that order, or a boolean mask)."""
+        return Candidates(**{f.name: _rows(getattr(self, f.name), index) for f in dataclasses.fields(self)})
+
+    def pose(self, i: int) -> np.ndarray:
+        """The 4x4 TCP pose of candidate ``i``."""
+        T = np.eye(4)
+        T[:3, :3], T[:3, 3] = self.R[i], self.t[i]
+        return T
+
+
+def _rows(value: np.ndarray | dict | None, index: np.ndarray):
+    """The rows ``index`` of an array, of every array in a dict, or None."""
+    if isinstance(value, dict):
+        return {key: array[index] for key, array in value.items()}
+    return None if value is None else value[index]
+
+
+@dataclasses.dataclass
+class PlanRecord:
+    """What the steps of a plan record as they go: seconds per stage, and per named filter how many
+    candidates it removed (``PlanResult.timings_s`` and ``PlanResult.filtered``)."""
+
+    timings_s: dict[str, float] = dataclasses.field(default_factory=dict)
+    filtered: dict[str, int] = dataclasses.field(default_factory=dict)
+    _since: float = dataclasses.field(default_factory=time.perf_counter, repr=False)
+
+    def lap(self, stage: str) -> None:
+        """Record the time since the previous lap (or the start) as ``stage``."""
+        now = time.perf_counter()
+        self.timings_s[stage] = now - self._since
+        self._since = now
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a step as ``name``, also when it finds nothing."""
+        try:
+            yield
+        finally:
+            self.lap(name)
+
+    def narrow(self, name: str, ok: np.ndarray, passes: np.ndarray) -> None:
+        """Apply the filter ``name``: of the candidates the mask ``ok`` still holds, keep those that ``passes``
+        (one entry each, in order), changing ``ok`` in place, and count the others as removed by ``name``."""
+        self.filtered[name] = self.filtered.get(name, 0) + int(np.count_nonzero(~passes))
+        ok[ok] = passes
+
+    def result(self, grasps: list[Grasp], method: str, message: str) -> PlanResult:
+        return PlanResult(grasps, method, self.timings_s, message, filtered=self.filtered)
+
+
+class CandidatePlanner(GraspPlanner):
+    """A planner in three named steps, the shape of VGN's detection (predict, process, select):
+
+    1. ``_predict``: candidates sampled with the model (the baseline: from the surface geometry), with
+       its scores; it times its own stages;
+    2. ``_filter``: those the hand can execute in the observed scene, each check a named filter;
+    3. ``_rank``: best first by ``_quality``, near-duplicates of better ones dropped (``_distinct``), at
+       most ``max_grasps``, as grasps (``_grasps``).
+
+    ``_quality`` is the method's one quality formula: ``rank`` orders given grasps by it too. A step that
+    leaves no candidate raises ``NoGrasp``.
+    """
+
+    max_grasps: int
+
+    def _plan(self, scene: Scene) -> PlanResult:
+        record = PlanRecord()
+        try:
+            sampled = self._predict(scene, record)
+            with record.stage("filters"):
+                feasible = self._filter(scene, sampled, record)
+            with record.stage("ranking"):
+                grasps = self._rank(scene, feasible, record)
+        except NoGrasp as nothing:
+            return record.result([], self.name, f"no grasp found: {nothing}")
+        return record.result(grasps, self.name, self._summary(sampled, feasible, grasps))
+
+    @abstractmethod
+    def _predict(self, scene: Scene, record: PlanRecord) -> Candidates:
+        """Candidates sampled for a non-empty scene (at least one, else ``NoGrasp``)."""
+
+    @abstractmethod
+    def _filter(self, scene: Scene, sampled: Candidates, record: PlanRecord) -> Candidates:
+        """The ``sampled`` candidates the hand can execute in ``scene`` (at least one, else ``NoGrasp``),
+        each check counted with ``record.narrow``."""
+
+    def _rank(self, scene: Scene, feasible: Candidates, record: PlanRecord) -> list[Grasp]:
+        """The ``feasible`` candidates as grasps, best first."""
+        key, score = self._quality(feasible.scores)
+        order = np.argsort(-key, kind="stable")
+        ranked, score = feasible.take(order), score[order]
+        kept = np.array(self._distinct(ranked, self.max_grasps), int)
+        return self._grasps(ranked.take(kept), score[kept])
+
+    @abstractmethod
+    def _quality(self, scores: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """From candidates' ``scores``: the key they rank by (higher is better) and the score in [0, 1]
+        their grasps report."""
+
+    @abstractmethod
+    def _distinct(self, ranked: Candidates, limit: int) -> list[int]:
+        """Indices of the ``ranked`` candidates (best first) left after dropping near-duplicates of better
+        ones, at most ``limit``."""
+
+    @abstractmethod
+    def _grasps(self, ranked: Candidates, scores: np.ndarray) -> list[Grasp]:
+        """The ``ranked`` candidates as grasps with these ``scores``, in order."""
+
+    @abstractmethod
+    def _summary(self, sampled: Candidates, feasible: Candidates, grasps: list[Grasp]) -> str:
+        """The message of a plan that found ``grasps``."""

@@ -14,19 +14,17 @@ candidates and ranks by v(g) alone.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from ...devices import float_tensor, module_device
 from ...robots.registry import Embodiment, get_robot
 from ...scene.scene import Scene
 from ...scene.workspace import STANDARD_WORKSPACE, Workspace
-from ..filters import held_extent, hits_cloud, penetrates_tsdf, suppress_duplicates
-from ..grasp import Grasp, PlanResult
-from ..planner import TARGET_REACH_M, GraspPlanner, register_planner
+from ..filters import ObservedSurface, held_extent, hits_cloud, penetrates_tsdf, suppress_duplicates
+from ..grasp import Grasp
+from ..planner import TARGET_REACH_M, CandidatePlanner, Candidates, NoGrasp, PlanRecord, register_planner
 from .candidates import candidate_mask
 from .pretrained import DEFAULT_WEIGHTS, load_pretrained
 
@@ -39,7 +37,7 @@ CENTRES_PER_GRASP = 3  # feasible centres gathered per returned grasp (duplicate
 
 
 @register_planner("igd")
-class IGDPlanner(GraspPlanner):
+class IGDPlanner(CandidatePlanner):
     def __init__(self, robot: Embodiment, workspace: Workspace = STANDARD_WORKSPACE, weights: str | Path | None = None,
                  rounds: int | None = None, denoising_steps: int | None = None, top_k: int | None = None,
                  min_affordance: float | None = None, min_quality: float | None = None,
@@ -81,19 +79,56 @@ class IGDPlanner(GraspPlanner):
         """A planner with the weights saved in ``path`` (``pretrained.save_pretrained`` / ``diffgrasp train``)."""
         return cls(get_robot(robot) if isinstance(robot, str) else robot, workspace, weights=path, **options)
 
-    # -- feasibility --------------------------------------------------------------------------------
-    def _feasible(self, scene: Scene, cloud: np.ndarray, tree, R: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """Grasps (R (n, 3, 3), t (n, 3)) with observed object points ``cloud`` (indexed by the k-d ``tree``)
-        between their open fingers, whose open hand stays in bounds, above the table and out of the scene
-        (its TSDF and ``cloud``)."""
-        g, ws = self.gripper, self.workspace
-        corners = np.einsum("nij,sj->nsi", R, g.corner_points(g.max_opening_m)) + t[:, None]
-        count, _, _ = held_extent(cloud, R, t, g.closing_region(g.max_opening_m), tree)
-        ok = count >= self.min_held_points
-        ok &= ws.contains_grasp(t) & (corners[..., 2].min(1) > ws.table_height_m + 0.002)
-        ok &= ~penetrates_tsdf(scene, R, t, g)
-        ok[ok] &= ~hits_cloud(cloud, R[ok], t[ok], g.collision_boxes(g.max_opening_m), tree=tree)
-        return ok
+    # -- predict ----------------------------------------------------------------------------------
+    def _predict(self, scene: Scene, record: PlanRecord) -> Candidates:
+        """``rounds`` orientations by DDIM at each of the ``top_k`` centres of highest affordance (near the
+        objects; at the target when there is one), with the classifier's v(g) and the predicted opening."""
+        import torch
+
+        model, device = self.model, self.device
+        with torch.inference_mode():
+            planes = model.encode(float_tensor(scene.tsdf_grid, device)[None])
+            record.lap("encoder")
+            centres = self._centres(scene)
+            if len(centres) == 0:
+                raise NoGrasp("no free space within reach of the objects")
+            features = model.centre_features(planes, float_tensor(centres, device)[None])[0]
+            affordance = torch.sigmoid(model.affordance_logits(features)).cpu().numpy()
+            generator = torch.Generator(device=device).manual_seed(self.seed)
+            top = self._top_centres(affordance, generator)
+            record.lap("affordance")
+            if len(top) == 0:
+                raise NoGrasp(f"no centre's affordance reaches {self.min_affordance} "
+                              f"(best {affordance.max():.2f} of {len(centres)} centres)")
+            R = model.sample_rotations(features[top], self.scheduler, self.rounds, generator).cpu().numpy()
+            record.lap("diffusion")
+            site = np.repeat(np.arange(len(top)), R.shape[1])  # (k, N, 3, 3): N orientations per centre
+            R = R.reshape(-1, 3, 3).astype(np.float64)
+            t = centres[top][site].astype(np.float64)
+            logits, width = model.evaluate(planes, float_tensor(t, device)[None], float_tensor(R, device)[None])
+            v, width = torch.sigmoid(logits[0]).cpu().numpy(), width[0].cpu().numpy()
+            record.lap("classifier")
+        return Candidates(R, t, site, t, {"affordance": affordance[top][site], "classifier": v},
+                          widths_m=self._predicted_widths(width))
+
+    def _centres(self, scene: Scene) -> np.ndarray:
+        """(n, 3) float32 candidate TCP centres: free voxel centres within reach of the observed objects."""
+        ws = self.workspace
+        mask = candidate_mask(scene.tsdf_grid, ws, stride=self.centre_stride)
+        if scene.target is not None:  # centres at the target only
+            mask &= scene.target.contains(ws.voxel_centres(), TARGET_REACH_M).reshape(mask.shape)
+        return ws.voxel_centres()[mask].astype(np.float32)
+
+    def _top_centres(self, affordance: np.ndarray, generator) -> np.ndarray:
+        """Indices of the centres to sample orientations at: the ``top_k`` of highest affordance reaching
+        ``min_affordance``; for the "classifier" ablation ``top_k`` at random."""
+        import torch
+
+        if self.evaluator == "classifier":
+            return torch.randperm(len(affordance), generator=generator,
+                                  device=self.device).cpu().numpy()[: self.top_k]
+        top = np.argsort(-affordance, kind="stable")[: self.top_k]
+        return top[affordance[top] >= self.min_affordance]
 
     def _predicted_widths(self, predicted) -> np.ndarray:
         """The model's normalised width prediction as the opening to pre-shape to (margin included)."""
@@ -101,28 +136,106 @@ class IGDPlanner(GraspPlanner):
         return np.minimum(np.clip(predicted, 0.0, 1.0) * cfg.max_opening_m + cfg.width_margin_m,
                           self.gripper.max_opening_m)
 
-    def _fit_opening(self, cloud, tree, R, t, predicted: np.ndarray) -> np.ndarray:
+    # -- filter -------------------------------------------------------------------------------------
+    def _filter(self, scene: Scene, sampled: Candidates, record: PlanRecord) -> Candidates:
+        """Each centre's best candidate of quality ``min_quality`` or more that ``_feasible`` passes, its
+        opening fitted to what it holds (``fit_opening``)."""
+        _, quality = self._quality(sampled.scores)
+        ok = np.ones(len(sampled), bool)
+        record.narrow("min_quality", ok, quality >= self.min_quality)
+        if not ok.any():
+            raise NoGrasp(f"no grasp's quality reaches {self.min_quality} (best {quality.max():.2f} of "
+                          f"{len(sampled)} sampled grasps at {sampled.site_count} centres)")
+        ranked = np.argsort(-quality, kind="stable")
+        ranked = ranked[ok[ranked]]
+        surface = ObservedSurface.of(scene)
+        feasible = sampled.take(self._best_per_centre(scene, surface, sampled, ranked, record))
+        if len(feasible) == 0:
+            raise NoGrasp(f"all {len(ranked)} sampled grasps of quality {self.min_quality} or more "
+                          f"(at {sampled.site_count} centres) collide or leave the workspace")
+        if self.fit_opening:
+            feasible.widths_m = self._fit_opening(surface, feasible)
+        return feasible
+
+    def _best_per_centre(self, scene: Scene, surface: ObservedSurface, sampled: Candidates, ranked: np.ndarray,
+                         record: PlanRecord) -> np.ndarray:
+        """Indices of each centre's first candidate in ``ranked`` order that ``_feasible`` passes. The
+        checks (most of a CPU plan) run a batch at a time and stop once enough centres have one."""
+        best: dict[int, int] = {}  # centre -> its best feasible candidate
+        visited = checked = passed = 0
+        for start in range(0, len(ranked), FEASIBILITY_BATCH):
+            batch = ranked[start:start + FEASIBILITY_BATCH]
+            open_centres = np.array([i for i in batch if sampled.site[i] not in best], int)
+            ok = self._feasible(scene, surface, sampled.R[open_centres], sampled.t[open_centres], record)
+            for i in open_centres[ok]:
+                best.setdefault(int(sampled.site[i]), int(i))
+            visited, checked, passed = visited + len(batch), checked + len(open_centres), passed + int(ok.sum())
+            if len(best) >= CENTRES_PER_GRASP * self.max_grasps:
+                break
+        record.filtered["best_of_centre"] = visited - checked + passed - len(best)
+        record.filtered["enough_centres"] = len(ranked) - visited  # never checked
+        return np.array(list(best.values()), int)
+
+    def _feasible(self, scene: Scene, surface: ObservedSurface, R: np.ndarray, t: np.ndarray,
+                  record: PlanRecord) -> np.ndarray:
+        """Which grasps (R (n, 3, 3), t (n, 3)) hold observed surface between their open fingers and whose
+        open hand stays in bounds, above the table and out of the scene (its TSDF and observed points)."""
+        g, ws = self.gripper, self.workspace
+        ok = np.ones(len(R), bool)
+        if len(R) == 0:
+            return ok
+        count, _, _ = held_extent(surface.points, R, t, g.closing_region(g.max_opening_m), surface.tree)
+        record.narrow("holds_object", ok, count >= self.min_held_points)
+        corners = np.einsum("nij,sj->nsi", R, g.corner_points(g.max_opening_m)) + t[:, None]
+        in_bounds = ws.contains_grasp(t) & (corners[..., 2].min(1) > ws.table_height_m + 0.002)
+        record.narrow("in_workspace", ok, in_bounds[ok])
+        record.narrow("clear_of_tsdf", ok, ~penetrates_tsdf(scene, R, t, g)[ok])
+        record.narrow("clear_of_points", ok, ~hits_cloud(surface.points, R[ok], t[ok],
+                                                          g.collision_boxes(g.max_opening_m), tree=surface.tree))
+        return ok
+
+    def _fit_opening(self, surface: ObservedSurface, feasible: Candidates) -> np.ndarray:
         """Openings wide enough for the object between the fingers (the run of observed surface nearest the
         TCP, plus the margin beyond its farther side), about the TCP: the model's width comes from
         simulated depth and can be narrower than what a real sensor shows, which puts the fingers on the
-        object. A widened grasp whose fingers would hit observed surface keeps the ``predicted`` opening."""
+        object. A widened grasp whose fingers would hit observed surface keeps the predicted opening."""
         g, margin = self.gripper, self.model.config.width_margin_m
-        _, y_min, y_max = held_extent(cloud, R, t, g.closing_region(g.max_opening_m), tree,
+        R, t, predicted = feasible.R, feasible.t, feasible.widths_m
+        _, y_min, y_max = held_extent(surface.points, R, t, g.closing_region(g.max_opening_m), surface.tree,
                                       max_gap_m=OBJECT_GAP_M)
         needed = 2.0 * np.maximum(np.abs(y_min), np.abs(y_max)) + 2.0 * margin
         widths = np.minimum(np.maximum(predicted, needed), g.max_opening_m)
         for i in np.flatnonzero(widths > predicted):
-            if hits_cloud(cloud, R[i:i + 1], t[i:i + 1], g.finger_boxes(widths[i]), tree=tree)[0]:
+            if hits_cloud(surface.points, R[i:i + 1], t[i:i + 1], g.finger_boxes(widths[i]), tree=surface.tree)[0]:
                 widths[i] = predicted[i]
         return widths
 
+    # -- rank ---------------------------------------------------------------------------------------
+    def _quality(self, scores: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """q = a(p)·v(g), or one of them for the ablations (``evaluator``); both the key and the score."""
+        a, v = scores["affordance"], scores["classifier"]
+        quality = {"both": a * v, "affordance": a, "classifier": v}[self.evaluator]
+        return quality, quality
+
+    def _distinct(self, ranked: Candidates, limit: int) -> list[int]:
+        return suppress_duplicates(ranked.R, ranked.t, limit)
+
+    def _grasps(self, ranked: Candidates, scores: np.ndarray) -> list[Grasp]:
+        return [Grasp(ranked.pose(i), float(ranked.widths_m[i]), float(scores[i]), self.name,
+                      self.workspace.frame_id, {"affordance": float(ranked.scores["affordance"][i]),
+                                                "classifier": float(ranked.scores["classifier"][i])})
+                for i in range(len(ranked))]
+
+    def _summary(self, sampled: Candidates, feasible: Candidates, grasps: list[Grasp]) -> str:
+        return (f"{len(grasps)} grasps from {len(feasible)} centres ({sampled.site_count} after the affordance "
+                f"filter, {self.rounds} rounds, {self.denoising_steps} denoising steps, evaluator {self.evaluator})")
+
     def _check_and_score(self, scene: Scene, grasps, R: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The feasibility checks of planning, and the quality of the evaluator setting: a(p) at each TCP
-        times v(g) of each grasp."""
+        """The feasibility checks of planning, and the quality of the evaluator setting (``_quality``) with
+        a(p) at each TCP."""
         import torch
 
-        cloud = scene.points_m[scene.object_points_mask(clearance_m=0.003)]
-        ok = self._feasible(scene, cloud, cKDTree(cloud) if len(cloud) else None, R, t)
+        ok = self._feasible(scene, ObservedSurface.of(scene), R, t, PlanRecord())
         model, device = self.model, self.device
         with torch.inference_mode():
             planes = model.encode(float_tensor(scene.tsdf_grid, device)[None])
@@ -130,87 +243,4 @@ class IGDPlanner(GraspPlanner):
             a = torch.sigmoid(model.affordance_logits(model.centre_features(planes, centres)[0])).cpu().numpy()
             logits, _ = model.evaluate(planes, centres, float_tensor(R, device)[None])
             v = torch.sigmoid(logits[0]).cpu().numpy()
-        return ok, {"both": a * v, "affordance": a, "classifier": v}[self.evaluator].astype(np.float64)
-
-    # -- planning -----------------------------------------------------------------------------------
-    def _plan(self, scene: Scene) -> PlanResult:
-        import torch
-
-        timings: dict[str, float] = {}
-        model, ws, device = self.model, self.workspace, self.device
-        clock = time.perf_counter()
-
-        def lap(name: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            timings[name] = now - clock
-            clock = now
-
-        with torch.inference_mode():
-            planes = model.encode(float_tensor(scene.tsdf_grid, device)[None])
-            lap("encoder")
-            mask = candidate_mask(scene.tsdf_grid, ws, stride=self.centre_stride)
-            if scene.target is not None:  # centres at the target only
-                mask &= scene.target.contains(ws.voxel_centres(), TARGET_REACH_M).reshape(mask.shape)
-            centres = ws.voxel_centres()[mask].astype(np.float32)
-            if len(centres) == 0:
-                return PlanResult([], self.name, timings, "no grasp found: no free space within reach of the objects")
-            features = model.centre_features(planes, float_tensor(centres, device)[None])[0]
-            affordance = torch.sigmoid(model.affordance_logits(features)).cpu().numpy()
-            generator = torch.Generator(device=device).manual_seed(self.seed)
-            if self.evaluator == "classifier":
-                top = torch.randperm(len(centres), generator=generator, device=device).cpu().numpy()[: self.top_k]
-            else:
-                top = np.argsort(-affordance, kind="stable")[: self.top_k]
-                top = top[affordance[top] >= self.min_affordance]
-            lap("affordance")
-            if len(top) == 0:
-                return PlanResult([], self.name, timings, (
-                    f"no grasp found: no centre's affordance reaches {self.min_affordance} "
-                    f"(best {affordance.max():.2f} of {len(centres)} centres)"))
-            rotations = model.sample_rotations(features[top], self.scheduler, self.rounds, generator)
-            R = rotations.cpu().numpy()  # (k, N, 3, 3)
-            lap("diffusion")
-            k, n = R.shape[:2]
-            R = R.reshape(-1, 3, 3).astype(np.float64)
-            t = np.repeat(centres[top], n, axis=0).astype(np.float64)
-            logits, width = model.evaluate(planes, float_tensor(t, device)[None], float_tensor(R, device)[None])
-            v, width = torch.sigmoid(logits[0]).cpu().numpy(), width[0].cpu().numpy()
-            a = np.repeat(affordance[top], n)
-            quality = {"both": a * v, "affordance": a, "classifier": v}[self.evaluator]
-            ranked = np.argsort(-quality, kind="stable")
-            ranked = ranked[quality[ranked] >= self.min_quality]
-            # Collision checks in rank order, a batch at a time: a centre's first feasible grasp is its best,
-            # so the checks (most of a CPU plan) stop once enough centres have one.
-            cloud = scene.points_m[scene.object_points_mask(clearance_m=0.003)]
-            tree = cKDTree(cloud) if len(cloud) else None
-            best: dict[int, int] = {}
-            for start in range(0, len(ranked), FEASIBILITY_BATCH):
-                batch = np.array([i for i in ranked[start:start + FEASIBILITY_BATCH] if i // n not in best], int)
-                for i in batch[self._feasible(scene, cloud, tree, R[batch], t[batch])] if len(batch) else ():
-                    best.setdefault(int(i) // n, int(i))
-                if len(best) >= CENTRES_PER_GRASP * self.max_grasps:
-                    break
-            chosen = np.array(sorted(best.values(), key=lambda i: -quality[i]), int)
-            lap("evaluation")
-        if len(ranked) == 0:
-            return PlanResult([], self.name, timings, (
-                f"no grasp found: no grasp's quality reaches {self.min_quality} (best {quality.max():.2f} "
-                f"of {k * n} sampled grasps at {k} centres)"))
-        if len(chosen) == 0:
-            return PlanResult([], self.name, timings, (
-                f"no grasp found: all {len(ranked)} sampled grasps of quality {self.min_quality} or more "
-                f"(at {k} centres) collide or leave the workspace"))
-        Rc, tc, widths = R[chosen], t[chosen], self._predicted_widths(width[chosen])
-        if self.fit_opening:
-            widths = self._fit_opening(cloud, tree, Rc, tc, widths)
-        grasps = []
-        for i in suppress_duplicates(Rc, tc, self.max_grasps):
-            T = np.eye(4)
-            T[:3, :3], T[:3, 3] = Rc[i], tc[i]
-            j = chosen[i]
-            grasps.append(Grasp(T, float(widths[i]), float(quality[j]), self.name, ws.frame_id,
-                                {"affordance": float(a[j]), "classifier": float(v[j])}))
-        return PlanResult(grasps, self.name, timings, (
-            f"{len(grasps)} grasps from {len(chosen)} centres ({k} after the affordance filter, "
-            f"{self.rounds} rounds, {self.denoising_steps} denoising steps, evaluator {self.evaluator})"))
+        return ok, self._quality({"affordance": a, "classifier": v})[1].astype(np.float64)

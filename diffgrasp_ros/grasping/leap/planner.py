@@ -24,22 +24,25 @@ available, else the CPU; cpu, cuda, cuda:N or mps).
 """
 from __future__ import annotations
 
-import time
+import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from ...devices import float_tensor, module_device
 from ...robots import leap
 from ...robots.registry import Embodiment, get_robot
 from ...scene.scene import Scene
 from ...scene.workspace import STANDARD_WORKSPACE, Workspace
-from ..filters import hits_cloud, in_observed_solid
-from ..grasp import Grasp, PlanResult
-from ..planner import GraspPlanner, register_planner
+from ..filters import ObservedSurface, hits_cloud, in_observed_solid, suppress_duplicate_poses
+from ..grasp import Grasp
+from ..planner import CandidatePlanner, Candidates, NoGrasp, PlanRecord, register_planner
 from .evaluator import DEFAULT_EVALUATOR_WEIGHTS, load_evaluator
 from .pretrained import DEFAULT_WEIGHTS, load_pretrained
+
+if TYPE_CHECKING:
+    import torch
 
 TABLE_CLEARANCE_M = 0.003  # the digits' boxes stay this far above the table
 # Ranking given grasps: the closing posture's fingertips (targets past contact) reach this near observed
@@ -83,13 +86,22 @@ def _check_trained_grid(what: str, config, workspace: Workspace) -> None:
                          f"not {workspace.resolution}³ over {workspace.size_m} m")
 
 
-def _rotation_angles(R: np.ndarray, Rs: np.ndarray) -> np.ndarray:
-    cos = (np.einsum("ij,nij->n", R, Rs) - 1.0) / 2.0
-    return np.arccos(np.clip(cos, -1.0, 1.0))
+def _or_default(value, default):
+    return default if value is None else value
+
+
+def _evaluator_option(evaluator: str | Path | None, device, workspace: Workspace):
+    """The grasp evaluator an ``evaluator`` option names: a folder, the shipped one when not given, or
+    None for "none"."""
+    if isinstance(evaluator, str) and evaluator.strip().lower() == "none":
+        return None
+    loaded = load_evaluator(Path(evaluator) if evaluator else DEFAULT_EVALUATOR_WEIGHTS, device)
+    _check_trained_grid("LEAP evaluator", loaded.config, workspace)
+    return loaded
 
 
 @register_planner("leap")
-class LeapPlanner(GraspPlanner):
+class LeapPlanner(CandidatePlanner):
     def __init__(self, robot: Embodiment, workspace: Workspace = STANDARD_WORKSPACE, weights: str | Path | None = None,
                  rounds: int | None = None, denoising_steps: int | None = None, seeds: int | None = None,
                  eta: float | None = None, approach=None, closing=None, region=None, guidance: float | None = None,
@@ -102,57 +114,171 @@ class LeapPlanner(GraspPlanner):
                              f"{robot.name!r} (hand {robot.hand!r}); use igd or baseline for a parallel gripper")
         super().__init__(robot, workspace)
         from ..igd.scheduler import DDIMScheduler
-        from .sampler import Guidance
 
         self.model = load_pretrained(Path(weights) if weights else DEFAULT_WEIGHTS, device)
         self.device = module_device(self.model)
         cfg = self.model.config
         _check_trained_grid("LEAP model", cfg, workspace)
-        pick = lambda value, default: default if value is None else value  # noqa: E731
-        self.rounds = int(pick(rounds, cfg.rounds))
-        self.denoising_steps = int(pick(denoising_steps, cfg.sampling_steps))
-        self.seeds = int(pick(seeds, cfg.seeds))
-        self.max_grasps = int(pick(max_grasps, cfg.max_grasps))
+        self.rounds = int(_or_default(rounds, cfg.rounds))
+        self.denoising_steps = int(_or_default(denoising_steps, cfg.sampling_steps))
+        self.seeds = int(_or_default(seeds, cfg.seeds))
+        self.max_grasps = int(_or_default(max_grasps, cfg.max_grasps))
         for name in ("rounds", "denoising_steps", "seeds", "max_grasps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        self.eta = float(pick(eta, cfg.eta))
-        self.evaluator_weight = float(pick(evaluator_weight, cfg.evaluator_weight))
+        self.eta = float(_or_default(eta, cfg.eta))
+        self.evaluator_weight = float(_or_default(evaluator_weight, cfg.evaluator_weight))
         if self.evaluator_weight < 0:
             raise ValueError(f"evaluator_weight must be non-negative, got {self.evaluator_weight}")
-        no_evaluator = isinstance(evaluator, str) and evaluator.strip().lower() == "none"
-        self.evaluator = None if no_evaluator else load_evaluator(
-            Path(evaluator) if evaluator else DEFAULT_EVALUATOR_WEIGHTS, self.device)
-        if self.evaluator is not None:
-            _check_trained_grid("LEAP evaluator", self.evaluator.config, workspace)
-        self.min_objectness = float(pick(min_objectness, cfg.min_objectness))
-        self.min_graspness = float(pick(min_graspness, cfg.min_graspness))
-        self.max_angle_deg = float(pick(max_angle, cfg.max_approach_angle_deg))
-        self.max_retreat_m = float(pick(retreat, cfg.max_table_retreat_m))
+        self.evaluator = _evaluator_option(evaluator, self.device, workspace)
+        self.min_objectness = float(_or_default(min_objectness, cfg.min_objectness))
+        self.min_graspness = float(_or_default(min_graspness, cfg.min_graspness))
+        self.max_angle_deg = float(_or_default(max_angle, cfg.max_approach_angle_deg))
+        self.max_retreat_m = float(_or_default(retreat, cfg.max_table_retreat_m))
         if self.max_retreat_m < 0:
             raise ValueError(f"retreat must be non-negative metres, got {self.max_retreat_m}")
+        self._set_request(approach, closing, region, float(_or_default(guidance, cfg.guidance_scale)))
+        self.scheduler = DDIMScheduler(cfg.train_steps, device=self.device)
+        self.scheduler.set_timesteps(self.denoising_steps)
+        self.seed = seed
+        self.gripper = robot.gripper  # leap.PARALLEL_PROXY: palm and knuckles box + finger boxes
+
+    def _set_request(self, approach, closing, region, scale: float) -> None:
+        """The asked-for ``approach``, ``closing`` axis and ``region`` (options as given), and the guidance of
+        the sampling towards them at ``scale``."""
+        from .sampler import Guidance
+
         self.approach = parse_direction(approach, "approach")
         self.closing = parse_direction(closing, "closing")
         self.region = None if region in (None, "") else parse_vector(region, 4, "region (x:y:z:radius)")
         if self.region is not None and self.region[3] <= 0:
             raise ValueError(f"the region radius must be positive, got {self.region[3]}")
-        scale = float(pick(guidance, cfg.guidance_scale))
         if scale < 0:
             raise ValueError(f"guidance must be non-negative, got {scale}")
         self.guidance = Guidance(self.approach, self.closing,
                                  None if self.region is None else self.region[:3],
                                  0.0 if self.region is None else float(self.region[3]), scale)
-        self.scheduler = DDIMScheduler(cfg.train_steps, device=self.device)
-        self.scheduler.set_timesteps(self.denoising_steps)
-        self.seed = seed
-        self.gripper = robot.gripper  # leap.PARALLEL_PROXY: palm and knuckles box + finger boxes
 
     @classmethod
     def from_pretrained(cls, path: str | Path, robot: str | Embodiment = "xarm_leap",
                         workspace: Workspace = STANDARD_WORKSPACE, **options) -> "LeapPlanner":
         return cls(get_robot(robot) if isinstance(robot, str) else robot, workspace, weights=path, **options)
 
-    # -- feasibility --------------------------------------------------------------------------------
+    # -- predict ----------------------------------------------------------------------------------
+    def _predict(self, scene: Scene, record: PlanRecord) -> Candidates:
+        """``rounds`` wrist poses by DDIM at each seed (the most graspable observed points, spread out), with
+        the predicted grasp and pre-grasp postures and the pose's log-likelihood under the model."""
+        import torch
+
+        from .sampler import log_likelihood, sample_poses, to_pose, to_x
+
+        model, cfg, device = self.model, self.model.config, self.device
+        points = self._observed_points(scene)
+        with torch.inference_mode():
+            planes = model.encode(float_tensor(scene.tsdf_grid, device)[None])
+            record.lap("encoder")
+            seeds, features, objectness, graspness = self._seeds(planes, points)
+            record.lap("seeds")
+            if len(seeds) == 0:
+                raise NoGrasp(f"no surface point reaches objectness {self.min_objectness} and graspness "
+                              f"{self.min_graspness} (best {objectness.max():.2f} / {graspness.max():.2f} "
+                              f"of {len(points)} points)")
+            seed_p, condition = float_tensor(points[seeds], device), features[seeds]
+            generator = torch.Generator(device=device).manual_seed(self.seed)
+            x = sample_poses(model, condition, seed_p, self.scheduler, self.rounds, generator, self.guidance)
+            at = seed_p.repeat_interleave(self.rounds, 0)
+            cond = condition.repeat_interleave(self.rounds, 0)
+            R, t = to_pose(x, at, cfg.translation_scale_m)
+            record.lap("diffusion")
+            x_proj = to_x(R, t, at, cfg.translation_scale_m)
+            ll = log_likelihood(model, x_proj, cond, self.scheduler, cfg.likelihood_timesteps, self.seed).cpu().numpy()
+            q_grasp, q_pre = (q.cpu().numpy().astype(np.float64) for q in model.joints(cond, x_proj))
+            record.lap("likelihood_joints")
+        site = np.repeat(np.arange(len(seeds)), self.rounds)
+        scores = {"log_likelihood": ll, "graspness": graspness[seeds][site], "objectness": objectness[seeds][site]}
+        return Candidates(R.cpu().numpy().astype(np.float64), t.cpu().numpy().astype(np.float64), site,
+                          points[seeds][site], scores, pregrasp_joints=q_pre, grasp_joints=q_grasp)
+
+    def _observed_points(self, scene: Scene) -> np.ndarray:
+        """(n, 3) float32 observed object points to seed at: in the workspace (at the target, in the
+        ``region``), a random subset of at most ``max_points``."""
+        ws, max_points = self.workspace, self.model.config.max_points
+        index = np.flatnonzero(scene.target_points_mask() & ws.inside(scene.points_m))
+        if self.region is not None:
+            index = index[np.linalg.norm(scene.points_m[index] - self.region[:3], axis=1) <= self.region[3]]
+            if len(index) == 0:
+                raise NoGrasp(f"no observed object point within {self.region[3]:.3f} m of {self.region[:3].tolist()}")
+        if len(index) > max_points:
+            index = np.sort(np.random.default_rng(self.seed).choice(index, max_points, replace=False))
+        return scene.points_m[index].astype(np.float32)
+
+    def _seeds(self, planes, points: np.ndarray) -> tuple[np.ndarray, torch.Tensor, np.ndarray, np.ndarray]:
+        """The seeds (indices of ``points``): of the points reaching ``min_objectness`` and ``min_graspness``,
+        the ``seed_candidates`` most graspable thinned to ``seeds`` by farthest-point sampling; with every
+        point's features, objectness and graspness."""
+        import torch
+
+        from .sampler import farthest_point_sampling
+
+        model = self.model
+        features = model.point_features(planes, float_tensor(points, self.device)[None])[0]
+        objectness = torch.sigmoid(model.objectness_logits(features)).cpu().numpy()
+        graspness = torch.sigmoid(model.graspness_logits(features)).cpu().numpy()
+        usable = np.flatnonzero((objectness >= self.min_objectness) & (graspness >= self.min_graspness))
+        if len(usable) == 0:
+            return usable, features, objectness, graspness
+        top = usable[np.argsort(-graspness[usable], kind="stable")[:model.config.seed_candidates]]
+        seeds = top[farthest_point_sampling(points[top].astype(np.float64), self.seeds)]
+        return seeds, features, objectness, graspness
+
+    # -- filter -------------------------------------------------------------------------------------
+    def _filter(self, scene: Scene, sampled: Candidates, record: PlanRecord) -> Candidates:
+        """The poses near the asked-for approach whose palm and digits (in the predicted postures) clear the
+        table and the scene; when there are none, the same backed off the table (``_backed_off``)."""
+        aimed = np.ones(len(sampled), bool)
+        if self.approach is not None:
+            angle = np.degrees(np.arccos(np.clip(sampled.R[:, :, 2] @ self.approach, -1.0, 1.0)))
+            sampled = dataclasses.replace(sampled, info={**sampled.info, "approach_angle_deg": angle})
+            record.narrow("approach_cone", aimed, angle <= self.max_angle_deg)
+        surface = ObservedSurface.of(scene)
+        digits = leap.digit_points(sampled.pregrasp_joints), leap.digit_points(sampled.grasp_joints)
+        ok = aimed.copy()
+        self._narrow_to_clear_hands(scene, surface, sampled.R, sampled.t, *digits, ok, record)
+        if ok.any():
+            return sampled.take(ok)
+        if self.max_retreat_m > 0:
+            # Backed-off poses hold less often than ones feasible where they were sampled (tuning piles),
+            # so they are the fallback when there are none.
+            backed_off = self._backed_off(scene, surface, sampled, aimed, *digits, record)
+            if len(backed_off):
+                return backed_off
+        raise NoGrasp(f"all {len(sampled)} sampled grasps ({sampled.site_count} seeds x {self.rounds}) collide, "
+                      "leave the workspace" + (f" or point more than {self.max_angle_deg:.0f} deg off the approach"
+                                               if self.approach is not None else "")
+                      + (f", also backed off up to {self.max_retreat_m:.3f} m from the table"
+                         if self.max_retreat_m > 0 else ""))
+
+    def _backed_off(self, scene: Scene, surface: ObservedSurface, sampled: Candidates, aimed: np.ndarray,
+                    pre_palm: np.ndarray, grasp_palm: np.ndarray, record: PlanRecord) -> Candidates:
+        """The ``aimed`` poses (mask) whose digits reach under the table, moved back along their approach
+        (``_retreat_from_table``), that then clear the table and the scene and stay in the ``region``."""
+        t = self._retreat_from_table(sampled.R, sampled.t, pre_palm, grasp_palm)
+        retreat_m = np.linalg.norm(t - sampled.t, axis=1)
+        ok = aimed.copy()
+        record.narrow("table_retreat", ok, retreat_m[ok] > 0)
+        if self.region is not None:  # backing off must not take the grasp out of the asked-for region
+            record.narrow("in_region", ok, np.linalg.norm(t[ok] - self.region[:3], axis=1) <= self.region[3])
+        self._narrow_to_clear_hands(scene, surface, sampled.R, t, pre_palm, grasp_palm, ok, record)
+        moved = dataclasses.replace(sampled, t=t, info={**sampled.info, "table_retreat_m": retreat_m})
+        return moved.take(ok)
+
+    def _narrow_to_clear_hands(self, scene: Scene, surface: ObservedSurface, R: np.ndarray, t: np.ndarray,
+                               pre_palm: np.ndarray, grasp_palm: np.ndarray, ok: np.ndarray,
+                               record: PlanRecord) -> None:
+        """Narrow the mask ``ok`` of poses (R, t) to those passing ``_palm_ok`` and then ``_digits_ok``."""
+        record.narrow("palm_clear", ok, self._palm_ok(scene, surface, R[ok], t[ok]))
+        record.narrow("digits_clear", ok, self._digits_ok(scene, R[ok], t[ok], pre_palm[ok], grasp_palm[ok]))
+
     @staticmethod
     def _world_digit_points(R: np.ndarray, t: np.ndarray, digits_palm: np.ndarray) -> np.ndarray:
         """(n, P, 3) workspace points of the digits at TCP poses (R, t), from their (n, P, 3) points in the
@@ -186,7 +312,7 @@ class LeapPlanner(GraspPlanner):
         table = self.workspace.table_height_m + TABLE_CLEARANCE_M
         return (pre[..., 2].min(1) > table) & (grasp[..., 2].min(1) > table) & ~in_observed_solid(scene, pre)
 
-    def _palm_ok(self, scene: Scene, cloud: np.ndarray, R: np.ndarray, t: np.ndarray, tree=None) -> np.ndarray:
+    def _palm_ok(self, scene: Scene, surface: ObservedSurface, R: np.ndarray, t: np.ndarray) -> np.ndarray:
         """TCP in the workspace; the palm and knuckles (``leap.PARALLEL_PROXY.palm``) above the table, out of
         observed solid and free of observed points. The digits are checked in their predicted postures
         (``_digits_ok``), not as the proxy's parallel fingers, which reach deeper than a dexterous grasp."""
@@ -197,14 +323,72 @@ class LeapPlanner(GraspPlanner):
         world = np.einsum("nij,sj->nsi", R, samples) + t[:, None]
         ok = ws.contains_grasp(t) & (world[..., 2].min(1) > ws.table_height_m + 0.002)
         ok[ok] &= ~in_observed_solid(scene, world[ok])
-        if len(cloud) and ok.any():
-            ok[ok] &= ~hits_cloud(cloud, R[ok], t[ok], [palm], tree=tree)
+        if len(surface.points) and ok.any():
+            ok[ok] &= ~hits_cloud(surface.points, R[ok], t[ok], [palm], tree=surface.tree)
         return ok
+
+    # -- rank ---------------------------------------------------------------------------------------
+    def _rank(self, scene: Scene, feasible: Candidates, record: PlanRecord) -> list[Grasp]:
+        """Ranked with the evaluator's log P(held) among the scores, when there is an evaluator."""
+        if self.evaluator is not None:  # a model pass per grasp: for the feasible ones only
+            log_p_held = self.evaluator.log_p_held(scene.tsdf_grid, feasible.R, feasible.t, feasible.grasp_joints,
+                                                   feasible.pregrasp_joints)
+            feasible = dataclasses.replace(feasible, scores={**feasible.scores, "log_p_held": log_p_held})
+            record.lap("evaluator")
+        return super()._rank(scene, feasible, record)
+
+    def _quality(self, scores: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Key: log-likelihood + η · graspness + γ · log P(held) (the evaluator's; γ = 0 without it). Score:
+        exp((key - η) / (1 + γ)), a geometric mean over the terms in [0, 1] (ll, log P <= 0 and graspness
+        <= 1). A given grasp has no likelihood or graspness: its key is log P(held), its score P(held)."""
+        if "log_likelihood" not in scores:
+            return scores["log_p_held"], np.exp(scores["log_p_held"])
+        key = scores["log_likelihood"] + self.eta * scores["graspness"]
+        gamma = 0.0
+        if "log_p_held" in scores:
+            gamma = self.evaluator_weight
+            key = key + gamma * scores["log_p_held"]
+        # Scores in float64: without the evaluator's term the key is float32.
+        return key, np.clip(np.exp((key.astype(np.float64) - self.eta) / (1.0 + gamma)), 0.0, 1.0)
+
+    def _distinct(self, ranked: Candidates, limit: int) -> list[int]:
+        return suppress_duplicate_poses(ranked.R, ranked.t, limit)
+
+    def _grasps(self, ranked: Candidates, scores: np.ndarray) -> list[Grasp]:
+        tips = leap.tip_positions(ranked.pregrasp_joints)
+        apertures = np.maximum(tips[:, 1, 1] - tips[:, 3, 1], 0.0)  # leap.aperture_m, batched
+        return [Grasp(ranked.pose(i), float(apertures[i]), float(scores[i]), self.name, self.workspace.frame_id,
+                      self._grasp_info(ranked, i), pregrasp_joints=ranked.pregrasp_joints[i],
+                      grasp_joints=ranked.grasp_joints[i]) for i in range(len(ranked))]
+
+    @staticmethod
+    def _grasp_info(ranked: Candidates, i: int) -> dict:
+        scores = ranked.scores
+        info = {name: float(scores[name][i]) for name in ("graspness", "objectness", "log_likelihood")}
+        info["seed_m"] = ranked.site_m[i].tolist()
+        if "log_p_held" in scores:
+            info["p_held"] = float(np.exp(scores["log_p_held"][i]))
+        for name in ("table_retreat_m", "approach_angle_deg"):
+            if name in ranked.info:
+                info[name] = float(ranked.info[name][i])
+        return info
+
+    def _summary(self, sampled: Candidates, feasible: Candidates, grasps: list[Grasp]) -> str:
+        asked = [f"approach {self.approach.round(3).tolist()}" if self.approach is not None else "",
+                 f"closing {self.closing.round(3).tolist()}" if self.closing is not None else "",
+                 f"region {self.region.tolist()}" if self.region is not None else ""]
+        asked = [a for a in asked if a]
+        return (f"{len(grasps)} LEAP grasps from {sampled.site_count} seeds x {self.rounds} poses ({len(feasible)} "
+                f"feasible, {self.denoising_steps} denoising steps" + (f", guided by {', '.join(asked)} at scale "
+                                                                       f"{self.guidance.scale}" if asked else "")
+                + (", backed off the table: none was feasible where sampled" if "table_retreat_m" in feasible.info
+                   else "")
+                + (", ranked by the grasp evaluator" if self.evaluator is not None else "") + ")")
 
     def _check_and_score(self, scene: Scene, grasps, R: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A fingertip of the closing posture near observed surface (the hand closes on something, not on
         air), and the palm and digit checks of planning in each grasp's own postures (a plain grasp: the
-        pre-shape for its width, then the closed hand); the quality is the evaluator's P(held)."""
+        pre-shape for its width, then the closed hand); the quality (``_quality``) is the evaluator's P(held)."""
         if self.evaluator is None:
             raise ValueError("ranking given LEAP grasps needs the grasp evaluator (this planner has evaluator=none)")
         n_joints = len(self.robot.hand_joint_names)
@@ -212,152 +396,13 @@ class LeapPlanner(GraspPlanner):
             raise ValueError(f"a given grasp has hand joints for another hand: the LEAP hand has {n_joints}")
         q_pre = np.stack([g.pregrasp_joints if g.dexterous else self.robot.hand_posture(g.width_m) for g in grasps])
         q_grasp = np.stack([g.grasp_joints if g.dexterous else self.robot.hand_posture(0.0) for g in grasps])
-        cloud = scene.points_m[scene.object_points_mask(clearance_m=0.003)]
-        if len(cloud) == 0:
+        surface = ObservedSurface.of(scene)
+        if surface.tree is None:
             return np.zeros(len(R), bool), np.zeros(len(R))
-        tree = cKDTree(cloud)
         tips = self._world_digit_points(R, t, leap.tip_positions(q_grasp))
-        ok = tree.query(tips.reshape(-1, 3))[0].reshape(tips.shape[:2]).min(1) <= MAX_TIP_GAP_M
-        ok &= self._palm_ok(scene, cloud, R, t, tree)
+        ok = surface.tree.query(tips.reshape(-1, 3))[0].reshape(tips.shape[:2]).min(1) <= MAX_TIP_GAP_M
+        ok &= self._palm_ok(scene, surface, R, t)
         if ok.any():
-            ok[ok] &= self._digits_ok(scene, R[ok], t[ok], leap.digit_points(q_pre[ok]),
-                                      leap.digit_points(q_grasp[ok]))
-        return ok, np.exp(self.evaluator.log_p_held(scene.tsdf_grid, R, t, q_grasp, q_pre))
-
-    # -- planning -----------------------------------------------------------------------------------
-    def _plan(self, scene: Scene) -> PlanResult:
-        import torch
-
-        from .sampler import farthest_point_sampling, log_likelihood, sample_poses, to_pose, to_x
-
-        timings: dict[str, float] = {}
-        model, cfg, ws, device = self.model, self.model.config, self.workspace, self.device
-        clock = time.perf_counter()
-
-        def lap(name: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            timings[name] = now - clock
-            clock = now
-
-        def nothing(why: str) -> PlanResult:
-            return PlanResult([], self.name, timings, f"no grasp found: {why}")
-
-        rng = np.random.default_rng(self.seed)
-        index = np.flatnonzero(scene.target_points_mask() & ws.inside(scene.points_m))
-        if self.region is not None:
-            index = index[np.linalg.norm(scene.points_m[index] - self.region[:3], axis=1) <= self.region[3]]
-            if len(index) == 0:
-                return nothing(f"no observed object point within {self.region[3]:.3f} m of {self.region[:3].tolist()}")
-        if len(index) > cfg.max_points:
-            index = np.sort(rng.choice(index, cfg.max_points, replace=False))
-        points = scene.points_m[index].astype(np.float32)
-        with torch.inference_mode():
-            planes = model.encode(float_tensor(scene.tsdf_grid, device)[None])
-            lap("encoder")
-            features = model.point_features(planes, float_tensor(points, device)[None])[0]
-            objectness = torch.sigmoid(model.objectness_logits(features)).cpu().numpy()
-            graspness = torch.sigmoid(model.graspness_logits(features)).cpu().numpy()
-            usable = np.flatnonzero((objectness >= self.min_objectness) & (graspness >= self.min_graspness))
-            if len(usable) == 0:
-                lap("seeds")
-                return nothing(f"no surface point reaches objectness {self.min_objectness} and graspness "
-                               f"{self.min_graspness} (best {objectness.max():.2f} / {graspness.max():.2f} "
-                               f"of {len(points)} points)")
-            top = usable[np.argsort(-graspness[usable], kind="stable")[:cfg.seed_candidates]]
-            chosen = top[farthest_point_sampling(points[top].astype(np.float64), self.seeds)]
-            seed_p = float_tensor(points[chosen], device)
-            condition = features[chosen]
-            lap("seeds")
-            generator = torch.Generator(device=device).manual_seed(self.seed)
-            x = sample_poses(model, condition, seed_p, self.scheduler, self.rounds, generator, self.guidance)
-            at = seed_p.repeat_interleave(self.rounds, 0)
-            cond = condition.repeat_interleave(self.rounds, 0)
-            R_t, t_t = to_pose(x, at, cfg.translation_scale_m)
-            lap("diffusion")
-            x_proj = to_x(R_t, t_t, at, cfg.translation_scale_m)
-            ll = log_likelihood(model, x_proj, cond, self.scheduler, cfg.likelihood_timesteps,
-                                self.seed).cpu().numpy()
-            q_grasp, q_pre = (q.cpu().numpy().astype(np.float64) for q in model.joints(cond, x_proj))
-            lap("likelihood_joints")
-        R, t = R_t.cpu().numpy().astype(np.float64), t_t.cpu().numpy().astype(np.float64)
-        g = np.repeat(graspness[chosen], self.rounds)
-        o = np.repeat(objectness[chosen], self.rounds)
-        rank = ll + self.eta * g
-        n = len(R)
-        angle = None
-        aimed = np.ones(n, bool)
-        if self.approach is not None:
-            angle = np.degrees(np.arccos(np.clip(R[:, :, 2] @ self.approach, -1.0, 1.0)))
-            aimed = angle <= self.max_angle_deg
-        cloud = scene.points_m[scene.object_points_mask(clearance_m=0.003)]
-        tree = cKDTree(cloud) if len(cloud) else None
-        pre_palm, grasp_palm = leap.digit_points(q_pre), leap.digit_points(q_grasp)
-
-        def feasible(t: np.ndarray) -> np.ndarray:
-            ok = aimed.copy()
-            ok[ok] &= self._palm_ok(scene, cloud, R[ok], t[ok], tree)
-            ok[ok] &= self._digits_ok(scene, R[ok], t[ok], pre_palm[ok], grasp_palm[ok])
-            return ok
-
-        ok = feasible(t)
-        retreat_m = np.zeros(n)
-        if not ok.any() and self.max_retreat_m > 0:
-            # Backed-off poses hold less often than ones feasible where they were sampled (tuning piles),
-            # so they are the fallback when there are none.
-            t_back = self._retreat_from_table(R, t, pre_palm, grasp_palm)
-            retreat_m = np.linalg.norm(t_back - t, axis=1)
-            t, ok = t_back, feasible(t_back) & (retreat_m > 0)
-            if self.region is not None:  # backing off must not take the grasp out of the asked-for region
-                ok &= np.linalg.norm(t - self.region[:3], axis=1) <= self.region[3]
-        lap("filters")
-        if not ok.any():
-            return nothing(f"all {n} sampled grasps ({len(chosen)} seeds x {self.rounds}) collide, leave the "
-                           "workspace" + (f" or point more than {self.max_angle_deg:.0f} deg off the approach"
-                                          if self.approach is not None else "")
-                           + (f", also backed off up to {self.max_retreat_m:.3f} m from the table"
-                              if self.max_retreat_m > 0 else ""))
-        log_p_held, gamma = None, 0.0
-        if self.evaluator is not None:
-            gamma = self.evaluator_weight
-            log_p_held = np.zeros(n)
-            log_p_held[ok] = self.evaluator.log_p_held(scene.tsdf_grid, R[ok], t[ok], q_grasp[ok], q_pre[ok])
-            rank = rank + self.evaluator_weight * log_p_held
-            lap("evaluator")
-        order = [int(i) for i in np.argsort(-rank, kind="stable") if ok[i]]
-        kept: list[int] = []
-        for i in order:
-            if not kept or not np.any((np.linalg.norm(t[kept] - t[i], axis=1) < 0.01)
-                                      & (_rotation_angles(R[i], R[kept]) < np.radians(30))):
-                kept.append(i)
-            if len(kept) >= self.max_grasps:
-                break
-        tips = leap.tip_positions(q_pre[kept])
-        apertures = np.maximum(tips[:, 1, 1] - tips[:, 3, 1], 0.0)  # leap.aperture_m, batched
-        grasps = []
-        for i, width in zip(kept, apertures):
-            T = np.eye(4)
-            T[:3, :3], T[:3, 3] = R[i], t[i]
-            info = {"graspness": float(g[i]), "objectness": float(o[i]), "log_likelihood": float(ll[i]),
-                    "seed_m": at[i].tolist()}
-            if log_p_held is not None:
-                info["p_held"] = float(np.exp(log_p_held[i]))
-            # ll, log P <= 0 and graspness <= 1: in [0, 1], a geometric mean over the terms, in rank order.
-            score = float(np.clip(np.exp((rank[i] - self.eta) / (1.0 + gamma)), 0.0, 1.0))
-            if retreat_m[i] > 0:
-                info["table_retreat_m"] = float(retreat_m[i])
-            if angle is not None:
-                info["approach_angle_deg"] = float(angle[i])
-            grasps.append(Grasp(T, float(width), score, self.name, ws.frame_id, info,
-                                pregrasp_joints=q_pre[i], grasp_joints=q_grasp[i]))
-        lap("output")
-        asked = [f"approach {self.approach.round(3).tolist()}" if self.approach is not None else "",
-                 f"closing {self.closing.round(3).tolist()}" if self.closing is not None else "",
-                 f"region {self.region.tolist()}" if self.region is not None else ""]
-        asked = [a for a in asked if a]
-        return PlanResult(grasps, self.name, timings, (
-            f"{len(grasps)} LEAP grasps from {len(chosen)} seeds x {self.rounds} poses ({int(ok.sum())} feasible, "
-            f"{self.denoising_steps} denoising steps" + (f", guided by {', '.join(asked)} at scale "
-                                                          f"{self.guidance.scale}" if asked else "")
-            + (", backed off the table: none was feasible where sampled" if retreat_m.any() else "")
-            + (", ranked by the grasp evaluator" if log_p_held is not None else "") + ")"))
+            ok[ok] &= self._digits_ok(scene, R[ok], t[ok], leap.digit_points(q_pre[ok]), leap.digit_points(q_grasp[ok]))
+        log_p_held = self.evaluator.log_p_held(scene.tsdf_grid, R, t, q_grasp, q_pre)
+        return ok, self._quality({"log_p_held": log_p_held})[1]

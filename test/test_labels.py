@@ -26,7 +26,9 @@ def test_analytic_and_simulated_labels_agree_on_clear_cases(box_world, name):
     assert analytic[0] == simulated[0] == expected, (analytic, simulated)
     if expected:
         assert analytic[1] == pytest.approx(width, abs=0.002)
-        assert simulated[1] == pytest.approx(width, abs=0.002)
+        # The simulated width is the finger joints' opening: VGN's finger hulls slant ~1.5 mm outward above
+        # the tip pads, so it reads a little wide, as in VGN's own labels.
+        assert simulated[1] == pytest.approx(width, abs=0.004)
     else:
         assert analytic[1] == simulated[1] == 0.08
 

@@ -73,14 +73,15 @@ def test_close_to_contact_alone_reports_the_touching_digits(box_world):
 
 
 def test_strict_friction_is_harder_than_friction_one(box_world):
-    """Pads on the box's top edge only: the weak motors hold it at friction 1 but not at 0.2."""
+    """Pads on the box's top edge, closing across its 5 cm side: the weak motors hold it at friction 1 but
+    not at 0.2."""
     rest = box_world.p.getBasePositionAndOrientation(box_world.object_ids[0])
     results = {}
     for friction in (1.0, 0.2):
         box_world.p.resetBasePositionAndOrientation(box_world.object_ids[0], *rest)
         box_world.p.resetBaseVelocity(box_world.object_ids[0], (0, 0, 0), (0, 0, 0))
         results[friction] = SimulatedLeapHand(box_world, friction=friction).execute(
-            *_box_grasp(depth=0.0)).success
+            *_box_grasp(yaw=np.pi / 2, depth=0.0)).success
     assert results == {1.0: True, 0.2: False}
 
 

@@ -17,6 +17,16 @@ SCENE_KINDS = ("pile", "packed")
 
 
 @dataclass(frozen=True)
+class PileBox:
+    """The open box piles are dropped into, then removed: VGN's ``setup/box.urdf`` (a 0.2 m square box of
+    3 mm walls, 0.1 m tall, no floor) loaded at scale 1.3 with its corner at (0.02, 0.02) on the table."""
+
+    margin_m: float = 0.02  # from the workspace's sides to the box's outer faces: 0.26 m outside
+    height_m: float = 0.13
+    wall_thickness_m: float = 0.0039
+
+
+@dataclass(frozen=True)
 class PlacedObject:
     """One object of a scene: which model, at what scale, and where, enough to rebuild it exactly."""
 
@@ -43,6 +53,9 @@ class ClutterWorld:
     """
 
     dt = 1.0 / 240.0
+    solver_iterations = 150  # VGN's btsim.BtWorld (PyBullet's default is 50)
+    table_friction = 0.5  # VGN's setup/plane.urdf
+    pile_box = PileBox()
 
     def __init__(self, objects: Sequence[ObjectModel], workspace: Workspace = STANDARD_WORKSPACE,
                  seed: int = 0):
@@ -56,7 +69,7 @@ class ClutterWorld:
         self.objects = list(objects)
         self.workspace = workspace
         self.rng = np.random.default_rng(seed)
-        self.p.setTimeStep(self.dt)
+        self.p.setPhysicsEngineParameter(fixedTimeStep=self.dt, numSolverIterations=self.solver_iterations)
         self.p.setGravity(0.0, 0.0, -9.81)
         self.sim_time = 0.0
         self.object_ids: list[int] = []
@@ -86,21 +99,21 @@ class ClutterWorld:
                                           rgbaColor=(0.72, 0.62, 0.50, 1.0))
         table = self.p.createMultiBody(0.0, shape, visual,
                                        basePosition=(c, c, self.workspace.table_height_m - half[2]))
-        self.p.changeDynamics(table, -1, lateralFriction=1.0)
+        self.p.changeDynamics(table, -1, lateralFriction=self.table_friction)
         return table
 
-    def _add_walls(self, scale: float) -> list[int]:
-        """An open box ``scale`` × the workspace wide around the workspace centre (to form piles)."""
-        c, inner = self.workspace.size_m / 2.0, scale * self.workspace.size_m
-        height, thickness = 0.3, 0.01
-        z = self.workspace.table_height_m + height / 2.0
+    def _add_pile_box(self) -> list[int]:
+        """The walls of ``pile_box`` around the workspace centre."""
+        box = self.pile_box
+        c, outer = self.workspace.size_m / 2.0, self.workspace.size_m - 2.0 * box.margin_m
+        z = self.workspace.table_height_m + box.height_m / 2.0
         walls = []
         for axis in (0, 1):
             for sign in (-1.0, 1.0):
-                half = [inner / 2.0 + thickness, inner / 2.0 + thickness, height / 2.0]
-                half[axis] = thickness / 2.0
+                half = [outer / 2.0, outer / 2.0, box.height_m / 2.0]
+                half[axis] = box.wall_thickness_m / 2.0
                 pos = [c, c, z]
-                pos[axis] = c + sign * (inner / 2.0 + thickness / 2.0)
+                pos[axis] = c + sign * (outer - box.wall_thickness_m) / 2.0
                 shape = self.p.createCollisionShape(self.p.GEOM_BOX, halfExtents=half)
                 walls.append(self.p.createMultiBody(0.0, shape, -1, basePosition=pos))
         return walls
@@ -160,12 +173,14 @@ class ClutterWorld:
             self.p.stepSimulation()
         self.sim_time += n * self.dt
 
-    def wait_for_objects_to_rest(self, timeout_s: float = 2.0, tolerance_mps: float = 0.01) -> None:
+    def wait_for_objects_to_rest(self, timeout_s: float = 2.0, tolerance: float = 0.01) -> None:
+        """Step in quarter seconds until every object's velocity, linear (m/s) and angular (rad/s) taken
+        together as VGN does (the norm of both vectors), is at most ``tolerance``, or ``timeout_s`` passed."""
         deadline = self.sim_time + timeout_s
         while self.sim_time < deadline:
-            self.step(60)  # a quarter of a second
-            speeds = [np.linalg.norm(self.p.getBaseVelocity(b)[0]) for b in self.object_ids]
-            if not speeds or max(speeds) <= tolerance_mps:
+            self.step(60)
+            speeds = [np.linalg.norm(self.p.getBaseVelocity(b)) for b in self.object_ids]
+            if not speeds or max(speeds) <= tolerance:
                 return
 
     def remove_objects_outside_workspace(self) -> bool:
@@ -200,7 +215,7 @@ class ClutterWorld:
         return [self.objects[i] for i in self.rng.integers(0, len(self.objects), size=count)]
 
     def _generate_pile(self, count: int) -> None:
-        walls = self._add_walls(scale=1.3)
+        walls = self._add_pile_box()
         size, table = self.workspace.size_m, self.workspace.table_height_m
         for model in self._pick_models(count):
             rotation = Rotation.random(random_state=self.rng.integers(2**31))
@@ -217,17 +232,23 @@ class ClutterWorld:
         for _ in range(max_attempts):
             if self.num_objects >= count:
                 break
+            state = self.p.saveState()
             model = self._pick_models(1)[0]
             x, y = self.rng.uniform(0.08, 0.22, 2)
             rotation = Rotation.from_euler("z", self.rng.uniform(0.0, 2.0 * np.pi))
             scale = self.rng.uniform(0.7, 0.9)
             body = self.add_object(model, (x, y, 1.0), rotation, scale)
             lower, upper = self.p.getAABB(body)
-            # Stand the object on the table by its bounding box; reject it if it touches anything.
-            z = table + 0.5 * (upper[2] - lower[2]) + 0.002 + (1.0 - 0.5 * (upper[2] + lower[2]))
+            # As VGN: the base (PyBullet's inertial frame, not the bounding box's centre) goes half the
+            # object's height + 2 mm above the table, so an object whose base sits above its box centre
+            # starts in the table and one whose base sits below drops; after one step, an object touching
+            # anything, the table included, is taken back and the others restored.
+            z = table + 0.5 * (upper[2] - lower[2]) + 0.002
             self.p.resetBasePositionAndOrientation(body, (x, y, z), rotation.as_quat())
-            self.p.performCollisionDetection()
+            self.step()
             if self.p.getContactPoints(bodyA=body):
                 self.remove_object(body)
+                self.p.restoreState(state)
             else:
                 self.remove_and_wait()
+            self.p.removeState(state)

@@ -5,11 +5,17 @@ A job that overruns its limit (a hung PyBullet call, a deadlock) or whose proces
 killer) is reported, its process is terminated and replaced by a fresh one, and the job is run again up to
 ``retries`` times; after that it is given up and reported as a ``JobFailed`` in its place, never dropped in
 silence. An exception raised by a job stops everything and is raised again in the caller.
+
+The same jobs can run as tasks on a Ray cluster instead (``ray_cluster``, ``run_on_ray``): one CPU each, the
+same time limit (the worker process is ended, and Ray runs the task again like that of any dead worker), the
+same ``JobFailed`` for a job that failed in every attempt. Ray is imported only there.
 """
 from __future__ import annotations
 
 import os
+import re
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -278,9 +284,15 @@ def map_single_threaded(function: Callable, jobs: Sequence[tuple], workers: int,
         return
     if timeout_s is None:
         raise ValueError("parallel jobs need a time limit (timeout_s)")
+    yield from _results_then_given_up(
+        run_jobs(function, jobs, workers, timeout_s, initializer=initializer, describe=describe, log=log), describe)
+
+
+def _results_then_given_up(results: Iterator[tuple[int, object]], describe: Callable[[int], str]) -> Iterator:
+    """The results of ``run_jobs`` / ``run_on_ray`` that are not ``JobFailed``; then a ``WorkerError`` naming the
+    jobs given up, if any."""
     given_up = []
-    for _, result in run_jobs(function, jobs, workers, timeout_s, initializer=initializer, describe=describe,
-                              log=log):
+    for _, result in results:
         if isinstance(result, JobFailed):
             given_up.append(result)
         else:
@@ -289,3 +301,112 @@ def map_single_threaded(function: Callable, jobs: Sequence[tuple], workers: int,
         names = ", ".join(f"{describe(f.job)} ({f.reason})" for f in sorted(given_up, key=lambda f: f.job))
         raise WorkerError(f"{len(given_up)} job(s) failed in every attempt and left no output: {names}; the other "
                           "jobs' output is complete, run the same command again to retry them", given_up)
+
+
+# -- on a Ray cluster -------------------------------------------------------------------------------
+RAY_ADDRESS_FORMS = ("local (a cluster on this machine), auto (the one `ray start` runs here), "
+                     "HOST:PORT or ray://HOST:PORT")
+RAY_VERSION_TESTED = "2.60.0"
+EXIT_TIMED_OUT = 124  # a Ray worker that overran its job's time limit ends with this code (as timeout(1))
+
+
+def check_ray_address(address: str) -> str:
+    if address in ("local", "auto") or re.fullmatch(r"(ray://)?[A-Za-z0-9_.\-]+:\d{1,5}", address):
+        return address
+    raise ValueError(f"unknown Ray address {address!r}: use {RAY_ADDRESS_FORMS}")
+
+
+@contextmanager
+def ray_cluster(address: str, local_cpus: int) -> Iterator[None]:
+    """This process connected to the Ray cluster at ``address`` for the block: ``local`` starts one on this machine
+    with ``local_cpus`` CPUs and stops it afterwards, ``auto`` joins the one `ray start` runs on this machine,
+    ``HOST:PORT`` a cluster's head (as a driver on one of its nodes), ``ray://HOST:PORT`` one through Ray Client.
+    A process that is connected already (``ray.init`` in a notebook or a test) keeps its connection."""
+    check_ray_address(address)
+    try:
+        import ray
+    except ImportError as error:
+        raise RuntimeError(f"--ray needs Ray, which is not installed: pip install ray=={RAY_VERSION_TESTED} (the "
+                           "version tested)") from error
+    if ray.is_initialized():
+        yield
+        return
+    if address == "local":
+        ray.init(num_cpus=local_cpus, include_dashboard=False, logging_level="WARNING")
+    else:
+        try:
+            ray.init(address=address, logging_level="WARNING")
+        except ConnectionError as error:
+            raise RuntimeError(f"could not join the Ray cluster at {address!r}: {error}") from error
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _end_hung_worker(description: str, timeout_s: float) -> None:
+    print(f"{description}: timed out after {timeout_s:g} s; ending its Ray worker process {os.getpid()}, so that "
+          "Ray runs the job again", file=sys.stderr, flush=True)
+    os._exit(EXIT_TIMED_OUT)
+
+
+def _within_time_limit(function: Callable, args: tuple, timeout_s: float, description: str):
+    """A Ray task: ``function(*args)``, its worker process ended once it has run ``timeout_s``. A hung PyBullet
+    call cannot be interrupted, only its process ended; Ray then runs the task again as for any dead worker."""
+    timer = threading.Timer(timeout_s, _end_hung_worker, (description, timeout_s))
+    timer.daemon = True
+    timer.start()
+    try:
+        return function(*args)
+    finally:
+        timer.cancel()
+
+
+def run_on_ray(function: Callable, jobs: Sequence[tuple], timeout_s: float, retries: int = 1,
+               describe: Callable[[int], str] = lambda job: f"job {job}",
+               log: Callable[[str], None] | None = None) -> Iterator[tuple[int, object]]:
+    """``(index, function(*jobs[index]))`` for every job in the order they finish, each job a Ray task of one CPU
+    on the cluster this process is connected to (``ray_cluster``); results come back to this process.
+
+    A task whose worker process died (a crash, the OOM killer, a lost node) or ran longer than ``timeout_s`` (its
+    worker is ended, ``_within_time_limit``) is run again by Ray (``max_retries``) up to ``retries`` times; then
+    ``(index, JobFailed)`` is yielded in its place and ``log`` (default: stderr) says so. An exception raised by
+    a job cancels the other tasks and is raised here."""
+    if not timeout_s > 0:
+        raise ValueError(f"need a positive time limit per job, got {timeout_s}")
+    if retries < 0:
+        raise ValueError(f"retries must not be negative, got {retries}")
+    if not jobs:
+        return
+    import ray
+    from ray.exceptions import NodeDiedError, OutOfMemoryError, WorkerCrashedError
+
+    task = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=False)(_within_time_limit)
+    started = time.monotonic()
+    running = {task.remote(function, args, timeout_s, describe(index)): index for index, args in enumerate(jobs)}
+    try:
+        while running:
+            (done,), _ = ray.wait(list(running), num_returns=1)
+            index = running.pop(done)
+            try:
+                result = ray.get(done)
+            except (WorkerCrashedError, NodeDiedError, OutOfMemoryError) as error:
+                reason = (f"its Ray worker died or ran past the time limit of {timeout_s:g} s in every attempt "
+                          f"({type(error).__name__})")
+                (log or _log_to_stderr)(f"{describe(index)}: {reason}; given up after {retries + 1} attempt(s)")
+                failure = WorkerFailure(index, retries + 1, reason, time.monotonic() - started, False)
+                yield index, JobFailed(index, (failure,))
+            else:
+                yield index, result
+    finally:
+        for ref in running:
+            ray.cancel(ref, force=True)
+
+
+def map_on_ray(function: Callable, jobs: Sequence[tuple], timeout_s: float,
+               describe: Callable[[int], str] = lambda job: f"job {job}",
+               log: Callable[[str], None] | None = None) -> Iterator:
+    """``function(*job)`` for every job as Ray tasks (``run_on_ray``, each run once more after its worker died or
+    it timed out), results in the order they finish; jobs that failed twice raise a ``WorkerError`` naming them
+    once every other job has finished, as ``map_single_threaded`` does."""
+    yield from _results_then_given_up(run_on_ray(function, jobs, timeout_s, describe=describe, log=log), describe)

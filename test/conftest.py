@@ -64,3 +64,20 @@ def empty_world(box_objects):
 def top_down_grasp(x, y, z, yaw=0.0):
     """TCP pose approaching straight down (+z of the grasp frame = world -z), closing at ``yaw`` rad."""
     return top_down_pose(x, y, z, yaw)
+
+
+@pytest.fixture(scope="session")
+def labelled_box_scenes(tmp_path_factory):
+    """A two-chunk dataset of one labelled scene each (two boxes; analytic labels: fast), for training tests."""
+    from diffgrasp_ros.sim.object_splits import folder_objects
+    from diffgrasp_ros.training.datagen import DatagenConfig, generate_dataset
+
+    objects_dir = tmp_path_factory.mktemp("labelled_boxes")
+    write_box_urdf(objects_dir, "box_a", (0.04, 0.05, 0.06))
+    write_box_urdf(objects_dir, "box_b", (0.03, 0.06, 0.05))
+    objects = folder_objects(objects_dir)
+    folder = tmp_path_factory.mktemp("labelled_box_scenes")
+    config = DatagenConfig("analytic", scenes_per_chunk=1, seed=3, points_per_scene=8, yaws=4, depths=1,
+                           baseline_grasps=8)
+    generate_dataset(folder, config, 2, {"pile": objects, "packed": objects}, workers=1, progress=False)
+    return folder

@@ -16,23 +16,6 @@ from diffgrasp_ros.sim.camera import side_view
 TINY_CONFIG = IGDConfig(**TINY)
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    """Two labelled box scenes (analytic labels: fast) and their grid cache."""
-    from conftest import write_box_urdf
-
-    from diffgrasp_ros.sim.object_splits import folder_objects
-    from diffgrasp_ros.training.datagen import DatagenConfig, generate_dataset
-
-    objects_dir = tmp_path_factory.mktemp("igd_boxes")
-    write_box_urdf(objects_dir, "box_a", (0.04, 0.05, 0.06))
-    write_box_urdf(objects_dir, "box_b", (0.03, 0.06, 0.05))
-    objects = folder_objects(objects_dir)
-    folder = tmp_path_factory.mktemp("igd_data")
-    config = DatagenConfig("analytic", scenes_per_chunk=1, seed=3, points_per_scene=8, yaws=4, depths=1,
-                           baseline_grasps=8)
-    generate_dataset(folder, config, 2, {"pile": objects, "packed": objects}, workers=1, progress=False)
-    return folder
 
 
 def random_rotations(n, seed=0):
@@ -106,10 +89,10 @@ def test_dam_offsets_start_on_a_cube_around_the_centre():
 
 
 # -- training --------------------------------------------------------------------------------------
-def test_every_head_gets_finite_gradients_from_a_real_batch(dataset, tmp_path):
+def test_every_head_gets_finite_gradients_from_a_real_batch(labelled_box_scenes, tmp_path):
     from diffgrasp_ros.training.igd_train import BatchSizes, GridCache, load_scenes, sample_batch
 
-    scenes = load_scenes(dataset, GridCache(tmp_path / "cache"), log=lambda _: None)
+    scenes = load_scenes(labelled_box_scenes, GridCache(tmp_path / "cache"), log=lambda _: None)
     assert len(scenes) == 2 and any(s.label.sum() > 0 for s in scenes)
     assert sorted(scenes[0].grids) == ["multi", "side", "side_dex"]
     batch = sample_batch(scenes, np.random.default_rng(0), BatchSizes(scenes=2, grasps=16, centres=16,
@@ -128,17 +111,17 @@ def test_every_head_gets_finite_gradients_from_a_real_batch(dataset, tmp_path):
         assert any(g.abs().sum() > 0 for g in grads), name
 
 
-def test_cache_adds_a_grafted_input_variant_without_rerendering_the_others(dataset, tmp_path):
+def test_cache_adds_a_grafted_input_variant_without_rerendering_the_others(labelled_box_scenes, tmp_path):
     from diffgrasp_ros.training.dataset import iter_chunks
     from diffgrasp_ros.training.igd_train import GridCache, load_scenes, noise_model_digest
 
     cache = GridCache(tmp_path / "cache")
-    clean = load_scenes(dataset, cache, log=lambda _: None, inputs=("side",))
+    clean = load_scenes(labelled_box_scenes, cache, log=lambda _: None, inputs=("side",))
     assert sorted(clean[0].grids) == ["multi", "side"]
-    chunk = next(iter_chunks(dataset))
+    chunk = next(iter_chunks(labelled_box_scenes))
     with np.load(cache.path(chunk, 0)) as data:
         assert sorted(data.files) == ["multi", "side"]
-    grafted = load_scenes(dataset, cache, log=lambda _: None, inputs=("side_graft",))
+    grafted = load_scenes(labelled_box_scenes, cache, log=lambda _: None, inputs=("side_graft",))
     assert sorted(grafted[0].grids) == ["multi", "side_graft"]
     with np.load(cache.path(chunk, 0)) as data:  # added to the file, the cached grids kept as they were
         assert sorted(data.files) == ["multi", "side", f"side_graft_{noise_model_digest()}"]
@@ -149,14 +132,14 @@ def test_cache_adds_a_grafted_input_variant_without_rerendering_the_others(datas
     assert ((side > 0) & (side < 0.5)).sum() > 0 and ((graft > 0) & (graft < 0.5)).sum() > 0
 
 
-def test_cache_keeps_grids_grafted_by_different_noise_models_apart(dataset, tmp_path):
+def test_cache_keeps_grids_grafted_by_different_noise_models_apart(labelled_box_scenes, tmp_path):
     import shutil
 
     from diffgrasp_ros.depth.noise_diffusion import DEFAULT_WEIGHTS, NoiseDiffusionModel
     from diffgrasp_ros.training.dataset import iter_chunks
     from diffgrasp_ros.training.igd_train import GridCache, noise_model_digest
 
-    chunk = next(iter_chunks(dataset))
+    chunk = next(iter_chunks(labelled_box_scenes))
     shipped = GridCache(tmp_path / "cache")
     first = shipped.grids(chunk, 0, ("side_graft",))["side_graft"]
     copy = shutil.copytree(DEFAULT_WEIGHTS, tmp_path / "copy")  # the same model elsewhere: its grids are reused
@@ -189,20 +172,20 @@ def test_training_inputs_are_validated(tmp_path):
         TrainOptions(tmp_path, tmp_path, inputs=("side",), noise_weights=tmp_path)
 
 
-def test_training_runs_checkpoints_resumes_and_lowers_the_loss(dataset, tmp_path):
+def test_training_runs_checkpoints_resumes_and_lowers_the_loss(labelled_box_scenes, tmp_path):
     import json
 
     from diffgrasp_ros.cli.main import main
 
     out = tmp_path / "run"
-    base = ["train", "--data", str(dataset), "--cache", str(tmp_path / "cache"), "--out", str(out), "--tiny",
+    base = ["train", "--data", str(labelled_box_scenes), "--cache", str(tmp_path / "cache"), "--out", str(out), "--tiny",
             "--log-every", "5", "--checkpoint-every", "10", "--threads", "1", "--lr", "3e-3"]
     assert main(base + ["--steps", "20"]) == 0
     assert {"checkpoint.pt", "config.json", "weights.pt", "train_log.jsonl"} <= {p.name for p in out.iterdir()}
     with pytest.raises(ValueError, match="--resume"):
         from diffgrasp_ros.training.igd_train import TrainOptions, train
 
-        train(TrainOptions(dataset, out, tmp_path / "cache", tiny=True), log=lambda _: None)
+        train(TrainOptions(labelled_box_scenes, out, tmp_path / "cache", tiny=True), log=lambda _: None)
     assert main(base + ["--steps", "40", "--resume"]) == 0
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [5, 10, 15, 20, 25, 30, 35, 40]
@@ -303,12 +286,12 @@ def test_evaluator_ablations_rank_by_their_own_score(box_world, tmp_path, evalua
         assert grasp.score == pytest.approx(grasp.info[evaluator], abs=1e-6)
 
 
-def test_model_without_dam_trains_and_plans(dataset, tmp_path, box_world):
+def test_model_without_dam_trains_and_plans(labelled_box_scenes, tmp_path, box_world):
     from diffgrasp_ros.cli.main import main
     from diffgrasp_ros.grasping.igd.model import PointFeature
 
     out = tmp_path / "nodam"
-    assert main(["train", "--data", str(dataset), "--cache", str(tmp_path / "cache"), "--out", str(out), "--tiny",
+    assert main(["train", "--data", str(labelled_box_scenes), "--cache", str(tmp_path / "cache"), "--out", str(out), "--tiny",
                  "--steps", "4", "--threads", "1", "--set", "use_dam=false"]) == 0
     planner = IGDPlanner.from_pretrained(out, min_affordance=0.0, min_quality=0.0, denoising_steps=2, rounds=8,
                                          top_k=400)
@@ -320,22 +303,22 @@ def test_model_without_dam_trains_and_plans(dataset, tmp_path, box_world):
     assert result.found, result.message
 
 
-def test_train_rejects_unknown_config_fields(dataset, tmp_path, capsys):
+def test_train_rejects_unknown_config_fields(labelled_box_scenes, tmp_path, capsys):
     from diffgrasp_ros.cli.main import main
 
-    assert main(["train", "--data", str(dataset), "--out", str(tmp_path / "x"), "--tiny", "--set", "dam=0"]) == 1
+    assert main(["train", "--data", str(labelled_box_scenes), "--out", str(tmp_path / "x"), "--tiny", "--set", "dam=0"]) == 1
     assert "unknown IGD config field(s) ['dam']" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 
-def test_fine_tuning_starts_from_saved_weights_with_a_new_optimizer(dataset, tmp_path):
+def test_fine_tuning_starts_from_saved_weights_with_a_new_optimizer(labelled_box_scenes, tmp_path):
     from diffgrasp_ros.training.igd_train import TrainOptions, train
 
     torch.manual_seed(5)
     start = IGDModel(TINY_CONFIG)
     save_pretrained(start, tmp_path / "start")
     lines: list[str] = []
-    options = TrainOptions(dataset, tmp_path / "tuned", tmp_path / "cache", max_steps=3, threads=1,
+    options = TrainOptions(labelled_box_scenes, tmp_path / "tuned", tmp_path / "cache", max_steps=3, threads=1,
                            init=tmp_path / "start")
     report = train(options, log=lines.append)
     assert report.steps == 3 and any("starting from the weights" in line for line in lines)
@@ -344,5 +327,5 @@ def test_fine_tuning_starts_from_saved_weights_with_a_new_optimizer(dataset, tmp
     changed = [not torch.equal(a, b) for a, b in zip(start.state_dict().values(), tuned.state_dict().values())]
     assert any(changed)  # trained from there, not re-initialised: a fresh init would not keep the config
     with pytest.raises(ValueError, match="do not pass --init"):
-        train(TrainOptions(dataset, tmp_path / "tuned", tmp_path / "cache", max_steps=4, resume=True,
+        train(TrainOptions(labelled_box_scenes, tmp_path / "tuned", tmp_path / "cache", max_steps=4, resume=True,
                            init=tmp_path / "start"), log=lambda _: None)

@@ -46,7 +46,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--baseline-grasps", type=int, default=16,
                         help="baseline planner grasps added per scene (default: 16)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help=f"parallel worker processes (default: {os.cpu_count() or 1}, the cores)")
+                        help=f"parallel worker processes (default: {os.cpu_count() or 1}, the cores); with "
+                             "--ray local the CPUs of that cluster")
+    parser.add_argument("--ray", default=None, metavar="ADDRESS",
+                        help="make the chunks as tasks on a Ray cluster instead of the local pool, written by this "
+                             "process and identical to the pool's: local (start one here), auto (the one `ray "
+                             "start` runs here), HOST:PORT or ray://HOST:PORT; needs `pip install ray`")
     add_chunk_timeout_argument(parser)
     parser.set_defaults(run=run)
 
@@ -65,10 +70,11 @@ def run(args: argparse.Namespace) -> int:
         object_sets = {kind: training_objects(kind) for kind in kinds}
     for kind, objects in object_sets.items():
         print(f"diffgrasp datagen: {kind} scenes from {objects.name} ({len(objects.objects)} objects)")
+    where = f"{args.workers} worker(s)" if args.ray is None else f"Ray cluster {args.ray}"
     print(f"  {args.chunks} chunks x {args.scenes_per_chunk} scenes into {args.out}, labels: {args.labels}, "
-          f"{args.workers} worker(s)", flush=True)
+          f"{where}", flush=True)
     report = generate_dataset(args.out, config, args.chunks, object_sets, args.workers,
-                              chunk_timeout_s=chunk_timeout(args))
+                              chunk_timeout_s=chunk_timeout(args), ray_address=args.ray)
     print(f"wrote {report.chunks_written} chunk(s), skipped {report.chunks_skipped} already there; "
           f"{report.scenes} scenes, {report.grasps} labelled grasps ({report.positives} positive) in "
           f"{report.seconds:.1f} s: {report.grasps_per_second:.1f} grasps/s")

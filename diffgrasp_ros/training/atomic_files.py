@@ -76,7 +76,8 @@ def _fsync_folder(folder: Path) -> None:
 
 def save_npz_atomic(path: Path, arrays: dict) -> None:
     """``np.savez_compressed`` of ``arrays`` to ``path``, whole or not at all. Compressed in memory first: a
-    write failing inside numpy's zip writer leaves it to complain again when it is collected."""
+    write failing inside numpy's zip writer leaves it to complain again when it is collected. The bytes depend
+    on the arrays alone (numpy dates every zip entry 1980-01-01, not now), so data made again is written the same."""
     import numpy as np
 
     buffer = io.BytesIO()

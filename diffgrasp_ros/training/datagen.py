@@ -12,20 +12,26 @@ draws everything from ``SeedSequence([seed, i])`` and builds every scene in a fr
 so a chunk's content does not depend on which worker made it or what that worker did before.
 Chunks already on disk are skipped (resume), and files are written atomically (``atomic_files``); a
 chunk that hangs in a worker is stopped after ``default_chunk_timeout_s`` and made again (``parallel``).
+
+Beyond one machine, the chunks are Ray tasks (``generate_dataset(ray_address=...)``): each returns its chunk's
+arrays and the driver writes them, so chunk files are named by their index alone, written by one process,
+and byte-identical to the local pool's (``np.savez`` dates every zip entry 1980-01-01, whenever it is written).
 """
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from ..geometry import quaternion_xyzw
 from ..grasping import make_planner
-from ..parallel import map_single_threaded
+from ..parallel import check_ray_address, map_on_ray, map_single_threaded, ray_cluster
 from ..robots.gripper import FRANKA_HAND
 from ..scene.tsdf import SceneBuilder
 from ..sim.camera import multi_views
@@ -185,7 +191,8 @@ class ChunkTask:
     folder: Path
 
 
-def generate_chunk(task: ChunkTask) -> ChunkStats:
+def make_chunk(task: ChunkTask) -> DatasetChunk:
+    """Chunk ``task.index`` of the dataset, made from ``(config.seed, task.index)`` alone."""
     config = task.config
     scenes = []
     for j, child in enumerate(np.random.SeedSequence([config.seed, task.index]).spawn(config.scenes_per_chunk)):
@@ -194,11 +201,25 @@ def generate_chunk(task: ChunkTask) -> ChunkStats:
                                np.random.default_rng(child))
         if scene is not None:
             scenes.append(scene)
-    grasps = _records(scenes, config.labels == "both")
     root_tag = next(iter(task.object_sets.values())).root_tag
-    write_chunk(chunk_path(task.folder, task.index),
-                DatasetChunk(task.index, config.labels, root_tag, [s.description for s in scenes], grasps))
-    return ChunkStats(task.index, len(scenes), len(grasps), int(grasps.label.sum()))
+    return DatasetChunk(task.index, config.labels, root_tag, [s.description for s in scenes],
+                        _records(scenes, config.labels == "both"))
+
+
+def store_chunk(folder: Path, chunk: DatasetChunk) -> ChunkStats:
+    """Write ``chunk`` to its file in ``folder``, named by its index alone and written atomically: a reader never
+    sees part of a chunk, and a chunk made again is the same bytes."""
+    write_chunk(chunk_path(folder, chunk.index), chunk)
+    return ChunkStats(chunk.index, len(chunk.scenes), len(chunk.grasps), int(chunk.grasps.label.sum()))
+
+
+def make_and_store_chunk(make: Callable[[ChunkTask], DatasetChunk], task: ChunkTask) -> ChunkStats:
+    return store_chunk(task.folder, make(task))
+
+
+def generate_chunk(task: ChunkTask) -> ChunkStats:
+    """Make chunk ``task.index`` and write it into ``task.folder`` (a job of the local pool)."""
+    return make_and_store_chunk(make_chunk, task)
 
 
 # -- a dataset ------------------------------------------------------------------------------------
@@ -227,12 +248,18 @@ def default_chunk_timeout_s(config: DatagenConfig) -> float:
 
 
 def generate_dataset(folder: Path, config: DatagenConfig, chunks: int, object_sets: Mapping[str, ObjectSet],
-                     workers: int = 2, progress: bool = True, chunk_timeout_s: float | None = None) -> DatagenReport:
+                     workers: int = 2, progress: bool = True, chunk_timeout_s: float | None = None,
+                     ray_address: str | None = None,
+                     chunk_function: Callable[[ChunkTask], DatasetChunk] = make_chunk) -> DatagenReport:
     """Write chunks 0 .. chunks-1 of a dataset into ``folder``, skipping those already there. With several
     workers a chunk running longer than ``chunk_timeout_s`` (default: ``default_chunk_timeout_s(config)``) is
     stopped and made again once; a chunk that fails twice raises a ``parallel.WorkerError`` after the others
     are written. A write error (a full disk) raises an ``atomic_files.WriteError``: no partial chunk is left,
-    and running again resumes from the chunks on disk."""
+    and running again resumes from the chunks on disk.
+
+    With ``ray_address`` (``parallel.ray_cluster``: "local" starts a cluster of ``workers`` CPUs) every chunk is
+    a Ray task that returns its arrays, and this process writes them: the same time limit and retry, the same
+    bytes as the local pool's. ``chunk_function`` makes a chunk (tests put faults in it)."""
     if chunks < 1:
         raise ValueError(f"chunks must be at least 1, got {chunks}")
     if workers < 1:
@@ -242,6 +269,8 @@ def generate_dataset(folder: Path, config: DatagenConfig, chunks: int, object_se
         raise ValueError(f"no object set for scene kind(s) {missing}")
     if len({s.root_tag for s in object_sets.values()}) != 1:
         raise ValueError("all scene kinds' object sets must share one object root")
+    if ray_address is not None:
+        check_ray_address(ray_address)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = json.loads(json.dumps(_manifest(config, {k: object_sets[k] for k in config.kinds})))
@@ -266,10 +295,21 @@ def generate_dataset(folder: Path, config: DatagenConfig, chunks: int, object_se
 
     bar = tqdm(total=len(tasks), unit="chunk", disable=not progress, dynamic_ncols=True)
     limit = default_chunk_timeout_s(config) if chunk_timeout_s is None else chunk_timeout_s
+
+    def describe(job: int) -> str:
+        return f"datagen chunk {todo[job]}"
+
     try:
-        with resumable_chunks(folder, "chunk_*.npz"):
-            for stats in map_single_threaded(generate_chunk, tasks, workers, limit, initializer=None,
-                                             describe=lambda job: f"datagen chunk {todo[job]}"):
+        with resumable_chunks(folder, "chunk_*.npz"), ExitStack() as stack:
+            if ray_address is None:  # the workers write their chunks
+                results = map_single_threaded(partial(make_and_store_chunk, chunk_function), tasks, workers, limit,
+                                              initializer=None, describe=describe)
+            else:  # the tasks return their chunks, written here (the cluster's nodes need not share a disk)
+                if tasks:
+                    stack.enter_context(ray_cluster(ray_address, workers))
+                results = (store_chunk(folder, chunk) for chunk in map_on_ray(chunk_function, tasks, limit, describe))
+            # Closed before the cluster is left: a failed write cancels the tasks still running.
+            for stats in stack.enter_context(closing(results)):
                 report.chunks_written += 1
                 report.scenes += stats.scenes
                 report.grasps += stats.grasps

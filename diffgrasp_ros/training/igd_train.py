@@ -8,15 +8,21 @@ and dex) and the 6-view fusion that supervises the occupancy head (GIGA's geomet
 fused band around the surface: inside = occupied, in front = free). Training then samples, per
 scene, labelled grasps plus generated negatives for the evaluator heads. Batches are drawn from
 ``(seed, step)`` alone, so a resumed run continues exactly as an uninterrupted one would.
+
+A step's global batch is made of shards of ``BatchSizes.scenes`` scenes, each drawn (scenes, grasps and the
+denoiser's noise) from ``(seed, step, shard)`` alone (``StepDraw``). Training runs in one process, or
+data-parallel in several (``train_in_processes``, or under torchrun with ``distributed.group_from_environment``),
+each taking its ``accumulate`` shards; so one process with ``accumulate`` N takes exactly the steps of N.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from functools import cached_property, lru_cache
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
+from functools import cached_property, lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +35,8 @@ from ..sim.camera import side_view, view_poses
 from ..sim.noise import apply_depth_noise
 from .atomic_files import save_npz_atomic
 from .dataset import DatasetChunk, iter_chunks, rebuild_world
-from .loop import HasLoopSettings, open_run, run_loop
+from .distributed import SINGLE_PROCESS, ProcessGroup, backend, check_process_count, run_in_processes
+from .loop import HasLoopSettings, check_run_folder, open_run, run_loop
 
 # Side-view depth variants a model can be trained on; each scene's variant is drawn once, with a
 # fixed seed, and cached. "side_graft" is the sim-to-real input (DiffuDepGrasp): clean depth with
@@ -176,33 +183,49 @@ class GridCache:
         return {name: cached[self._key(name)] for name in names}
 
 
+def _labelled_scenes(data: Path, max_scenes: int | None) -> Iterator[tuple[DatasetChunk, int, np.ndarray]]:
+    """``(chunk, scene index, mask of its grasps)`` for the first ``max_scenes`` scenes of the dataset at ``data``
+    that have labelled grasps."""
+    found = 0
+    for chunk in iter_chunks(data):
+        for s in range(len(chunk.scenes)):
+            if max_scenes is not None and found >= max_scenes:
+                return
+            mine = chunk.grasps.scene == s
+            if mine.any():
+                found += 1
+                yield chunk, s, mine
+
+
 def load_scenes(data: Path, cache: GridCache, log: Callable[[str], None] = print,
-                max_scenes: int | None = None, inputs: Sequence[str] = DEFAULT_INPUTS) -> list[TrainingScene]:
+                max_scenes: int | None = None, inputs: Sequence[str] = DEFAULT_INPUTS,
+                group: ProcessGroup = SINGLE_PROCESS) -> list[TrainingScene]:
     """Every scene of the dataset at ``data`` with its ``inputs`` grids and the occupancy target
-    (rendered into the cache when missing)."""
+    (rendered into the cache when missing). In a group of processes each rank first renders its share of the
+    missing grids, so that the cache is filled once and in parallel (on each machine, when their disks differ)."""
     from scipy.spatial.transform import Rotation
 
+    names = (*inputs, OCCUPANCY_TARGET)
+    if group.distributed:
+        for k, (chunk, s, _) in enumerate(_labelled_scenes(data, max_scenes)):
+            if k % group.world_size == group.rank:
+                cache.grids(chunk, s, names)
+        group.barrier()
     scenes: list[TrainingScene] = []
     start, rendered = time.perf_counter(), 0
-    for chunk in iter_chunks(data):
+    for chunk, s, mine in _labelled_scenes(data, max_scenes):
         g = chunk.grasps
-        for s in range(len(chunk.scenes)):
-            if max_scenes is not None and len(scenes) >= max_scenes:
-                return scenes
-            mine = g.scene == s
-            if not mine.any():
-                continue
-            fresh = not cache.has(chunk, s, (*inputs, OCCUPANCY_TARGET))
-            grids = cache.grids(chunk, s, (*inputs, OCCUPANCY_TARGET))
-            # Candidates from the first input, as inference finds them in the grid it is given.
-            candidates = STANDARD_WORKSPACE.voxel_centres()[candidate_mask(grids[inputs[0]], STANDARD_WORKSPACE)]
-            scenes.append(TrainingScene(
-                grids, g.position_m[mine].astype(np.float32),
-                Rotation.from_quat(g.quaternion_xyzw[mine]).as_matrix().astype(np.float32),
-                g.width_m[mine].astype(np.float32), g.label[mine].astype(np.float32), candidates.astype(np.float32)))
-            rendered += fresh
-            if fresh and rendered % 50 == 0:
-                log(f"  rendered {rendered} scene(s) into the cache ({time.perf_counter() - start:.0f} s)")
+        fresh = not cache.has(chunk, s, names)
+        grids = cache.grids(chunk, s, names)
+        # Candidates from the first input, as inference finds them in the grid it is given.
+        candidates = STANDARD_WORKSPACE.voxel_centres()[candidate_mask(grids[inputs[0]], STANDARD_WORKSPACE)]
+        scenes.append(TrainingScene(
+            grids, g.position_m[mine].astype(np.float32),
+            Rotation.from_quat(g.quaternion_xyzw[mine]).as_matrix().astype(np.float32),
+            g.width_m[mine].astype(np.float32), g.label[mine].astype(np.float32), candidates.astype(np.float32)))
+        rendered += fresh
+        if fresh and rendered % 50 == 0:
+            log(f"  rendered {rendered} scene(s) into the cache ({time.perf_counter() - start:.0f} s)")
     if not scenes:
         raise ValueError(f"{data} holds no labelled scenes: generate some with `diffgrasp datagen --out {data}`")
     return scenes
@@ -303,12 +326,59 @@ def sample_scene(scene: TrainingScene, rng: np.random.Generator, sizes: BatchSiz
             "centre_p": centre_p, "centre_label": centre_label, "occ_p": occ_p, "occ_label": occ_label}
 
 
-def sample_batch(scenes: list[TrainingScene], rng: np.random.Generator, sizes: BatchSizes):
-    """A dict of float32 tensors, one row per scene, for ``IGDModel.losses``."""
+@dataclass(frozen=True)
+class StepDraw:
+    """What a step draws from its ``rng`` for the global batch of every process: each row's scene and seed, and
+    each shard's noise seed. A shard (``BatchSizes.scenes`` rows) is what one ``IGDModel.losses`` call sees; its
+    rows and noise depend on the shard's index alone, not on the process that computes it."""
+
+    scenes: np.ndarray  # (shards x rows,) the scene of each row
+    row_seeds: np.ndarray  # (shards x rows,)
+    noise_seeds: np.ndarray  # (shards,) the torch generator the denoiser's noise and timesteps come from
+
+    @classmethod
+    def of(cls, rng: np.random.Generator, scene_count: int, sizes: BatchSizes, shards: int) -> "StepDraw":
+        rows = sizes.scenes * shards
+        return cls(rng.choice(scene_count, rows), rng.integers(0, 2**63, rows), rng.integers(0, 2**63, shards))
+
+    def noise(self, shard: int, device):
+        import torch
+
+        return torch.Generator(device).manual_seed(int(self.noise_seeds[shard]))
+
+
+def sample_shard(scenes: list[TrainingScene], draw: StepDraw, shard: int, sizes: BatchSizes, device="cpu"):
+    """Shard ``shard`` of a step's global batch: a dict of float32 tensors on ``device``, one row per scene, for
+    ``IGDModel.losses``."""
     import torch
 
-    picked = [sample_scene(scenes[i], rng, sizes) for i in rng.choice(len(scenes), sizes.scenes)]
-    return {k: torch.from_numpy(np.stack([s[k] for s in picked]).astype(np.float32)) for k in picked[0]}
+    rows = slice(shard * sizes.scenes, (shard + 1) * sizes.scenes)
+    picked = [sample_scene(scenes[i], np.random.default_rng(seed), sizes)
+              for i, seed in zip(draw.scenes[rows], draw.row_seeds[rows])]
+    return {k: torch.from_numpy(np.stack([s[k] for s in picked]).astype(np.float32)).to(device) for k in picked[0]}
+
+
+def sample_batch(scenes: list[TrainingScene], rng: np.random.Generator, sizes: BatchSizes):
+    """A batch of ``sizes.scenes`` rows (one shard) on the CPU, for ``IGDModel.losses``."""
+    return sample_shard(scenes, StepDraw.of(rng, len(scenes), sizes, 1), 0, sizes)
+
+
+def shard_losses(model, scheduler, scenes: list[TrainingScene], sizes: BatchSizes, accumulate: int,
+                 group: ProcessGroup) -> list[Callable]:
+    """For ``loop.run_loop``: one ``losses(rng, generator)`` for each of this process's ``accumulate`` shards of
+    the step's ``accumulate`` x ``group.world_size``, their noise from the shards' own seeds (the loop's
+    generator is the same in every process)."""
+    shards = accumulate * group.world_size
+
+    def shard(k: int) -> Callable:
+        def losses(rng: np.random.Generator, _generator) -> dict:
+            draw = StepDraw.of(rng, len(scenes), sizes, shards)
+            return model.losses(sample_shard(scenes, draw, k, sizes, group.device), scheduler,
+                                draw.noise(k, group.device))
+
+        return losses
+
+    return [shard(k) for k in range(group.rank * accumulate, (group.rank + 1) * accumulate)]
 
 
 # -- training -------------------------------------------------------------------------------------
@@ -320,6 +390,7 @@ class TrainOptions(HasLoopSettings):
     max_steps: int = 1_000_000
     max_minutes: float | None = None
     batch: BatchSizes = BatchSizes()
+    accumulate: int = 1  # batches of ``batch.scenes`` per step and process (one process with N: N processes' steps)
     lr: float = 1e-3
     warmup_steps: int = 100
     checkpoint_every: int = 200
@@ -336,6 +407,8 @@ class TrainOptions(HasLoopSettings):
 
     def __post_init__(self):
         check_inputs(self.inputs, self.noise_weights)
+        if self.accumulate < 1:
+            raise ValueError(f"accumulate must be at least 1, got {self.accumulate}")
 
 
 @dataclass
@@ -349,15 +422,19 @@ class TrainReport:
     losses: dict[str, float]  # means over the last logging window
 
 
-def train(options: TrainOptions, log: Callable[[str], None] = print) -> TrainReport:
+def train(options: TrainOptions, log: Callable[[str], None] = print,
+          group: ProcessGroup = SINGLE_PROCESS) -> TrainReport:
     """Train (or resume) an IGD model; writes checkpoints, a JSON-lines loss log and ``save_pretrained`` weights
-    into ``options.out``."""
+    into ``options.out``. In a group of processes (``distributed``) this is one rank: it trains on its
+    ``options.batch.scenes`` rows of every global batch, and only rank 0 logs and writes."""
     from ..grasping.igd.model import IGDModel
     from ..grasping.igd.pretrained import load_pretrained, save_pretrained
     from ..grasping.igd.scheduler import DDIMScheduler
 
+    if not group.is_main:
+        log = _quiet
     start = time.perf_counter()
-    run = open_run(options.loop)
+    run = open_run(options.loop, group)
     if run.state and (options.init is not None or options.config_overrides):
         raise ValueError(f"{run.checkpoint} exists: a resumed run keeps its weights and config, so do not pass "
                          "--init or --set with --resume")
@@ -369,20 +446,42 @@ def train(options: TrainOptions, log: Callable[[str], None] = print) -> TrainRep
         config = IGDConfig(**(TINY if options.tiny else {})).replace(**dict(options.config_overrides))
     model = IGDModel(config)
     if options.init is not None and not run.state:
-        model.load_state_dict(load_pretrained(options.init, device="cpu").state_dict())  # training runs on the CPU
+        model.load_state_dict(load_pretrained(options.init, device="cpu").state_dict())
         log(f"starting from the weights in {options.init} (new optimizer, step 0)")
+    model.to(group.device)  # the CPU, or a rank's GPU in a group over NCCL
     parameters = sum(p.numel() for p in model.parameters())
     log(f"IGD model: {parameters / 1e6:.2f} M parameters, config {asdict(config)}")
 
     cache = GridCache(options.cache or Path(options.data) / "igd_grid_cache", options.noise_weights)
-    scenes = load_scenes(Path(options.data), cache, log, options.max_scenes, options.inputs)
+    scenes = load_scenes(Path(options.data), cache, log, options.max_scenes, options.inputs, group)
     grasps = sum(len(s.label) for s in scenes)
     log(f"{len(scenes)} scenes, {grasps} labelled grasps ({int(sum(s.label.sum() for s in scenes))} positive); "
         f"data ready in {time.perf_counter() - start:.0f} s")
+    if group.distributed or options.accumulate > 1:
+        shards = options.accumulate * group.world_size
+        over = f" over {group.world_size} processes ({backend()})" if group.distributed else ""
+        log(f"{shards} batches of {options.batch.scenes} scene(s) per step{over}")
 
-    scheduler = DDIMScheduler(config.train_steps)
-    result = run_loop(run, options.loop, model,
-                      lambda rng, generator: model.losses(sample_batch(scenes, rng, options.batch), scheduler, generator),
-                      lambda: save_pretrained(model, run.out), log)
+    scheduler = DDIMScheduler(config.train_steps, device=group.device)
+    losses = shard_losses(model, scheduler, scenes, options.batch, options.accumulate, group)
+    result = run_loop(run, options.loop, model, losses, lambda: save_pretrained(model, run.out), log, group=group)
     return TrainReport(result.steps, result.steps_this_run, result.seconds_this_run, result.seconds_total,
                        len(scenes), grasps, result.losses)
+
+
+def _quiet(_line: str) -> None:
+    """The log of a rank other than 0: rank 0 speaks for the group."""
+
+
+def _train_rank(options: TrainOptions, group: ProcessGroup) -> TrainReport:
+    return train(options, lambda line: print(line, flush=True), group)
+
+
+def train_in_processes(options: TrainOptions, processes: int) -> TrainReport:
+    """``train`` data-parallel in ``processes`` spawned processes on this machine (gloo on the CPU, a GPU each
+    over NCCL); rank 0's report. Without ``options.threads`` the cores are shared out among them."""
+    check_process_count(processes)
+    check_run_folder(options.loop)  # here, where it is one clear error, not one in a spawned process
+    if options.threads is None:
+        options = replace(options, threads=max(1, (os.cpu_count() or 1) // processes))
+    return run_in_processes(partial(_train_rank, options), processes)

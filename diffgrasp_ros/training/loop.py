@@ -8,6 +8,9 @@ with a ``WriteError`` naming the file and the last complete checkpoint; ``--resu
 checkpoint, drops the log lines written after it (they are written again) and deletes temporary files left
 by a run killed mid-write.
 
+A trainer may run in a group of processes (``distributed.ProcessGroup``): DDP averages the gradients, the
+ranks stop together, and rank 0 alone writes; the IGD trainer does (``igd_train``), the others run in one.
+
     run = open_run(settings, log)                  # run.state: the checkpoint when resuming, else None
     config = ...from run.state["config"] or new... # the trainer's own config handling
     model = Model(config)
@@ -19,7 +22,8 @@ from __future__ import annotations
 import errno
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +32,7 @@ import numpy as np
 from ..model_files import WEIGHTS_FILE
 from .atomic_files import (WriteError, remove_stale_temps, temp_path, torch_save_atomic, with_hint, write_error,
                            write_text_atomic)
+from .distributed import SINGLE_PROCESS, ProcessGroup, group_from_environment
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "train_log.jsonl"
@@ -72,22 +77,35 @@ class LoopResult:
     losses: dict[str, float] = field(default_factory=dict)  # means over the last logging window
 
 
-def open_run(settings: LoopSettings) -> Run:
-    """Create ``settings.out``; refuse to overwrite a run unless resuming; set torch's threads and seed."""
-    import torch
-
-    out = Path(settings.out)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / CHECKPOINT
+def check_run_folder(settings: LoopSettings) -> None:
+    """Refuse to overwrite a run unless resuming."""
+    checkpoint = Path(settings.out) / CHECKPOINT
     if checkpoint.exists() and not settings.resume:
         raise ValueError(f"{checkpoint} exists: pass --resume to continue that run, or choose another --out")
+
+
+def open_run(settings: LoopSettings, group: ProcessGroup = SINGLE_PROCESS) -> Run:
+    """Create ``settings.out``; refuse to overwrite a run unless resuming; set torch's threads and seed. In a
+    group of processes rank 0 does the checks and reads the checkpoint, and every rank gets it."""
+    import torch
+
+    launched = group_from_environment()
+    if launched.distributed and not group.distributed:
+        raise ValueError(f"this trainer runs in one process, but the environment (torchrun) started "
+                         f"{launched.world_size}: run it without torchrun")
+    out = Path(settings.out)
+    checkpoint = out / CHECKPOINT
     if settings.threads:
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
-    for name in (CHECKPOINT, WEIGHTS_FILE):
-        remove_stale_temps(out, name)  # left by a run killed mid-write
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True) if checkpoint.exists() else None
-    return Run(out, checkpoint, state)
+    state = None
+    if group.is_main:
+        check_run_folder(settings)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in (CHECKPOINT, WEIGHTS_FILE):
+            remove_stale_temps(out, name)  # left by a run killed mid-write
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True) if checkpoint.exists() else None
+    return Run(out, checkpoint, group.from_main(state))
 
 
 def trim_log(path: Path, step: int) -> None:
@@ -139,12 +157,21 @@ def save_weights_checked(save_weights: Callable[[], None], folder: Path) -> None
         raise write_error(Path(folder) / WEIGHTS_FILE, error) from error
 
 
-def run_loop(run: Run, settings: LoopSettings, model, losses: Callable, save_weights: Callable[[], None],
-             log: Callable[[str], None] = print, objective: str = "total") -> LoopResult:
+def run_loop(run: Run, settings: LoopSettings, model, losses: Callable | Sequence[Callable],
+             save_weights: Callable[[], None], log: Callable[[str], None] = print, objective: str = "total",
+             group: ProcessGroup = SINGLE_PROCESS) -> LoopResult:
     """Train ``model`` (resumed from ``run.state`` when there is one) until ``max_steps`` or ``max_minutes``.
 
     ``losses(rng, generator)`` returns the step's named scalar losses; ``objective`` names the one that is
-    minimised. The checkpoint stores ``model.config`` as JSON, for the trainer to rebuild the model.
+    minimised. The checkpoint stores ``model.config`` as JSON, for the trainer to rebuild the model. A list of
+    such functions is a step of several batches: each one's forward and backward run on their own (the memory
+    of one batch), each given the step's ``rng`` and ``generator`` afresh, and their gradients are averaged.
+
+    In a group of processes (``model`` on ``group.device``) every rank gets the same ``rng`` and ``generator``, to
+    draw the global batch from and take its own part of; DDP averages the gradients, the logged losses are the
+    ranks' means, and rank 0 alone writes the log, the checkpoints and (``save_weights``) the weights. Scaling a
+    gradient by a power of two is exact, so a batch's gradient is the same bits whether a rank or one process
+    among its batches computed it: N processes take exactly the steps of one process with their N batches.
     """
     import torch
 
@@ -156,10 +183,15 @@ def run_loop(run: Run, settings: LoopSettings, model, losses: Callable, save_wei
         step, seconds_before = int(run.state["step"]), float(run.state["seconds"])
         saved = step
         log(f"resuming {run.checkpoint} at step {step}")
-    trim_log(run.out / LOG, step)
+    if group.is_main:
+        trim_log(run.out / LOG, step)
+    batches = [losses] if callable(losses) else list(losses)
+    forward = group.data_parallel(model)
 
     def save(elapsed: float) -> None:
         nonlocal saved
+        if not group.is_main:
+            return
         torch_save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                            "seconds": elapsed, "config": json.dumps(asdict(model.config))}, run.checkpoint)
         saved = step
@@ -171,24 +203,29 @@ def run_loop(run: Run, settings: LoopSettings, model, losses: Callable, save_wei
     window: dict[str, list[float]] = {}
     means: dict[str, float] = {}
     try:
-        while step < settings.max_steps and (deadline is None or time.perf_counter() < deadline):
-            rng = np.random.default_rng([settings.seed, step])
-            generator = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
-            values = losses(rng, generator)
-            for group in optimizer.param_groups:
-                group["lr"] = settings.lr * min(1.0, (step + 1) / settings.warmup_steps)
+        while step < settings.max_steps and not group.any(deadline is not None and time.perf_counter() >= deadline):
+            for param_group in optimizer.param_groups:
+                param_group["lr"] = settings.lr * min(1.0, (step + 1) / settings.warmup_steps)
             optimizer.zero_grad(set_to_none=True)
-            values[objective].backward()
+            batch_values = []
+            for i, batch_losses in enumerate(batches):
+                rng = np.random.default_rng([settings.seed, step])
+                generator = torch.Generator(group.device).manual_seed(settings.seed * 1_000_003 + step)
+                with forward.no_sync() if i + 1 < len(batches) else nullcontext():  # the group averages once
+                    values = forward(batch_losses, rng, generator)
+                    (values[objective] / len(batches)).backward()
+                batch_values.append(torch.stack([v.detach() for v in values.values()]))
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             step += 1
-            for name, value in values.items():
-                window.setdefault(name, []).append(value.detach().item())
+            for name, value in zip(values, group.mean(torch.stack(batch_values).mean(0)).tolist()):
+                window.setdefault(name, []).append(value)
             elapsed = seconds_before + time.perf_counter() - loop_start
             if step % settings.log_every == 0 or step == settings.max_steps:
                 means = {k: float(np.mean(v)) for k, v in window.items()}
                 window.clear()
-                append_log(run.out / LOG, {"step": step, "seconds": round(elapsed, 1), **means})
+                if group.is_main:
+                    append_log(run.out / LOG, {"step": step, "seconds": round(elapsed, 1), **means})
                 log(f"step {step:6d}  {elapsed / 60:6.1f} min  " + "  ".join(f"{k} {v:.4f}" for k, v in means.items()))
             if step % settings.checkpoint_every == 0:
                 save(elapsed)

@@ -81,3 +81,15 @@ def labelled_box_scenes(tmp_path_factory):
                            baseline_grasps=8)
     generate_dataset(folder, config, 2, {"pile": objects, "packed": objects}, workers=1, progress=False)
     return folder
+
+
+@pytest.fixture(scope="session")
+def boxes(tmp_path_factory):
+    """Two box models as the object sets of both scene kinds (dataset generation tests)."""
+    from diffgrasp_ros.sim.object_splits import folder_objects
+
+    folder = tmp_path_factory.mktemp("datagen_boxes")
+    write_box_urdf(folder, "box_a", (0.04, 0.05, 0.06))
+    write_box_urdf(folder, "box_b", (0.03, 0.07, 0.05))
+    objects = folder_objects(folder)
+    return {"pile": objects, "packed": objects}

@@ -4,23 +4,11 @@ import pytest
 from diffgrasp_ros.cli.main import main
 from diffgrasp_ros.scene import SceneBuilder
 from diffgrasp_ros.sim.camera import side_view
-from diffgrasp_ros.sim.object_splits import folder_objects
 from diffgrasp_ros.sim.world import ClutterWorld
 from diffgrasp_ros.training.datagen import DatagenConfig, generate_dataset
 from diffgrasp_ros.training.dataset import chunk_path, iter_chunks, read_chunk, reconstruct
 
 SMALL = dict(scenes_per_chunk=1, points_per_scene=3, yaws=2, depths=1, baseline_grasps=4)
-
-
-@pytest.fixture(scope="module")
-def boxes(tmp_path_factory):
-    from conftest import write_box_urdf
-
-    folder = tmp_path_factory.mktemp("datagen_boxes")
-    write_box_urdf(folder, "box_a", (0.04, 0.05, 0.06))
-    write_box_urdf(folder, "box_b", (0.03, 0.07, 0.05))
-    objects = folder_objects(folder)
-    return {"pile": objects, "packed": objects}
 
 
 @pytest.fixture(scope="module")

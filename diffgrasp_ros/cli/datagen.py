@@ -33,8 +33,20 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", type=Path, required=True, help="dataset folder (created; resumed if it exists)")
     parser.add_argument("--chunks", type=int, default=8, help="chunks to have in the dataset (default: 8)")
     parser.add_argument("--scenes-per-chunk", type=int, default=4, help="scenes per chunk file (default: 4)")
-    parser.add_argument("--labels", choices=("sim", "analytic", "both"), default="sim",
-                        help="labelling: simulated execution, analytic test, or both (default: sim)")
+    parser.add_argument("--labels", choices=("sim", "analytic", "both", "checked"), default="sim",
+                        help="labelling: simulated execution, analytic test, both, or checked (analytic, with every "
+                             "analytic positive and --sim-check-fraction of the negatives executed in simulation, "
+                             "whose label wins) (default: sim)")
+    parser.add_argument("--sim-check-fraction", type=float, default=0.25,
+                        help="with --labels checked, the share of analytic negatives also simulated (default: 0.25)")
+    parser.add_argument("--randomise-physics", action="store_true",
+                        help="per object, jitter the scale by x U[1 -/+ --scale-jitter], the mass by x U[0.5, 2] "
+                             "and draw the lateral friction from U[0.4, 1.0] (recorded in the dataset)")
+    parser.add_argument("--scale-jitter", type=float, default=0.15,
+                        help="with --randomise-physics, the relative scale jitter (default: 0.15)")
+    parser.add_argument("--max-negative-ratio", type=float, default=None, metavar="RATIO",
+                        help="per scene, keep at most RATIO negatives per positive, dropping the rest at random "
+                             "(default: keep all)")
     parser.add_argument("--scene", nargs="+", choices=("pile", "packed"), default=["pile", "packed"],
                         help="scene types, alternating (default: pile packed)")
     parser.add_argument("--objects", type=Path, default=None,
@@ -62,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
     kinds = tuple(dict.fromkeys(args.scene))
     config = DatagenConfig(args.labels, args.scenes_per_chunk, args.seed, kinds, args.points_per_scene,
-                           args.yaws, args.depths, args.baseline_grasps)
+                           args.yaws, args.depths, args.baseline_grasps, args.sim_check_fraction,
+                           args.randomise_physics, args.scale_jitter, args.max_negative_ratio)
     if args.objects is not None:
         shared = folder_objects(args.objects)
         object_sets = {kind: shared for kind in kinds}
@@ -78,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {report.chunks_written} chunk(s), skipped {report.chunks_skipped} already there; "
           f"{report.scenes} scenes, {report.grasps} labelled grasps ({report.positives} positive) in "
           f"{report.seconds:.1f} s: {report.grasps_per_second:.1f} grasps/s")
+    if args.labels == "checked":
+        print(f"{report.disagreements} simulated label(s) overruled the analytic test")
     if report.agreement is not None:
         print(report.agreement)
     return 0

@@ -1,6 +1,6 @@
 """Generate the project's default object set: procedural tabletop shapes as small URDF / OBJ text files.
 
-    python -m diffgrasp_ros.sim.generate_objects [--out DIR] [--seed N]
+    python -m diffgrasp_ros.sim.generate_objects [--out DIR] [--seed N] [--extra-families]
 
 The output is a deterministic function of the seed. Shapes are boxes, cylinders and spheres, compound
 shapes built from them in one link (L and T shapes, mallets, dumbbells, stacked blocks, bottles) and
@@ -8,6 +8,10 @@ convex OBJ meshes (prisms, wedges, truncated cones). Sizes follow the VGN tablet
 every object has an extent a 0.08 m parallel gripper can close on, none is longer than 0.20 m. Each
 link's origin is its centre of mass, so PyBullet's base pose and the link pose coincide. Every fourth
 generated object goes to ``val/`` (held out for validation), the rest to ``train/``.
+
+``--extra-families`` writes, instead, the shapes the default set lacks, for training data at scale: thin
+plates and sticks, concave open boxes (cups, trays), mugs with a handle, small (< 3 cm) and large
+(15-20 cm) objects. Write them to a folder of their own; the default set's files stay as they are.
 """
 from __future__ import annotations
 
@@ -312,8 +316,74 @@ FAMILIES: list[tuple[str, int, Callable]] = [
 ]
 
 
-def build_shapes(seed: int = DEFAULT_SEED) -> list[Shape]:
-    """All shapes, centred on their centroids, in generation order."""
+# -- extra families (``--extra-families``): what the default set lacks -------------------------------------
+STICK_GRASP_EXTENT_M = (0.01, 0.07)  # a stick's 1-2 cm diameter: still above the hand's 8 mm "closed on nothing"
+
+
+def _plate(u: Uniform) -> list[Part]:
+    return [Part("box", (u(0.07, 0.12), u(0.05, 0.07), u(0.004, 0.008)))]
+
+
+def _stick(u: Uniform) -> list[Part]:
+    return [Part("cylinder", (u(0.005, 0.009), u(0.10, 0.18)), axis=0)]
+
+
+def _open_box(inner: float, wall: float, height: float, floor: float) -> list[Part]:
+    """A square container open at the top (concave): a floor and four axis-aligned walls."""
+    outer, z = inner + 2 * wall, floor + height / 2
+    offset = (inner + wall) / 2
+    return [Part("box", (outer, outer, floor), (0.0, 0.0, floor / 2)),
+            Part("box", (wall, outer, height), (offset, 0.0, z)), Part("box", (wall, outer, height), (-offset, 0.0, z)),
+            Part("box", (inner, wall, height), (0.0, offset, z)), Part("box", (inner, wall, height), (0.0, -offset, z))]
+
+
+def _cup(u: Uniform) -> list[Part]:
+    # Walls at least 9 mm thick: a grasp on the rim must end wider than the hand's 8 mm "closed on nothing".
+    return _open_box(u(0.045, 0.055), u(0.009, 0.012), u(0.045, 0.06), u(0.005, 0.008))
+
+
+def _tray(u: Uniform) -> list[Part]:
+    return _open_box(u(0.08, 0.11), u(0.009, 0.012), u(0.025, 0.04), u(0.005, 0.008))
+
+
+def _mug(u: Uniform) -> list[Part]:
+    """A cup with a C-shaped handle on its +x side: two arms out from the wall and a grip joining them."""
+    inner, wall, height, floor = u(0.045, 0.055), u(0.009, 0.012), u(0.045, 0.06), u(0.006, 0.008)
+    body = _open_box(inner, wall, height, floor)
+    reach, bar, span = u(0.02, 0.03), u(0.008, 0.011), u(0.03, height - 0.01)
+    side = inner / 2 + wall
+    centre_z = floor + height / 2
+    arm_x = side + reach / 2
+    return body + [Part("box", (reach, bar, bar), (arm_x, 0.0, centre_z + (span - bar) / 2)),
+                   Part("box", (reach, bar, bar), (arm_x, 0.0, centre_z - (span - bar) / 2)),
+                   Part("box", (bar, bar, span), (side + reach + bar / 2, 0.0, centre_z))]
+
+
+def _small_box(u: Uniform) -> list[Part]:
+    return [Part("box", (u(0.02, 0.028), u(0.02, 0.028), u(0.02, 0.028)))]
+
+
+def _small_cylinder(u: Uniform) -> list[Part]:
+    return [Part("cylinder", (u(0.01, 0.014), u(0.02, 0.028)))]
+
+
+def _large_box(u: Uniform) -> list[Part]:
+    return [Part("box", (u(0.15, 0.20), u(0.04, 0.065), u(0.03, 0.05)))]
+
+
+def _large_cylinder(u: Uniform) -> list[Part]:
+    return [Part("cylinder", (u(0.025, 0.034), u(0.15, 0.20)), axis=0)]
+
+
+EXTRA_FAMILIES: list[tuple[str, int, Callable]] = [
+    ("plate", 4, _plate), ("stick", 4, _stick), ("cup", 4, _cup), ("tray", 4, _tray), ("mug", 4, _mug),
+    ("small_box", 4, _small_box), ("small_cylinder", 4, _small_cylinder), ("large_box", 4, _large_box),
+    ("large_cylinder", 4, _large_cylinder),
+]
+
+
+def build_shapes(seed: int = DEFAULT_SEED, families: list[tuple[str, int, Callable]] | None = None) -> list[Shape]:
+    """All shapes of ``families`` (default: ``FAMILIES``), centred on their centroids, in generation order."""
     # random.Random, not numpy: its stream is stable across library versions, so files stay identical.
     rng = random.Random(seed)
 
@@ -321,7 +391,7 @@ def build_shapes(seed: int = DEFAULT_SEED) -> list[Shape]:
         return round(rng.uniform(low, high), 3)  # millimetre sizes keep the files readable
 
     shapes = []
-    for family, count, builder in FAMILIES:
+    for family, count, builder in FAMILIES if families is None else families:
         for k in range(1, count + 1):
             geometry = builder(u)
             rgb = colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.45, 0.9), rng.uniform(0.5, 0.95))
@@ -331,16 +401,17 @@ def build_shapes(seed: int = DEFAULT_SEED) -> list[Shape]:
                 shape.parts = geometry
             else:
                 shape.vertices, shape.triangles = geometry
-            shapes.append(_checked(shape.centred()))
+            grasp_extent = STICK_GRASP_EXTENT_M if builder is _stick else GRASP_EXTENT_M
+            shapes.append(_checked(shape.centred(), grasp_extent))
     return shapes
 
 
-def _checked(shape: Shape) -> Shape:
+def _checked(shape: Shape, grasp_extent_m: tuple[float, float] = GRASP_EXTENT_M) -> Shape:
     extents = shape.extents()
-    low, high = GRASP_EXTENT_M
+    low, high = grasp_extent_m
     if extents.max() > MAX_EXTENT_M + 1e-9 or not np.any((extents >= low) & (extents <= high)):
         raise RuntimeError(f"generated {shape.name} with extents {np.round(extents, 3)} m: it must be at "
-                           f"most {MAX_EXTENT_M} m long and have an extent in {GRASP_EXTENT_M} m")
+                           f"most {MAX_EXTENT_M} m long and have an extent in {grasp_extent_m} m")
     return shape
 
 
@@ -348,16 +419,18 @@ def split_of(index: int) -> str:
     return "val" if index % VAL_EVERY == VAL_EVERY - 1 else "train"
 
 
-def _readme(shapes: list[Shape], seed: int) -> str:
+def _readme(shapes: list[Shape], seed: int, extra_families: bool = False) -> str:
     splits = [split_of(i) for i in range(len(shapes))]
     rows = [f"| {s.name} | {split} | {' × '.join(f'{e:.3f}' for e in s.extents())} | {s.mass:.3f} |"
             for s, split in zip(shapes, splits)]
+    option = " --extra-families --out DIR" if extra_families else ""
     return "\n".join([
-        "# Default object set",
+        "# Extra object families (thin, concave, handled, small, large)" if extra_families else "# Default object set",
         "",
-        f"Generated by `python -m diffgrasp_ros.sim.generate_objects --seed {seed}` (deterministic; "
+        f"Generated by `python -m diffgrasp_ros.sim.generate_objects --seed {seed}{option}` (deterministic; "
         "regenerate rather than edit by hand).",
-        f"{len(shapes)} procedural shapes in the size range of the VGN tabletop benchmark objects: "
+        f"{len(shapes)} procedural shapes {'beyond' if extra_families else 'in'} the size range of the VGN tabletop "
+        "benchmark objects: "
         f"`train/` ({splits.count('train')}) for training and tuning, `val/` ({splits.count('val')}, "
         f"every {VAL_EVERY}th generated object) held out for validation.",
         "Each URDF link's origin is the object's centre of mass; mesh shapes are convex OBJ files next "
@@ -370,10 +443,11 @@ def _readme(shapes: list[Shape], seed: int) -> str:
     ])
 
 
-def generate(out: Path = DEFAULT_OBJECTS_DIR, seed: int = DEFAULT_SEED) -> list[Path]:
-    """Write the object set to ``out/train`` and ``out/val``; returns the URDF paths."""
+def generate(out: Path = DEFAULT_OBJECTS_DIR, seed: int = DEFAULT_SEED, extra_families: bool = False) -> list[Path]:
+    """Write the object set (``EXTRA_FAMILIES`` with ``extra_families``, else ``FAMILIES``) to ``out/train`` and
+    ``out/val``; returns the URDF paths."""
     out = Path(out)
-    shapes = build_shapes(seed)
+    shapes = build_shapes(seed, EXTRA_FAMILIES if extra_families else None)
     written: list[Path] = []
     for index, shape in enumerate(shapes):
         folder = out / split_of(index)
@@ -388,7 +462,7 @@ def generate(out: Path = DEFAULT_OBJECTS_DIR, seed: int = DEFAULT_SEED) -> list[
         for stale in (out / split).glob("*"):
             if stale.suffix in (".urdf", ".obj") and stale not in written:
                 stale.unlink()
-    (out / "README.md").write_text(_readme(shapes, seed), encoding="utf-8")
+    (out / "README.md").write_text(_readme(shapes, seed, extra_families), encoding="utf-8")
     return [p for p in written if p.suffix == ".urdf"]
 
 
@@ -396,8 +470,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OBJECTS_DIR, help="output folder")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
+    parser.add_argument("--extra-families", action="store_true",
+                        help="write the shapes the default set lacks (thin, concave, handled, small, large) "
+                             "instead of the default set: give --out a folder of their own")
     args = parser.parse_args(argv)
-    urdfs = generate(args.out, args.seed)
+    if args.extra_families and args.out.resolve() == Path(DEFAULT_OBJECTS_DIR).resolve():
+        raise SystemExit(f"--extra-families would replace the default object set in {args.out}: give --out "
+                         "another folder")
+    urdfs = generate(args.out, args.seed, args.extra_families)
     print(f"wrote {len(urdfs)} objects to {args.out}")
 
 

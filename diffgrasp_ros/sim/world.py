@@ -34,6 +34,26 @@ class PlacedObject:
     scale: float
     position_m: tuple[float, float, float]  # of the object's own frame (URDF base link / mesh origin)
     quaternion_xyzw: tuple[float, float, float, float]
+    mass_kg: float | None = None  # set when physics was randomised; None: the model's own
+    lateral_friction: float | None = None
+
+
+@dataclass(frozen=True)
+class PhysicsRandomisation:
+    """Per-object physics drawn when a scene is generated, so a model trains on varied dynamics: the scene's
+    scale times U[1 - scale_jitter, 1 + scale_jitter], mass times U[mass_factor], lateral friction U[friction]."""
+
+    scale_jitter: float = 0.15
+    mass_factor: tuple[float, float] = (0.5, 2.0)
+    friction: tuple[float, float] = (0.4, 1.0)
+
+    def __post_init__(self):
+        if not 0.0 <= self.scale_jitter < 1.0:
+            raise ValueError(f"scale_jitter must be in [0, 1), got {self.scale_jitter}")
+        for name in ("mass_factor", "friction"):
+            low, high = getattr(self, name)
+            if not 0.0 < low <= high:
+                raise ValueError(f"{name} must be a range 0 < low <= high, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -58,7 +78,7 @@ class ClutterWorld:
     pile_box = PileBox()
 
     def __init__(self, objects: Sequence[ObjectModel], workspace: Workspace = STANDARD_WORKSPACE,
-                 seed: int = 0):
+                 seed: int = 0, randomisation: PhysicsRandomisation | None = None):
         if not objects:
             raise ValueError("the simulated world needs at least one object model")
         with c_output_silenced():
@@ -69,11 +89,13 @@ class ClutterWorld:
         self.objects = list(objects)
         self.workspace = workspace
         self.rng = np.random.default_rng(seed)
+        self.randomisation = randomisation  # applied to the objects ``generate`` adds
         self.p.setPhysicsEngineParameter(fixedTimeStep=self.dt, numSolverIterations=self.solver_iterations)
         self.p.setGravity(0.0, 0.0, -9.81)
         self.sim_time = 0.0
         self.object_ids: list[int] = []
         self._placed: dict[int, tuple[ObjectModel, float]] = {}  # body -> (model, scale)
+        self._physics: dict[int, tuple[float, float]] = {}  # body -> (mass kg, lateral friction), when set
         self.table_id = self._add_table()
         self.camera = SimCamera(self.p)
 
@@ -118,16 +140,50 @@ class ClutterWorld:
                 walls.append(self.p.createMultiBody(0.0, shape, -1, basePosition=pos))
         return walls
 
-    def add_object(self, model: ObjectModel, position, rotation: Rotation, scale: float) -> int:
+    def add_object(self, model: ObjectModel, position, rotation: Rotation, scale: float,
+                   mass_kg: float | None = None, lateral_friction: float | None = None) -> int:
+        """Load ``model``; ``mass_kg`` and ``lateral_friction`` (both or neither) replace the model's own."""
+        if (mass_kg is None) != (lateral_friction is None):
+            raise ValueError(f"give both mass_kg and lateral_friction or neither, got {mass_kg}, {lateral_friction}")
         body = load_object(self.client_id, model, position, rotation.as_quat(), scale)
         self.object_ids.append(body)
         self._placed[body] = (model, scale)
+        if mass_kg is not None:
+            self._set_physics(body, mass_kg, lateral_friction)
         return body
+
+    def _set_physics(self, body: int, mass_kg: float, lateral_friction: float) -> None:
+        if not (mass_kg > 0 and lateral_friction >= 0):
+            raise ValueError(f"object {self._placed[body][0].name!r}: mass {mass_kg} kg must be positive and "
+                             f"friction {lateral_friction} not negative")
+        # Inertia scales with the mass (the same shape, another density), or a heavier object would turn too easily.
+        mass_now, _, inertia = self.p.getDynamicsInfo(body, -1)[:3]
+        self.p.changeDynamics(body, -1, mass=float(mass_kg), lateralFriction=float(lateral_friction),
+                              localInertiaDiagonal=[float(i) * mass_kg / mass_now for i in inertia])
+        self._physics[body] = (float(mass_kg), float(lateral_friction))
+
+    def _add_generated_object(self, model: ObjectModel, position, rotation: Rotation, scale: float) -> int:
+        """``add_object`` for a new scene: with ``randomisation``, scale, mass and friction are drawn here."""
+        r = self.randomisation
+        if r is None:
+            return self.add_object(model, position, rotation, scale)
+        scale *= self.rng.uniform(1.0 - r.scale_jitter, 1.0 + r.scale_jitter)
+        mass_factor, friction = self.rng.uniform(*r.mass_factor), self.rng.uniform(*r.friction)
+        body = self.add_object(model, position, rotation, scale)
+        # The base link's mass: the objects' URDFs have one link (a multi-link object keeps its other masses).
+        self._set_physics(body, self.p.getDynamicsInfo(body, -1)[0] * mass_factor, friction)
+        return body
+
+    def object_physics(self, body: int) -> tuple[float, float]:
+        """(mass kg, lateral friction) of an object as PyBullet simulates it."""
+        info = self.p.getDynamicsInfo(body, -1)
+        return float(info[0]), float(info[1])
 
     def remove_object(self, body: int) -> None:
         self.p.removeBody(body)
         self.object_ids.remove(body)
         del self._placed[body]
+        self._physics.pop(body, None)
 
     def object_pose(self, body: int) -> tuple[np.ndarray, np.ndarray]:
         """Position and quaternion (xyzw) of the object's own frame, the frame it was loaded at.
@@ -147,8 +203,10 @@ class ClutterWorld:
         for body in self.object_ids:
             model, scale = self._placed[body]
             position, orientation = self.object_pose(body)
+            mass_kg, friction = self._physics.get(body, (None, None))
             objects.append(PlacedObject(Path(model.path).resolve().relative_to(Path(root).resolve()).as_posix(),
-                                        float(scale), tuple(position.tolist()), tuple(orientation.tolist())))
+                                        float(scale), tuple(position.tolist()), tuple(orientation.tolist()),
+                                        mass_kg, friction))
         return SceneDescription(kind, int(seed), tuple(objects))
 
     def load_scene(self, description: SceneDescription, root: Path) -> None:
@@ -157,7 +215,8 @@ class ClutterWorld:
         for placed in description.objects:
             path = Path(root) / placed.model
             self.add_object(ObjectModel(path.stem, path), placed.position_m,
-                            Rotation.from_quat(placed.quaternion_xyzw), placed.scale)
+                            Rotation.from_quat(placed.quaternion_xyzw), placed.scale, placed.mass_kg,
+                            placed.lateral_friction)
 
     def clear(self) -> None:
         for body in list(self.object_ids):
@@ -221,7 +280,7 @@ class ClutterWorld:
             rotation = Rotation.random(random_state=self.rng.integers(2**31))
             xy = self.rng.uniform(size / 3.0, 2.0 * size / 3.0, 2)
             scale = self.rng.uniform(0.8, 1.0)
-            self.add_object(model, (xy[0], xy[1], table + 0.2), rotation, scale)
+            self._add_generated_object(model, (xy[0], xy[1], table + 0.2), rotation, scale)
             self.wait_for_objects_to_rest(timeout_s=1.0)
         for wall in walls:
             self.p.removeBody(wall)
@@ -237,7 +296,7 @@ class ClutterWorld:
             x, y = self.rng.uniform(0.08, 0.22, 2)
             rotation = Rotation.from_euler("z", self.rng.uniform(0.0, 2.0 * np.pi))
             scale = self.rng.uniform(0.7, 0.9)
-            body = self.add_object(model, (x, y, 1.0), rotation, scale)
+            body = self._add_generated_object(model, (x, y, 1.0), rotation, scale)
             lower, upper = self.p.getAABB(body)
             # As VGN: the base (PyBullet's inertial frame, not the bounding box's centre) goes half the
             # object's height + 2 mm above the table, so an object whose base sits above its box centre

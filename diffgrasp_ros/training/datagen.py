@@ -5,7 +5,12 @@ and fuse them, then take grasp candidates the way the VGN data generator does (a
 fused cloud whose normal does not point down; approach along -normal, the TCP ``depth`` back from
 the surface with depth ~ U[-0.1, 1.1] x finger depth, at several yaws and depths) plus the baseline
 planner's ranked grasps, and label each one in simulation (``SimLabeller``), analytically
-(``AnalyticLabeller``) or both.
+(``AnalyticLabeller``), both, or "checked": analytically, then executed in simulation where it matters
+most (every analytic positive and ``sim_check_fraction`` of the negatives), the simulated label winning.
+
+Options for data at scale, all off by default (a dataset made without them keeps its bytes):
+``randomise_physics`` draws each object's scale jitter, mass and friction (``sim.world.PhysicsRandomisation``,
+recorded in the scene description), and ``max_negative_ratio`` drops a scene's surplus negatives.
 
 Work is split into chunks of ``scenes_per_chunk`` scenes, one file each (see ``dataset``). Chunk i
 draws everything from ``SeedSequence([seed, i])`` and builds every scene in a fresh PyBullet world,
@@ -36,13 +41,15 @@ from ..robots.gripper import FRANKA_HAND
 from ..scene.tsdf import SceneBuilder
 from ..sim.camera import multi_views
 from ..sim.object_splits import ObjectSet
-from ..sim.world import SCENE_KINDS, ClutterWorld, SceneDescription
+from ..sim.world import SCENE_KINDS, ClutterWorld, PhysicsRandomisation, SceneDescription
 from .atomic_files import remove_stale_temps, resumable_chunks, write_json_atomic
-from .dataset import (FORMAT_VERSION, MANIFEST, SOURCE_BASELINE, SOURCE_SURFACE, DatasetChunk, GraspRecords,
-                      chunk_path, iter_chunks, write_chunk)
+from .dataset import (FORMAT_VERSION, LABELLED_ANALYTICALLY, LABELLED_IN_SIM, MANIFEST, SOURCE_BASELINE,
+                      SOURCE_SURFACE, DatasetChunk, GraspRecords, chunk_path, iter_chunks, write_chunk)
 from .labels import AnalyticLabeller, LabelAgreement, SimLabeller
 
-LABEL_MODES = ("sim", "analytic", "both")
+LABEL_MODES = ("sim", "analytic", "both", "checked")
+# Options added after datasets were first made: left out of the manifest at their defaults, so those datasets resume.
+LATER_OPTIONS = ("sim_check_fraction", "randomise_physics", "scale_jitter", "max_negative_ratio")
 SCENE_BUDGET_S, GRASP_BUDGET_S = 60.0, 1.0  # a chunk's time limit in a worker (``default_chunk_timeout_s``)
 
 
@@ -56,6 +63,10 @@ class DatagenConfig:
     yaws: int = 4  # ... each tried at this many closing-axis angles ...
     depths: int = 2  # ... and this many depths
     baseline_grasps: int = 16  # plus up to this many of the baseline planner's grasps
+    sim_check_fraction: float = 0.25  # "checked" mode: share of the analytic negatives executed in simulation
+    randomise_physics: bool = False  # per object: scale x U[1 -/+ scale_jitter], mass x U[0.5, 2], friction U[0.4, 1]
+    scale_jitter: float = 0.15
+    max_negative_ratio: float | None = None  # per scene, negatives beyond this many per positive are dropped
 
     def __post_init__(self):
         if self.labels not in LABEL_MODES:
@@ -67,6 +78,14 @@ class DatagenConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.baseline_grasps < 0:
             raise ValueError(f"baseline_grasps must not be negative, got {self.baseline_grasps}")
+        if not 0.0 <= self.sim_check_fraction <= 1.0:
+            raise ValueError(f"sim_check_fraction must be in [0, 1], got {self.sim_check_fraction}")
+        if self.max_negative_ratio is not None and not self.max_negative_ratio >= 0:
+            raise ValueError(f"max_negative_ratio must be None or not negative, got {self.max_negative_ratio}")
+        self.physics_randomisation()  # checks scale_jitter
+
+    def physics_randomisation(self) -> PhysicsRandomisation | None:
+        return PhysicsRandomisation(self.scale_jitter) if self.randomise_physics else None
 
 
 @dataclass(frozen=True)
@@ -75,6 +94,7 @@ class ChunkStats:
     scenes: int
     grasps: int
     positives: int
+    disagreements: int = 0  # "checked" mode: grasps the simulation labelled other than the analytic test
 
 
 @dataclass
@@ -85,7 +105,8 @@ class DatagenReport:
     grasps: int
     positives: int
     seconds: float
-    agreement: LabelAgreement | None = None  # over the whole dataset, when it holds both labels
+    agreement: LabelAgreement | None = None  # over the grasps labelled both ways ("both", "checked")
+    disagreements: int = 0  # "checked" mode, in the chunks written
     written: list[int] = field(default_factory=list)
 
     @property
@@ -120,8 +141,37 @@ def surface_grasps(points: np.ndarray, normals: np.ndarray, rng: np.random.Gener
 
 
 # -- one scene, one chunk ------------------------------------------------------------------------
-def _label(world: ClutterWorld, poses: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(labels, widths, analytic labels in "both" mode) for TCP poses in the world's current scene."""
+@dataclass
+class SceneLabels:
+    labels: np.ndarray  # (N,) int8, the decided labels
+    widths: np.ndarray  # (N,) float32
+    analytic: np.ndarray | None = None  # (N,) int8, "both" and "checked" modes
+    source: np.ndarray | None = None  # (N,) uint8, LABELLED_*, "checked" mode
+
+
+def _label_checked(world: ClutterWorld, poses: np.ndarray, sim_check_fraction: float,
+                   rng: np.random.Generator) -> SceneLabels:
+    """Analytic labels, with every analytic positive and a random ``sim_check_fraction`` of the negatives
+    executed in simulation: the analytic test's false positives are its costly errors (a model learns to try
+    grasps that fail), and the sampled negatives find its false negatives; where they disagree, simulation wins."""
+    labeller = AnalyticLabeller(world)
+    analytic = [labeller.label(T) for T in poses]
+    labels = np.array([ok for ok, _ in analytic], dtype=np.int8)
+    widths = np.array([w for _, w in analytic], dtype=np.float32)
+    checked = (labels == 1) | (rng.random(len(poses)) < sim_check_fraction)
+    source = np.where(checked, LABELLED_IN_SIM, LABELLED_ANALYTICALLY).astype(np.uint8)
+    decided, decided_widths = labels.copy(), widths.copy()
+    if checked.any():
+        simulator = SimLabeller(world)
+        for i in np.flatnonzero(checked):
+            ok, width = simulator.label(poses[i])
+            decided[i], decided_widths[i] = ok, width
+        simulator.close()
+    return SceneLabels(decided, decided_widths, labels, source)
+
+
+def _label(world: ClutterWorld, poses: np.ndarray, mode: str) -> SceneLabels:
+    """Labels for TCP poses in the world's current scene ("sim", "analytic" or "both" mode)."""
     analytic = sim = None
     if mode in ("analytic", "both"):
         labeller = AnalyticLabeller(world)
@@ -134,7 +184,17 @@ def _label(world: ClutterWorld, poses: np.ndarray, mode: str) -> tuple[np.ndarra
     labels = np.array([ok for ok, _ in primary], dtype=np.int8)
     widths = np.array([w for _, w in primary], dtype=np.float32)
     both = np.array([ok for ok, _ in analytic], dtype=np.int8) if mode == "both" else None
-    return labels, widths, both
+    return SceneLabels(labels, widths, both)
+
+
+def balanced(labels: np.ndarray, max_negative_ratio: float, rng: np.random.Generator) -> np.ndarray:
+    """Indices (ascending) of the grasps to keep: every positive and at most ``max_negative_ratio`` negatives
+    per positive, chosen at random (a scene without positives keeps none)."""
+    positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels != 1)
+    allowed = int(np.floor(max_negative_ratio * len(positives)))
+    if len(negatives) > allowed:
+        negatives = rng.choice(negatives, size=allowed, replace=False)
+    return np.sort(np.concatenate([positives, negatives]))
 
 
 @dataclass
@@ -144,14 +204,15 @@ class LabelledScene:
     widths: np.ndarray  # (N,) float32
     labels: np.ndarray  # (N,) int8
     sources: np.ndarray  # (N,) uint8
-    labels_analytic: np.ndarray | None  # (N,) int8 in "both" mode
+    labels_analytic: np.ndarray | None  # (N,) int8 in "both" and "checked" modes
+    label_sources: np.ndarray | None = None  # (N,) uint8 in "checked" mode
 
 
 def generate_scene(kind: str, seed: int, objects: ObjectSet, config: DatagenConfig,
                    rng: np.random.Generator) -> LabelledScene | None:
     """One labelled scene, or None when nothing stayed in the workspace."""
     gripper = FRANKA_HAND
-    with ClutterWorld(objects.objects, seed=seed) as world:
+    with ClutterWorld(objects.objects, seed=seed, randomisation=config.physics_randomisation()) as world:
         if world.generate(kind) == 0:
             return None
         description = world.describe(kind, seed, objects.root)
@@ -167,11 +228,20 @@ def generate_scene(kind: str, seed: int, objects: ObjectSet, config: DatagenConf
             baseline = np.array([g.T_frame_grasp for g in plan.grasps]).reshape(-1, 4, 4)
             poses = np.concatenate([poses, baseline])
             sources = np.concatenate([sources, np.full(len(baseline), SOURCE_BASELINE, np.uint8)])
-        labels, widths, analytic = _label(world, poses, config.labels)
-    return LabelledScene(description, poses, widths, labels, sources, analytic)
+        if config.labels == "checked":
+            labelled = _label_checked(world, poses, config.sim_check_fraction, rng)
+        else:
+            labelled = _label(world, poses, config.labels)
+    scene = LabelledScene(description, poses, labelled.widths, labelled.labels, sources, labelled.analytic,
+                          labelled.source)
+    if config.max_negative_ratio is not None:
+        keep = balanced(scene.labels, config.max_negative_ratio, rng)
+        scene = LabelledScene(description, *(None if a is None else a[keep] for a in (
+            scene.poses, scene.widths, scene.labels, scene.sources, scene.labels_analytic, scene.label_sources)))
+    return scene
 
 
-def _records(scenes: list[LabelledScene], both: bool) -> GraspRecords:
+def _records(scenes: list[LabelledScene], mode: str) -> GraspRecords:
     def cat(name: str, empty: np.ndarray) -> np.ndarray:
         return np.concatenate([getattr(s, name) for s in scenes] + [empty])
 
@@ -180,7 +250,9 @@ def _records(scenes: list[LabelledScene], both: bool) -> GraspRecords:
         np.concatenate([np.full(len(s.poses), i, np.int32) for i, s in enumerate(scenes)] + [np.zeros(0, np.int32)]),
         poses[:, :3, 3], np.array([quaternion_xyzw(T) for T in poses]).reshape(-1, 4),
         cat("widths", np.zeros(0, np.float32)), cat("labels", np.zeros(0, np.int8)),
-        cat("sources", np.zeros(0, np.uint8)), cat("labels_analytic", np.zeros(0, np.int8)) if both else None)
+        cat("sources", np.zeros(0, np.uint8)),
+        cat("labels_analytic", np.zeros(0, np.int8)) if mode in ("both", "checked") else None,
+        cat("label_sources", np.zeros(0, np.uint8)) if mode == "checked" else None)
 
 
 @dataclass(frozen=True)
@@ -203,14 +275,16 @@ def make_chunk(task: ChunkTask) -> DatasetChunk:
             scenes.append(scene)
     root_tag = next(iter(task.object_sets.values())).root_tag
     return DatasetChunk(task.index, config.labels, root_tag, [s.description for s in scenes],
-                        _records(scenes, config.labels == "both"))
+                        _records(scenes, config.labels))
 
 
 def store_chunk(folder: Path, chunk: DatasetChunk) -> ChunkStats:
     """Write ``chunk`` to its file in ``folder``, named by its index alone and written atomically: a reader never
     sees part of a chunk, and a chunk made again is the same bytes."""
     write_chunk(chunk_path(folder, chunk.index), chunk)
-    return ChunkStats(chunk.index, len(chunk.scenes), len(chunk.grasps), int(chunk.grasps.label.sum()))
+    g = chunk.grasps
+    disagreements = 0 if g.label_source is None else int(np.sum(g.label != g.label_analytic))
+    return ChunkStats(chunk.index, len(chunk.scenes), len(g), int(g.label.sum()), disagreements)
 
 
 def make_and_store_chunk(make: Callable[[ChunkTask], DatasetChunk], task: ChunkTask) -> ChunkStats:
@@ -224,18 +298,23 @@ def generate_chunk(task: ChunkTask) -> ChunkStats:
 
 # -- a dataset ------------------------------------------------------------------------------------
 def _manifest(config: DatagenConfig, object_sets: Mapping[str, ObjectSet]) -> dict:
-    return {"format_version": FORMAT_VERSION, "config": asdict(config),
+    defaults = asdict(DatagenConfig())
+    settings = {k: v for k, v in asdict(config).items() if k not in LATER_OPTIONS or v != defaults[k]}
+    return {"format_version": FORMAT_VERSION, "config": settings,
             "objects": {kind: {"name": s.name, "root": s.root_tag, "count": len(s.objects)}
                         for kind, s in sorted(object_sets.items())}}
 
 
 def dataset_agreement(folder: Path) -> LabelAgreement | None:
-    """Analytic vs simulated labels over every chunk of ``folder`` that holds both."""
+    """Analytic vs simulated labels over every grasp of ``folder`` labelled both ways (in "checked" chunks, the
+    grasps executed in simulation: a biased sample, every analytic positive but only some negatives)."""
     sim, analytic = [], []
     for chunk in iter_chunks(folder):
-        if chunk.grasps.label_analytic is not None:
-            sim.append(chunk.grasps.label)
-            analytic.append(chunk.grasps.label_analytic)
+        g = chunk.grasps
+        if g.label_analytic is not None:
+            both = slice(None) if g.label_source is None else g.label_source == LABELLED_IN_SIM
+            sim.append(g.label[both])
+            analytic.append(g.label_analytic[both])
     return LabelAgreement.of(np.concatenate(sim), np.concatenate(analytic)) if sim else None
 
 
@@ -314,6 +393,7 @@ def generate_dataset(folder: Path, config: DatagenConfig, chunks: int, object_se
                 report.scenes += stats.scenes
                 report.grasps += stats.grasps
                 report.positives += stats.positives
+                report.disagreements += stats.disagreements
                 report.written.append(stats.index)
                 elapsed = time.perf_counter() - start
                 bar.set_postfix_str(f"{report.grasps / elapsed:.1f} grasps/s")
@@ -322,6 +402,6 @@ def generate_dataset(folder: Path, config: DatagenConfig, chunks: int, object_se
         bar.close()
     report.seconds = time.perf_counter() - start
     report.written.sort()
-    if config.labels == "both":
+    if config.labels in ("both", "checked"):
         report.agreement = dataset_agreement(folder)
     return report

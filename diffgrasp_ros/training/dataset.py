@@ -5,15 +5,17 @@ A chunk holds no images: each scene is stored as its description (object model p
 object root, scale and resting pose per object, plus the scene's kind and seed), and depth images or
 TSDF grids are re-rendered from it on demand (``render_views`` / ``reconstruct``). Arrays in a chunk:
 
-- ``format_version``, ``chunk_index``, ``label_mode`` ("sim", "analytic" or "both"), ``object_root``
+- ``format_version``, ``chunk_index``, ``label_mode`` ("sim", "analytic", "both" or "checked"), ``object_root``
   (an object-root tag, see ``sim.object_splits.resolve_object_root``);
 - per scene: ``scene_kind``, ``scene_seed``, ``scene_object_count``;
 - per object (scenes' objects one after another): ``object_model``, ``object_scale``,
-  ``object_position`` (m), ``object_quaternion_xyzw``;
+  ``object_position`` (m), ``object_quaternion_xyzw`` and, when physics was randomised, ``object_mass_kg``
+  and ``object_friction`` (lateral);
 - per grasp: ``grasp_scene`` (index of its scene in the chunk), ``grasp_position`` (TCP, m, workspace
   frame), ``grasp_quaternion_xyzw``, ``grasp_width`` (m), ``grasp_label`` (1 success, 0 failure: the
   simulated label in "sim" and "both" modes, else the analytic one), ``grasp_source`` (0 sampled on the
-  surface, 1 from the baseline planner) and, in "both" mode, ``grasp_label_analytic``.
+  surface, 1 from the baseline planner), in "both" and "checked" modes ``grasp_label_analytic`` and, in
+  "checked" mode, ``grasp_label_source`` (0 the analytic labeller decided, 1 simulated execution did).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from .atomic_files import save_npz_atomic
 FORMAT_VERSION = 1
 MANIFEST = "dataset.json"
 SOURCE_SURFACE, SOURCE_BASELINE = 0, 1
+LABELLED_ANALYTICALLY, LABELLED_IN_SIM = 0, 1  # grasp_label_source
 
 
 @dataclass
@@ -44,7 +47,8 @@ class GraspRecords:
     width_m: np.ndarray  # (N,) float32
     label: np.ndarray  # (N,) int8
     source: np.ndarray  # (N,) uint8
-    label_analytic: np.ndarray | None = None  # (N,) int8, "both" mode only
+    label_analytic: np.ndarray | None = None  # (N,) int8, "both" and "checked" modes
+    label_source: np.ndarray | None = None  # (N,) uint8, LABELLED_*, "checked" mode only
 
     def __len__(self) -> int:
         return len(self.label)
@@ -76,13 +80,15 @@ def write_chunk(path: Path, chunk: DatasetChunk) -> None:
     }
     if g.label_analytic is not None:
         arrays["grasp_label_analytic"] = g.label_analytic.astype(np.int8)
+    if g.label_source is not None:
+        arrays["grasp_label_source"] = g.label_source.astype(np.uint8)
     save_npz_atomic(path, arrays)
 
 
 def scene_arrays(scenes: Sequence[SceneDescription]) -> dict[str, np.ndarray]:
     """The per-scene and per-object arrays of a chunk (``scene_*``, ``object_*``) for ``scenes``."""
     objects = [o for s in scenes for o in s.objects]
-    return {
+    arrays = {
         "scene_kind": np.array([s.kind for s in scenes], dtype=str),
         "scene_seed": np.array([s.seed for s in scenes], dtype=np.int64),
         "scene_object_count": np.array([len(s.objects) for s in scenes], dtype=np.int32),
@@ -91,13 +97,25 @@ def scene_arrays(scenes: Sequence[SceneDescription]) -> dict[str, np.ndarray]:
         "object_position": np.array([o.position_m for o in objects], dtype=np.float64).reshape(-1, 3),
         "object_quaternion_xyzw": np.array([o.quaternion_xyzw for o in objects], dtype=np.float64).reshape(-1, 4),
     }
+    randomised = [o.mass_kg is not None for o in objects]
+    if any(randomised):  # only then, so chunks made without randomised physics keep their format and bytes
+        if not all(randomised):
+            raise ValueError("either every object of a chunk has its mass and friction recorded or none has")
+        arrays["object_mass_kg"] = np.array([o.mass_kg for o in objects], dtype=np.float64)
+        arrays["object_friction"] = np.array([o.lateral_friction for o in objects], dtype=np.float64)
+    return arrays
 
 
 def scenes_from_arrays(data) -> list[SceneDescription]:
     """The scenes of a chunk's ``scene_*`` / ``object_*`` arrays (``scene_arrays``' inverse)."""
     ends = np.cumsum(data["scene_object_count"])
-    objects = [PlacedObject(str(m), float(s), tuple(p.tolist()), tuple(q.tolist())) for m, s, p, q in zip(
-        data["object_model"], data["object_scale"], data["object_position"], data["object_quaternion_xyzw"])]
+    count = len(data["object_model"])
+    masses = data["object_mass_kg"].tolist() if "object_mass_kg" in data else [None] * count
+    frictions = data["object_friction"].tolist() if "object_friction" in data else [None] * count
+    objects = [PlacedObject(str(m), float(s), tuple(p.tolist()), tuple(q.tolist()), mass, friction)
+               for m, s, p, q, mass, friction in zip(data["object_model"], data["object_scale"],
+                                                      data["object_position"], data["object_quaternion_xyzw"],
+                                                      masses, frictions)]
     return [SceneDescription(str(kind), int(seed), tuple(objects[end - count:end]))
             for kind, seed, count, end in zip(data["scene_kind"], data["scene_seed"],
                                               data["scene_object_count"], ends)]
@@ -111,7 +129,8 @@ def read_chunk(path: Path) -> DatasetChunk:
         scenes = scenes_from_arrays(data)
         grasps = GraspRecords(data["grasp_scene"], data["grasp_position"], data["grasp_quaternion_xyzw"],
                               data["grasp_width"], data["grasp_label"], data["grasp_source"],
-                              data["grasp_label_analytic"] if "grasp_label_analytic" in data else None)
+                              data["grasp_label_analytic"] if "grasp_label_analytic" in data else None,
+                              data["grasp_label_source"] if "grasp_label_source" in data else None)
         return DatasetChunk(int(data["chunk_index"]), str(data["label_mode"]), str(data["object_root"]),
                             scenes, grasps)
 

@@ -86,3 +86,23 @@ def test_every_model_folder_has_a_card_loadable_weights_and_is_installed():
         assert (folder / "weights.pt").stat().st_size < 30e6, f"{folder.name}: weights over 30 MB"
         assert f'glob("models/{folder.name}/*")' in setup, f"setup.py does not install models/{folder.name}"
         assert f"`{folder.name}/`" in (ROOT / "models" / "README.md").read_text(), f"{folder.name} not in models/README.md"
+
+
+def cited_results_files() -> list[Path]:
+    """Every results file the README links or names (``benchmarks/results/<name>``, also ``leap_*.md``)."""
+    text = (ROOT / "README.md").read_text()
+    results = ROOT / "benchmarks" / "results"
+    files = set()
+    for name in re.findall(r"benchmarks/results/([\w.*-]+\w)", text):
+        files |= set(results.glob(name)) if "*" in name else {results / name}
+    return sorted(files)
+
+
+def test_every_results_file_the_readme_cites_exists_and_names_a_clean_commit():
+    files = cited_results_files()
+    assert len(files) >= 15  # the README's figures come from files, not from memory
+    for path in files:
+        assert path.is_file(), f"the README cites {path.relative_to(ROOT)}, which does not exist"
+        text = path.read_text()
+        assert re.search(r"commit\W{0,4}[0-9a-f]{7,40}\b", text), f"{path.name} names no commit"
+        assert "-dirty" not in text and "dirty tree" not in text, f"{path.name} was made from a dirty tree"

@@ -962,3 +962,25 @@ def test_movable_obstacles_and_named_support_surfaces_go_into_the_pick_planning(
     response = call(client, GraspPlanning.Request(movable_obstacles=[lid]), 30.0)
     assert response.error_code.val == MoveItErrorCodes.FRAME_TRANSFORM_FAILURE
     assert "'shelf' is unknown" in response.error_code.message
+
+
+def test_a_callback_waiting_on_another_node_gives_up_when_the_process_stops():
+    """A lifecycle manager asking a node that stops with it would otherwise hold the executor's shutdown
+    for its whole call timeout (5 s, 60 s for a configure), past what a supervisor waits."""
+    from rclpy.task import Future
+
+    from diffgrasp_ros.nodes.base import STOPPING, wait_for_future
+
+    never_answered = Future()
+    stopper = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        stopper.submit(lambda: (time.sleep(0.2), STOPPING.set()))
+        start = time.monotonic()
+        assert not wait_for_future(never_answered, 60.0)
+        assert time.monotonic() - start < 10.0 and never_answered.cancelled()
+    finally:
+        stopper.shutdown()
+        STOPPING.clear()
+    answered = Future()
+    answered.set_result(1)
+    assert wait_for_future(answered, 0.1)

@@ -318,14 +318,19 @@ def trigger_service(method):
     return wrapper
 
 
+# Set when the process is stopping (``spin_until_stopped``): a callback waiting on another node, which may be
+# stopping too, gives up at once rather than holding the executor's shutdown past what a supervisor waits.
+STOPPING = threading.Event()
+
+
 def wait_for_future(future, timeout_s: float) -> bool:
     """Wait from inside a callback for a service call's ``future`` (other executor threads deliver the
-    answer); cancel it and return False after ``timeout_s``. Polling rather than add_done_callback:
-    rclpy runs done-callbacks as executor tasks, which can starve while every executor thread is busy in
-    a callback like the caller."""
+    answer); cancel it and return False after ``timeout_s`` or when the process starts stopping. Polling
+    rather than add_done_callback: rclpy runs done-callbacks as executor tasks, which can starve while
+    every executor thread is busy in a callback like the caller."""
     deadline = time.monotonic() + timeout_s
     while not future.done():
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or STOPPING.is_set():
             future.cancel()
             return False
         time.sleep(0.01)
@@ -382,12 +387,14 @@ def spin_until_stopped(executor, nodes, duration_s: float | None = None, shutdow
     down. Call it from the main thread: signal handlers can only be installed there."""
     import rclpy
 
+    STOPPING.clear()
     with stop_on_signals() as stop:
         spinner = threading.Thread(target=spin_surviving, args=(executor, stop), daemon=True)
         spinner.start()
         try:
             stop.wait(duration_s)
         finally:
+            STOPPING.set()
             executor.shutdown(timeout_sec=shutdown_timeout_s)
             spinner.join(timeout=shutdown_timeout_s)
             for node in nodes:

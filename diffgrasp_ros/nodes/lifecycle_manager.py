@@ -26,7 +26,7 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
-from .base import run, wait_for_future
+from .base import STOPPING, run, wait_for_future
 from .graph import GRAPH
 
 DOWN = "down"
@@ -62,6 +62,8 @@ class LifecycleManagerNode(Node):
             return  # the previous round is still bringing a node up
         try:
             for name in self.node_names:
+                if STOPPING.is_set():
+                    return  # the graph is stopping with this process: its nodes going down is no failure
                 self._keep_up(name)
         finally:
             self._checking.release()
@@ -104,6 +106,8 @@ class LifecycleManagerNode(Node):
         what = "configure" if transition == Transition.TRANSITION_CONFIGURE else "activate"
         answer = self._call(client, ChangeState.Request(transition=Transition(id=transition)),
                             self.get_parameter("transition_timeout_s").value)
+        if answer is None and STOPPING.is_set():
+            return False
         if answer is None or not answer.success:
             self._failures[name] += 1
             period = self.get_parameter("check_period_s").value

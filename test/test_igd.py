@@ -80,6 +80,29 @@ def test_forward_shapes():
     torch.testing.assert_close(torch.det(R), torch.ones(5, 4), atol=1e-4, rtol=0)
 
 
+
+def test_inference_shortcuts_give_what_training_computes():
+    """Inference runs the 3D convolutions on oneDNN tensors, projects the grasp keys' shared embedding once
+    and splits the denoiser's first layer over the DDIM steps; each gives the training path's numbers."""
+    torch.manual_seed(0)
+    model = IGDModel(TINY_CONFIG)
+    tsdf, p = torch.rand(1, 40, 40, 40), torch.rand(1, 6, 3) * 0.3
+    with torch.enable_grad():
+        planes = model.encode(tsdf)
+        centre = model.centre_features(planes, p)[0]
+        x_t, t = torch.randn(6, 9), torch.tensor(7)
+        eps = model.denoiser(x_t, t.expand(6), centre)
+    with torch.inference_mode():
+        fast_planes = model.encode(tsdf)
+        for slow, fast in zip(planes, fast_planes):
+            torch.testing.assert_close(fast, slow.detach(), atol=1e-4, rtol=1e-4)
+        attention, shared = model.grasp_attention.attention, model.grasp_attention.embedding
+        query, keys = torch.randn(6, attention.q.in_features), torch.randn(6, len(shared), 3 * TINY_CONFIG.plane_channels)
+        torch.testing.assert_close(attention(query, keys, shared_keys=shared),
+                                   attention(query, torch.cat([keys, shared.expand(6, -1, -1)], -1)), atol=1e-5, rtol=1e-5)
+        share = model.denoiser.condition_share(centre.detach())
+        torch.testing.assert_close(model.denoiser.step_noise(x_t, t, share), eps.detach(), atol=1e-5, rtol=1e-5)
+
 def test_dam_offsets_start_on_a_cube_around_the_centre():
     model = IGDModel(TINY_CONFIG)
     offsets = model.centre_attention.offsets(torch.randn(3, 3 * TINY_CONFIG.plane_channels)).reshape(3, 8, 3)

@@ -17,7 +17,7 @@ from ..scene.scene import Scene
 from ..scene.tiling import cut_off_share, object_points_mask, tile_origins
 from ..scene.tsdf import SceneBuilder, scene_from_grid
 from ..scene.workspace import STANDARD_WORKSPACE, TableArea, Workspace
-from .filters import hits_cloud, suppress_duplicates
+from .filters import fingers_hit, hits_cloud, suppress_duplicates
 from .grasp import Grasp, PlanResult
 
 _PLANNERS: dict[str, type["GraspPlanner"]] = {}
@@ -288,9 +288,11 @@ class GraspPlanner(ABC):
 
         cloud = np.unique(np.floor(cloud / 0.004), axis=0) * 0.004 + 0.002  # 4 mm voxels, as planners see it
         gripper, tree = self.robot.gripper, cKDTree(cloud)
-        blocked = {id(g) for g in parallel if hits_cloud(
-            cloud, g.T_frame_grasp[None, :3, :3], g.T_frame_grasp[None, :3, 3],
-            gripper.collision_boxes(g.width_m), tree=tree)[0]}
+        R = np.array([g.T_frame_grasp[:3, :3] for g in parallel])
+        t = np.array([g.T_frame_grasp[:3, 3] for g in parallel])
+        hit = hits_cloud(cloud, R, t, [gripper.palm], tree=tree) | fingers_hit(
+            cloud, R, t, gripper, np.array([g.width_m for g in parallel]), tree=tree)
+        blocked = {id(g) for g, g_hit in zip(parallel, hit) if g_hit}
         return [g for g in grasps if id(g) not in blocked]
 
     def _max_grasps(self) -> int:

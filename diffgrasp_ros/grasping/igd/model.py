@@ -64,9 +64,20 @@ class TriPlaneEncoder(nn.Module):
         self.unets = nn.ModuleList(UNet2d(2 * c3, c, cfg.unet_depth) for _ in range(3))
 
     def forward(self, tsdf: torch.Tensor) -> list[torch.Tensor]:
-        f = self.conv(tsdf.unsqueeze(1))  # (B, c3, X, Y, Z)
+        f = self._volume_features(tsdf.unsqueeze(1))  # (B, c3, X, Y, Z)
         pooled = [torch.cat([f.mean(d), f.amax(d)], 1) for d in (4, 3, 2)]  # XY, XZ, YZ
         return [unet(p) for unet, p in zip(self.unets, pooled)]
+
+    def _volume_features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or torch.is_grad_enabled() or not torch.backends.mkldnn.is_available():
+            return self.conv(x)
+        # For one scene ATen sends a 3D convolution down its slow reference path (its oneDNN heuristic wants
+        # larger inputs): 8x slower than oneDNN here, a third of a CPU plan. Inference only: oneDNN tensors
+        # carry no gradients.
+        for layer in self.conv:
+            x = F.conv3d(x.to_mkldnn(), layer.weight, layer.bias, padding=layer.padding).to_dense() \
+                if isinstance(layer, nn.Conv3d) else layer(x)
+        return x
 
     def sample(self, planes: list[torch.Tensor], p: torch.Tensor) -> torch.Tensor:
         """Bilinear lookups at positions p (B, ..., 3), concatenated over the planes: (B, ..., 3c)."""
@@ -94,14 +105,25 @@ class PointAttention(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
         self.ff = _mlp([hidden, 2 * hidden, hidden])
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """query (..., Dq), keys (..., K, Dk) -> (..., hidden)."""
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, shared_keys: torch.Tensor | None = None) -> torch.Tensor:
+        """query (..., Dq), keys (..., K, Dk) -> (..., hidden). ``shared_keys`` (K, Ds), the same for every
+        query, extend each key (Dk + Ds = the key width): projected once, not once per query."""
         h, query = self.heads, self.q(query)
         q = query.unflatten(-1, (h, -1))  # (..., h, d)
-        k, v = self.k(keys).unflatten(-1, (h, -1)), self.v(keys).unflatten(-1, (h, -1))  # (..., K, h, d)
-        w = torch.softmax(torch.einsum("...hd,...khd->...kh", q, k) / math.sqrt(q.shape[-1]), dim=-2)
-        x = self.norm1(query + self.out(torch.einsum("...kh,...khd->...hd", w, v).flatten(-2)))
+        k = _linear_of_concatenation(self.k, keys, shared_keys).unflatten(-1, (h, -1))  # (..., K, h, d)
+        v = _linear_of_concatenation(self.v, keys, shared_keys).unflatten(-1, (h, -1))
+        # Products and sums over broadcast axes: several times faster on the CPU than the equivalent einsums.
+        w = torch.softmax((q.unsqueeze(-3) * k).sum(-1) / math.sqrt(q.shape[-1]), dim=-2)  # (..., K, h)
+        x = self.norm1(query + self.out((w.unsqueeze(-1) * v).sum(-3).flatten(-2)))
         return self.norm2(x + self.ff(x))
+
+
+def _linear_of_concatenation(layer: nn.Linear, x: torch.Tensor, shared: torch.Tensor | None) -> torch.Tensor:
+    """``layer(cat([x, shared broadcast], -1))`` as the sum of the layer's two shares."""
+    if shared is None:
+        return layer(x)
+    width = x.shape[-1]
+    return F.linear(x, layer.weight[:, :width]) + F.linear(shared, layer.weight[:, width:], layer.bias)
 
 
 class DeformableAttention(nn.Module):
@@ -154,10 +176,8 @@ class GraspAttention(nn.Module):
                 R: torch.Tensor) -> torch.Tensor:
         """p (B, M, 3), R (B, M, 3, 3) -> (B, M, hidden)."""
         points = p.unsqueeze(-2) + torch.einsum("bmij,kj->bmki", R, self.control_points)
-        fk = encoder.sample(planes, points)
-        embedding = self.embedding.expand(*fk.shape[:-1], -1)
         query = torch.cat([encoder.sample(planes, p), R.flatten(-2)], -1)
-        return self.attention(query, torch.cat([fk, embedding], -1))
+        return self.attention(query, encoder.sample(planes, points), shared_keys=self.embedding)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -180,6 +200,21 @@ class OrientationDenoiser(nn.Module):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """x_t (..., 9), t (...) integer timesteps, condition (..., hidden)."""
         return self.net(torch.cat([x_t, self.time(timestep_embedding(t, self.hidden)), condition], -1))
+
+    # Sampling splits the first layer over its three inputs, as forward's sum: the condition's share stays
+    # the same over the DDIM steps and the timestep's is one row for all samples, so only x_t's is per
+    # sample and step (the denoiser's cost drops by about 40 %).
+    def condition_share(self, condition: torch.Tensor) -> torch.Tensor:
+        """The first layer's share of ``condition`` (..., hidden), its bias included: (..., width)."""
+        first = self.net[0]
+        return F.linear(condition, first.weight[:, 9 + self.hidden:], first.bias)
+
+    def step_noise(self, x_t: torch.Tensor, t: torch.Tensor, condition_share: torch.Tensor) -> torch.Tensor:
+        """ε for x_t (n, 9) at the one timestep t, from ``condition_share`` (n, width): forward's result."""
+        first = self.net[0]
+        time = self.time(timestep_embedding(t.reshape(1), self.hidden))
+        h = F.linear(x_t, first.weight[:, :9]) + F.linear(time, first.weight[:, 9:9 + self.hidden]) + condition_share
+        return self.net[1:](h)
 
 
 class IGDModel(nn.Module):
@@ -220,11 +255,10 @@ class IGDModel(nn.Module):
                          generator: torch.Generator | None = None) -> torch.Tensor:
         """``rounds`` orientations per centre feature (M, hidden) by DDIM: (M, rounds, 3, 3) rotations. The
         ``scheduler`` and ``generator`` are on the device of ``centre``."""
-        condition = centre.unsqueeze(1).expand(-1, rounds, -1).reshape(-1, centre.shape[-1])
+        condition = self.denoiser.condition_share(centre).repeat_interleave(rounds, 0)  # (M * rounds, width)
         x = torch.randn(len(condition), 9, generator=generator, device=centre.device)
         for t in scheduler.timesteps:
-            eps = self.denoiser(x, t.expand(len(x)), condition)
-            x = scheduler.step(eps, int(t), x)
+            x = scheduler.step(self.denoiser.step_noise(x, t, condition), int(t), x)
         return project_to_so3(x).reshape(len(centre), rounds, 3, 3)
 
     # -- training -----------------------------------------------------------------------------------

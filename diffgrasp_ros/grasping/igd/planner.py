@@ -22,7 +22,8 @@ from ...devices import float_tensor, module_device
 from ...robots.registry import Embodiment, get_robot
 from ...scene.scene import Scene
 from ...scene.workspace import STANDARD_WORKSPACE, Workspace
-from ..filters import ObservedSurface, held_extent, hits_cloud, penetrates_tsdf, suppress_duplicates
+from ..filters import (ObservedSurface, fingers_hit, held_extent, hits_cloud, penetrates_tsdf,
+                       suppress_duplicates)
 from ..grasp import Grasp
 from ..planner import TARGET_REACH_M, CandidatePlanner, Candidates, NoGrasp, PlanRecord, register_planner
 from .candidates import candidate_mask
@@ -184,12 +185,12 @@ class IGDPlanner(CandidatePlanner):
         ok = np.ones(len(R), bool)
         if len(R) == 0:
             return ok
-        count, _, _ = held_extent(surface.points, R, t, g.closing_region(g.max_opening_m), surface.tree)
-        record.narrow("holds_object", ok, count >= self.min_held_points)
+        # Cheapest first, each on what the others left.
         corners = np.einsum("nij,sj->nsi", R, g.corner_points(g.max_opening_m)) + t[:, None]
-        in_bounds = ws.contains_grasp(t) & (corners[..., 2].min(1) > ws.table_height_m + 0.002)
-        record.narrow("in_workspace", ok, in_bounds[ok])
-        record.narrow("clear_of_tsdf", ok, ~penetrates_tsdf(scene, R, t, g)[ok])
+        record.narrow("in_workspace", ok, ws.contains_grasp(t) & (corners[..., 2].min(1) > ws.table_height_m + 0.002))
+        record.narrow("clear_of_tsdf", ok, ~penetrates_tsdf(scene, R[ok], t[ok], g))
+        count, _, _ = held_extent(surface.points, R[ok], t[ok], g.closing_region(g.max_opening_m), surface.tree)
+        record.narrow("holds_object", ok, count >= self.min_held_points)
         record.narrow("clear_of_points", ok, ~hits_cloud(surface.points, R[ok], t[ok],
                                                           g.collision_boxes(g.max_opening_m), tree=surface.tree))
         return ok
@@ -205,9 +206,9 @@ class IGDPlanner(CandidatePlanner):
                                       max_gap_m=OBJECT_GAP_M)
         needed = 2.0 * np.maximum(np.abs(y_min), np.abs(y_max)) + 2.0 * margin
         widths = np.minimum(np.maximum(predicted, needed), g.max_opening_m)
-        for i in np.flatnonzero(widths > predicted):
-            if hits_cloud(surface.points, R[i:i + 1], t[i:i + 1], g.finger_boxes(widths[i]), tree=surface.tree)[0]:
-                widths[i] = predicted[i]
+        widened = np.flatnonzero(widths > predicted)
+        blocked = widened[fingers_hit(surface.points, R[widened], t[widened], g, widths[widened], tree=surface.tree)]
+        widths[blocked] = predicted[blocked]
         return widths
 
     # -- rank ---------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ import argparse
 import os
 from pathlib import Path
 
+from ..sim.object_splits import SPLITS, ObjectSet, folder_objects, training_objects, validation_objects
+
 
 def add_chunk_timeout_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-timeout", type=float, default=None, metavar="SECONDS",
@@ -19,16 +21,27 @@ def chunk_timeout(args: argparse.Namespace) -> float | None:
     return args.chunk_timeout
 
 
+def object_sets(kinds: tuple[str, ...], folder: Path | None, split: str) -> dict[str, ObjectSet]:
+    """The object set of each scene kind: a folder's objects, the training objects, or a validation ``split``."""
+    if folder is not None:
+        shared = folder_objects(folder)
+        return {kind: shared for kind in kinds}
+    if split == "training":
+        return {kind: training_objects(kind) for kind in kinds}
+    return {kind: validation_objects(kind, split) for kind in kinds}
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "datagen", help="generate labelled grasps in simulated pile/packed scenes (training objects only)",
+        "datagen", help="generate labelled grasps in simulated pile/packed scenes (training objects by default)",
         description="Generate scenes from the training objects (the shared sets minus the benchmark's "
                     "validation split, or the project's own train/ set when ../shared is absent), sample "
                     "grasp candidates on the fused surface and from the baseline planner, and label them by "
                     "simulated execution, an analytic antipodal + collision test, or both (which also "
                     "reports how well the analytic labels agree with simulation). Writes one .npz per "
                     "chunk of scenes (scene descriptions and grasps, no images) into --out; re-running "
-                    "skips the chunks already there.",
+                    "skips the chunks already there. --objects-split hash|families makes validation scenes "
+                    "from a held-out split instead, for `diffgrasp train --val-data` only.",
     )
     parser.add_argument("--out", type=Path, required=True, help="dataset folder (created; resumed if it exists)")
     parser.add_argument("--chunks", type=int, default=8, help="chunks to have in the dataset (default: 8)")
@@ -49,8 +62,13 @@ def add_parser(subparsers) -> None:
                              "(default: keep all)")
     parser.add_argument("--scene", nargs="+", choices=("pile", "packed"), default=["pile", "packed"],
                         help="scene types, alternating (default: pile packed)")
-    parser.add_argument("--objects", type=Path, default=None,
-                        help="folder of object URDF/OBJ/STL files to use instead of the training split")
+    objects = parser.add_mutually_exclusive_group()
+    objects.add_argument("--objects", type=Path, default=None,
+                         help="folder of object URDF/OBJ/STL files to use instead of the training split")
+    objects.add_argument("--objects-split", choices=("training", *SPLITS), default="training",
+                         help="the objects' split: training (default), or the held-out validation objects of the "
+                              "hash or families split, for validation losses (`diffgrasp train --val-data`) only: "
+                              "never train on a dataset made from a validation split")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed; chunk i derives from (seed, i) (default: 0)")
     parser.add_argument("--points-per-scene", type=int, default=12, help="surface points sampled per scene (default: 12)")
     parser.add_argument("--yaws", type=int, default=4, help="closing-axis angles per point (default: 4)")
@@ -69,24 +87,21 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..sim.object_splits import folder_objects, training_objects
     from ..training.datagen import DatagenConfig, generate_dataset
 
     kinds = tuple(dict.fromkeys(args.scene))
     config = DatagenConfig(args.labels, args.scenes_per_chunk, args.seed, kinds, args.points_per_scene,
                            args.yaws, args.depths, args.baseline_grasps, args.sim_check_fraction,
                            args.randomise_physics, args.scale_jitter, args.max_negative_ratio)
-    if args.objects is not None:
-        shared = folder_objects(args.objects)
-        object_sets = {kind: shared for kind in kinds}
-    else:
-        object_sets = {kind: training_objects(kind) for kind in kinds}
-    for kind, objects in object_sets.items():
+    sets = object_sets(kinds, args.objects, args.objects_split)
+    for kind, objects in sets.items():
         print(f"diffgrasp datagen: {kind} scenes from {objects.name} ({len(objects.objects)} objects)")
+    if args.objects_split != "training":
+        print(f"  validation objects ({args.objects_split} split): use this dataset as --val-data, never to train on")
     where = f"{args.workers} worker(s)" if args.ray is None else f"Ray cluster {args.ray}"
     print(f"  {args.chunks} chunks x {args.scenes_per_chunk} scenes into {args.out}, labels: {args.labels}, "
           f"{where}", flush=True)
-    report = generate_dataset(args.out, config, args.chunks, object_sets, args.workers,
+    report = generate_dataset(args.out, config, args.chunks, sets, args.workers,
                               chunk_timeout_s=chunk_timeout(args), ray_address=args.ray)
     print(f"wrote {report.chunks_written} chunk(s), skipped {report.chunks_skipped} already there; "
           f"{report.scenes} scenes, {report.grasps} labelled grasps ({report.positives} positive) in "

@@ -13,11 +13,19 @@ A step's global batch is made of shards of ``BatchSizes.scenes`` scenes, each dr
 denoiser's noise) from ``(seed, step, shard)`` alone (``StepDraw``). Training runs in one process, or
 data-parallel in several (``train_in_processes``, or under torchrun with ``distributed.group_from_environment``),
 each taking its ``accumulate`` shards; so one process with ``accumulate`` N takes exactly the steps of N.
+
+A run trains on the scenes of one or several datasets together (``TrainOptions.data``), each with its own grid
+cache. An epoch is ``ceil(scenes / (BatchSizes.scenes x accumulate x processes))`` steps; ``epochs`` and
+``lr_drop_epochs`` set the run's length and learning-rate drops in epochs (the IGD paper: 12 epochs, x0.1 after
+epochs 9 and 11). With ``val_data`` (scenes of held-out objects: ``diffgrasp datagen --objects-split``) the
+model's losses on ``val_batches`` fixed batches of them go to ``val_log.jsonl`` (``loop``) every
+``validate_every`` steps: the learning curves.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -36,7 +44,7 @@ from ..sim.noise import apply_depth_noise
 from .atomic_files import save_npz_atomic
 from .dataset import DatasetChunk, iter_chunks, rebuild_world
 from .distributed import SINGLE_PROCESS, ProcessGroup, backend, check_process_count, run_in_processes
-from .loop import HasLoopSettings, check_run_folder, open_run, run_loop
+from .loop import VAL_LOG, HasLoopSettings, LoopSettings, check_lr_drops, check_run_folder, open_run, run_loop
 
 # Side-view depth variants a model can be trained on; each scene's variant is drawn once, with a
 # fixed seed, and cached. "side_graft" is the sim-to-real input (DiffuDepGrasp): clean depth with
@@ -231,6 +239,39 @@ def load_scenes(data: Path, cache: GridCache, log: Callable[[str], None] = print
     return scenes
 
 
+def dataset_folders(data: Path | Sequence[Path]) -> tuple[Path, ...]:
+    """``data`` (one dataset folder or several) as a tuple of folders."""
+    return (Path(data),) if isinstance(data, (str, Path)) else tuple(Path(d) for d in data)
+
+
+def dataset_caches(folders: Sequence[Path], caches: Path | Sequence[Path] | None) -> tuple[Path, ...]:
+    """The grid-cache folder of each dataset folder: ``caches`` (one per folder), default ``<folder>/igd_grid_cache``.
+    A cache file is named by chunk, scene and seed, which two datasets may share: so one cache per dataset."""
+    if caches is None:
+        return tuple(folder / "igd_grid_cache" for folder in folders)
+    caches = dataset_folders(caches)
+    if len(caches) != len(folders):
+        raise ValueError(f"give one cache folder per dataset: {len(folders)} dataset(s) "
+                         f"{[str(f) for f in folders]}, {len(caches)} cache(s) {[str(c) for c in caches]}")
+    return caches
+
+
+def load_datasets(folders: Sequence[Path], caches: Sequence[Path], log: Callable[[str], None] = print,
+                  max_scenes: int | None = None, inputs: Sequence[str] = DEFAULT_INPUTS,
+                  noise_weights: Path | None = None, group: ProcessGroup = SINGLE_PROCESS) -> list[TrainingScene]:
+    """The scenes of every dataset in ``folders``, one after another (``load_scenes``, each with its cache);
+    ``max_scenes`` counts over all of them, in that order."""
+    scenes: list[TrainingScene] = []
+    for folder, cache in zip(folders, caches):
+        left = None if max_scenes is None else max_scenes - len(scenes)
+        if left == 0:
+            break
+        scenes += load_scenes(folder, GridCache(cache, noise_weights), log, left, inputs, group)
+        if len(folders) > 1:
+            log(f"  {folder}: {len(scenes)} scene(s) so far")
+    return scenes
+
+
 # -- batches --------------------------------------------------------------------------------------
 FLIP = np.diag([-1.0, -1.0, 1.0]).astype(np.float32)  # a parallel-jaw grasp turned 180° about its approach
 
@@ -381,12 +422,35 @@ def shard_losses(model, scheduler, scenes: list[TrainingScene], sizes: BatchSize
     return [shard(k) for k in range(group.rank * accumulate, (group.rank + 1) * accumulate)]
 
 
+VALIDATION_SEED = 20_250_321  # the validation batches' draw: the same in every run, whatever its --seed
+
+
+def validation_losses(model, scheduler, scenes: list[TrainingScene], sizes: BatchSizes, batches: int,
+                      device="cpu") -> Callable[[], dict[str, float]]:
+    """For ``loop.run_loop``'s ``validate``: the mean named losses of ``model`` over ``batches`` fixed batches of
+    ``scenes`` (rows, grasps and the denoiser's noise drawn once from ``VALIDATION_SEED``, never from the
+    training streams), each of ``sizes.scenes`` rows."""
+    import torch
+
+    draws = [StepDraw.of(np.random.default_rng([VALIDATION_SEED, k]), len(scenes), sizes, 1) for k in range(batches)]
+    shards = [sample_shard(scenes, draw, 0, sizes, device) for draw in draws]
+
+    def validate() -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for draw, shard in zip(draws, shards):
+            for name, value in model.losses(shard, scheduler, draw.noise(0, device)).items():
+                totals[name] = totals.get(name, 0.0) + float(value) / batches
+        return totals
+
+    return validate
+
+
 # -- training -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainOptions(HasLoopSettings):
-    data: Path
+    data: Path | tuple[Path, ...]  # one dataset folder, or several trained on together
     out: Path
-    cache: Path | None = None  # default: <data>/igd_grid_cache
+    cache: Path | tuple[Path, ...] | None = None  # one per dataset (default: <each dataset>/igd_grid_cache)
     max_steps: int = 1_000_000
     max_minutes: float | None = None
     batch: BatchSizes = BatchSizes()
@@ -404,11 +468,45 @@ class TrainOptions(HasLoopSettings):
     config_overrides: tuple[tuple[str, object], ...] = ()  # IGDConfig fields of a new run, e.g. (("use_dam", False),)
     inputs: tuple[str, ...] = DEFAULT_INPUTS  # the depth variants (INPUT_VARIANTS) a batch draws its input from
     noise_weights: Path | None = None  # the noise model "side_graft" is grafted with (default: models/depth_noise)
+    lr_drop_steps: tuple[int, ...] = ()  # total step counts after which the learning rate is x0.1
+    epochs: int | None = None  # train this many epochs (replaces max_steps; see the module docstring)
+    lr_drop_epochs: tuple[int, ...] = ()  # epochs after which the learning rate is x0.1 (instead of lr_drop_steps)
+    val_data: tuple[Path, ...] = ()  # datasets of held-out objects, for validation losses only
+    val_batches: int = 8  # fixed validation batches of ``batch.scenes`` scenes
+    validate_every: int | None = None  # steps between validations (default: checkpoint_every)
 
     def __post_init__(self):
         check_inputs(self.inputs, self.noise_weights)
         if self.accumulate < 1:
             raise ValueError(f"accumulate must be at least 1, got {self.accumulate}")
+        dataset_caches(dataset_folders(self.data), self.cache)
+        if self.lr_drop_steps and self.lr_drop_epochs:
+            raise ValueError("give the learning-rate drops in steps (--lr-drops) or in epochs (--lr-drop-epochs), "
+                             "not both")
+        check_lr_drops(self.lr_drop_epochs, "--lr-drop-epochs")
+        if self.epochs is not None:
+            if self.epochs < 1:
+                raise ValueError(f"--epochs must be at least 1, got {self.epochs}")
+            if self.lr_drop_epochs and self.lr_drop_epochs[-1] >= self.epochs:
+                raise ValueError(f"--lr-drop-epochs {list(self.lr_drop_epochs)}: every drop must come before the "
+                                 f"end of the run's {self.epochs} epochs")
+        if self.val_batches < 1:
+            raise ValueError(f"--val-batches must be at least 1, got {self.val_batches}")
+
+    def steps_per_epoch(self, scenes: int, processes: int) -> int:
+        """Steps that draw ``scenes`` rows in all: one epoch."""
+        return math.ceil(scenes / (self.batch.scenes * self.accumulate * processes))
+
+    def schedule(self, scenes: int, processes: int) -> LoopSettings:
+        """The loop's settings, ``epochs`` and ``lr_drop_epochs`` turned into steps for ``scenes`` training scenes
+        in ``processes`` processes."""
+        epoch = self.steps_per_epoch(scenes, processes)
+        loop = self.loop
+        if self.epochs is not None:
+            loop = replace(loop, max_steps=self.epochs * epoch)
+        if self.lr_drop_epochs:
+            loop = replace(loop, lr_drop_steps=tuple(e * epoch for e in self.lr_drop_epochs))
+        return loop
 
 
 @dataclass
@@ -452,8 +550,9 @@ def train(options: TrainOptions, log: Callable[[str], None] = print,
     parameters = sum(p.numel() for p in model.parameters())
     log(f"IGD model: {parameters / 1e6:.2f} M parameters, config {asdict(config)}")
 
-    cache = GridCache(options.cache or Path(options.data) / "igd_grid_cache", options.noise_weights)
-    scenes = load_scenes(Path(options.data), cache, log, options.max_scenes, options.inputs, group)
+    folders = dataset_folders(options.data)
+    scenes = load_datasets(folders, dataset_caches(folders, options.cache), log, options.max_scenes, options.inputs,
+                           options.noise_weights, group)
     grasps = sum(len(s.label) for s in scenes)
     log(f"{len(scenes)} scenes, {grasps} labelled grasps ({int(sum(s.label.sum() for s in scenes))} positive); "
         f"data ready in {time.perf_counter() - start:.0f} s")
@@ -461,10 +560,27 @@ def train(options: TrainOptions, log: Callable[[str], None] = print,
         shards = options.accumulate * group.world_size
         over = f" over {group.world_size} processes ({backend()})" if group.distributed else ""
         log(f"{shards} batches of {options.batch.scenes} scene(s) per step{over}")
+    settings = options.schedule(len(scenes), group.world_size)
+    if options.epochs is not None or options.lr_drop_epochs:
+        length = f"; {options.epochs} epochs = {settings.max_steps} steps" if options.epochs is not None else ""
+        log(f"an epoch is {options.steps_per_epoch(len(scenes), group.world_size)} steps{length}; learning rate x0.1 "
+            f"after steps {list(settings.lr_drop_steps)}")
 
     scheduler = DDIMScheduler(config.train_steps, device=group.device)
     losses = shard_losses(model, scheduler, scenes, options.batch, options.accumulate, group)
-    result = run_loop(run, options.loop, model, losses, lambda: save_pretrained(model, run.out), log, group=group)
+    validate = None
+    if options.val_data:
+        val_folders = dataset_folders(options.val_data)
+        # Every rank renders its share of the missing grids (as for training); rank 0 alone validates.
+        val_scenes = load_datasets(val_folders, dataset_caches(val_folders, None), log, None, options.inputs,
+                                   options.noise_weights, group)
+        log(f"validation: {options.val_batches} fixed batches from {len(val_scenes)} held-out scene(s) every "
+            f"{settings.validate_every or settings.checkpoint_every} steps, into {run.out / VAL_LOG}")
+        if group.is_main:
+            validate = validation_losses(model, scheduler, val_scenes, options.batch, options.val_batches,
+                                         group.device)
+    result = run_loop(run, settings, model, losses, lambda: save_pretrained(model, run.out), log, group=group,
+                      validate=validate)
     return TrainReport(result.steps, result.steps_this_run, result.seconds_this_run, result.seconds_total,
                        len(scenes), grasps, result.losses)
 

@@ -1,7 +1,14 @@
 """The loop every trainer here shares: a run folder with a resumable checkpoint, AdamW with linear
-warm-up and gradient clipping, batches drawn from ``(seed, step)`` alone (so a resumed run continues
-exactly as an uninterrupted one would), a JSON-lines loss log, and the model's weights saved with
-every checkpoint.
+warm-up, step drops of the learning rate (x0.1 at each of ``lr_drop_steps``) and gradient clipping, batches
+drawn from ``(seed, step)`` alone (so a resumed run continues exactly as an uninterrupted one would), a
+JSON-lines loss log (``train_log.jsonl``: ``step``, ``seconds``, ``lr`` of the update that made the step and the
+losses averaged since the previous line), and the model's weights saved with every checkpoint.
+
+A trainer may pass ``validate``: every ``validate_every`` steps (default: at every checkpoint) and at the last
+step, the model in eval mode and without gradients, its named losses on fixed validation batches are appended to
+``val_log.jsonl`` as ``{"step", "seconds", "val_<name>": ...}`` (a file of its own, so that every line of the loss
+log keeps the training losses). It draws nothing from the training batches' random streams, so training takes
+the same steps with or without it.
 
 Checkpoints are written whole or not at all (``atomic_files``). A failed write (a full disk) stops the run
 with a ``WriteError`` naming the file and the last complete checkpoint; ``--resume`` continues from that
@@ -24,7 +31,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +43,14 @@ from .distributed import SINGLE_PROCESS, ProcessGroup, group_from_environment
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "train_log.jsonl"
+VAL_LOG = "val_log.jsonl"
+LR_DROP = 0.1  # the learning rate's factor at each of ``LoopSettings.lr_drop_steps``
+
+
+def check_lr_drops(drops: Sequence[int], option: str = "--lr-drops") -> None:
+    """Drops are positive and increasing (a drop at step 0 is a lower --lr)."""
+    if any(d < 1 for d in drops) or any(b <= a for a, b in zip(drops, drops[1:])):
+        raise ValueError(f"{option} must be positive and increasing, got {list(drops)}")
 
 
 @dataclass(frozen=True)
@@ -50,15 +65,28 @@ class LoopSettings:
     seed: int = 0
     threads: int | None = None  # torch intra-op threads (default: torch's choice)
     resume: bool = False
+    lr_drop_steps: tuple[int, ...] = ()  # total step counts after which the learning rate is x LR_DROP
+    validate_every: int | None = None  # steps between validations (default: checkpoint_every)
+
+    def __post_init__(self):
+        check_lr_drops(self.lr_drop_steps)
+        if self.validate_every is not None and self.validate_every < 1:
+            raise ValueError(f"the validation interval must be at least 1 step, got {self.validate_every}")
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of the update that follows ``step`` completed steps: a function of the step alone,
+        so a resumed run follows the schedule of an uninterrupted one."""
+        drops = sum(step >= d for d in self.lr_drop_steps)
+        return self.lr * min(1.0, (step + 1) / self.warmup_steps) * LR_DROP ** drops
 
 
 class HasLoopSettings:
-    """For a trainer's options dataclass with the ``LoopSettings`` fields among its own."""
+    """For a trainer's options dataclass with ``LoopSettings`` fields among its own: those it lacks keep their
+    defaults."""
 
     @property
     def loop(self) -> LoopSettings:
-        return LoopSettings(self.out, self.max_steps, self.max_minutes, self.lr, self.warmup_steps,
-                            self.checkpoint_every, self.log_every, self.seed, self.threads, self.resume)
+        return LoopSettings(**{f.name: getattr(self, f.name) for f in fields(LoopSettings) if hasattr(self, f.name)})
 
 
 @dataclass
@@ -159,7 +187,8 @@ def save_weights_checked(save_weights: Callable[[], None], folder: Path) -> None
 
 def run_loop(run: Run, settings: LoopSettings, model, losses: Callable | Sequence[Callable],
              save_weights: Callable[[], None], log: Callable[[str], None] = print, objective: str = "total",
-             group: ProcessGroup = SINGLE_PROCESS) -> LoopResult:
+             group: ProcessGroup = SINGLE_PROCESS,
+             validate: Callable[[], dict[str, float]] | None = None) -> LoopResult:
     """Train ``model`` (resumed from ``run.state`` when there is one) until ``max_steps`` or ``max_minutes``.
 
     ``losses(rng, generator)`` returns the step's named scalar losses; ``objective`` names the one that is
@@ -172,6 +201,9 @@ def run_loop(run: Run, settings: LoopSettings, model, losses: Callable | Sequenc
     ranks' means, and rank 0 alone writes the log, the checkpoints and (``save_weights``) the weights. Scaling a
     gradient by a power of two is exact, so a batch's gradient is the same bits whether a rank or one process
     among its batches computed it: N processes take exactly the steps of one process with their N batches.
+
+    ``validate()`` returns the model's named losses on the validation data (see the module's docstring); rank 0
+    alone calls it (the others wait for it at the next step's gradient averaging).
     """
     import torch
 
@@ -183,8 +215,12 @@ def run_loop(run: Run, settings: LoopSettings, model, losses: Callable | Sequenc
         step, seconds_before = int(run.state["step"]), float(run.state["seconds"])
         saved = step
         log(f"resuming {run.checkpoint} at step {step}")
+        before = tuple(run.state.get("lr_drop_steps", ()))
+        if before != settings.lr_drop_steps:  # allowed (e.g. a drop added to a longer run), but rarely meant
+            log(f"note: the learning-rate drops were after steps {list(before)}, now {list(settings.lr_drop_steps)}")
     if group.is_main:
-        trim_log(run.out / LOG, step)
+        for name in (LOG, VAL_LOG):
+            trim_log(run.out / name, step)
     batches = [losses] if callable(losses) else list(losses)
     forward = group.data_parallel(model)
 
@@ -193,10 +229,20 @@ def run_loop(run: Run, settings: LoopSettings, model, losses: Callable | Sequenc
         if not group.is_main:
             return
         torch_save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                           "seconds": elapsed, "config": json.dumps(asdict(model.config))}, run.checkpoint)
+                           "seconds": elapsed, "config": json.dumps(asdict(model.config)),
+                           "lr_drop_steps": list(settings.lr_drop_steps)}, run.checkpoint)
         saved = step
         save_weights_checked(save_weights, run.out)
 
+    def validation(elapsed: float) -> None:
+        model.eval()
+        with torch.no_grad():
+            values = {f"val_{k}": float(v) for k, v in validate().items()}
+        model.train()
+        append_log(run.out / VAL_LOG, {"step": step, "seconds": round(elapsed, 1), **values})
+        log(f"step {step:6d}  validation  " + "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
+
+    validate_every = settings.validate_every or settings.checkpoint_every
     deadline = None if settings.max_minutes is None else time.perf_counter() + 60.0 * settings.max_minutes
     model.train()
     first_step, loop_start = step, time.perf_counter()
@@ -204,8 +250,9 @@ def run_loop(run: Run, settings: LoopSettings, model, losses: Callable | Sequenc
     means: dict[str, float] = {}
     try:
         while step < settings.max_steps and not group.any(deadline is not None and time.perf_counter() >= deadline):
+            lr = settings.learning_rate(step)
             for param_group in optimizer.param_groups:
-                param_group["lr"] = settings.lr * min(1.0, (step + 1) / settings.warmup_steps)
+                param_group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
             batch_values = []
             for i, batch_losses in enumerate(batches):
@@ -225,8 +272,11 @@ def run_loop(run: Run, settings: LoopSettings, model, losses: Callable | Sequenc
                 means = {k: float(np.mean(v)) for k, v in window.items()}
                 window.clear()
                 if group.is_main:
-                    append_log(run.out / LOG, {"step": step, "seconds": round(elapsed, 1), **means})
-                log(f"step {step:6d}  {elapsed / 60:6.1f} min  " + "  ".join(f"{k} {v:.4f}" for k, v in means.items()))
+                    append_log(run.out / LOG, {"step": step, "seconds": round(elapsed, 1), "lr": lr, **means})
+                log(f"step {step:6d}  {elapsed / 60:6.1f} min  lr {lr:.2e}  "
+                    + "  ".join(f"{k} {v:.4f}" for k, v in means.items()))
+            if validate is not None and group.is_main and (step % validate_every == 0 or step == settings.max_steps):
+                validation(elapsed)
             if step % settings.checkpoint_every == 0:
                 save(elapsed)
         if window:

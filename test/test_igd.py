@@ -134,6 +134,32 @@ def test_every_head_gets_finite_gradients_from_a_real_batch(labelled_box_scenes,
         assert any(g.abs().sum() > 0 for g in grads), name
 
 
+
+def test_render_grids_fills_the_cache_train_reads(labelled_box_scenes, tmp_path):
+    """`diffgrasp render-grids` renders what training would, so training loads every scene without
+    rendering; run again, it renders nothing."""
+    from diffgrasp_ros.cli.main import main
+    from diffgrasp_ros.training.dataset import iter_chunks
+    from diffgrasp_ros.training.igd_train import GridCache, load_scenes
+
+    cache = tmp_path / "cache"
+    assert main(["render-grids", "--data", str(labelled_box_scenes), "--cache", str(cache), "--workers", "1"]) == 0
+    written = {path: path.stat().st_mtime_ns for path in cache.glob("*.npz")}
+    scenes = load_scenes(labelled_box_scenes, GridCache(cache), log=lambda _: None)
+    assert len(scenes) == 2 == len(written)
+    assert {path: path.stat().st_mtime_ns for path in cache.glob("*.npz")} == written  # nothing left to render
+    for chunk in iter_chunks(labelled_box_scenes):
+        assert GridCache(cache).has(chunk, 0, ("side", "side_dex", "multi"))
+    fresh = load_scenes(labelled_box_scenes, GridCache(tmp_path / "fresh"), log=lambda _: None)
+    for cached, rendered in zip(scenes, fresh):  # the same grids as training renders itself
+        for name in ("side", "multi"):
+            np.testing.assert_array_equal(cached.grids[name], rendered.grids[name])
+    from diffgrasp_ros.training.igd_train import render_dataset_grids
+
+    assert render_dataset_grids(labelled_box_scenes, cache, workers=1, progress=False) == (2, 0)
+    with pytest.raises(ValueError, match="no chunks"):
+        render_dataset_grids(tmp_path / "empty", cache, workers=1, progress=False)
+
 def test_cache_adds_a_grafted_input_variant_without_rerendering_the_others(labelled_box_scenes, tmp_path):
     from diffgrasp_ros.training.dataset import iter_chunks
     from diffgrasp_ros.training.igd_train import GridCache, load_scenes, noise_model_digest

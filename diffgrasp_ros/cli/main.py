@@ -5,7 +5,8 @@ import argparse
 import sys
 
 from .. import __version__
-from . import bench, calibrate, datagen, demo, depth, leap_datagen, leap_quality_datagen, plan, record, restore, up
+from . import bench, calibrate, datagen, demo, depth, leap_datagen, leap_quality_datagen, plan, record, render_grids
+from . import restore, up
 from . import train
 from . import train_leap, train_leap_evaluator
 
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_parser(subparsers)
     bench.add_parser(subparsers)
     datagen.add_parser(subparsers)
+    render_grids.add_parser(subparsers)
     leap_datagen.add_parser(subparsers)
     leap_quality_datagen.add_parser(subparsers)
     up.add_parser(subparsers)

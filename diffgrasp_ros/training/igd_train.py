@@ -37,12 +37,13 @@ import numpy as np
 
 from ..grasping.igd.candidates import candidate_mask
 from ..grasping.igd.config import TINY, IGDConfig
+from ..parallel import map_single_threaded
 from ..scene.tsdf import TSDFVolume
 from ..scene.workspace import STANDARD_WORKSPACE
 from ..sim.camera import side_view, view_poses
 from ..sim.noise import apply_depth_noise
 from .atomic_files import save_npz_atomic
-from .dataset import DatasetChunk, iter_chunks, rebuild_world
+from .dataset import DatasetChunk, iter_chunks, read_chunk, rebuild_world
 from .distributed import SINGLE_PROCESS, ProcessGroup, backend, check_process_count, run_in_processes
 from .loop import VAL_LOG, HasLoopSettings, LoopSettings, check_lr_drops, check_run_folder, open_run, run_loop
 
@@ -189,6 +190,44 @@ class GridCache:
             cached.update({self._key(name): grid for name, grid in rendered.items()})
             save_npz_atomic(path, cached)  # a temporary name per process: another may fill the cache too
         return {name: cached[self._key(name)] for name in names}
+
+
+RENDER_CHUNK_TIMEOUT_S = 900.0  # per chunk file in a worker: some 50 times what a 4-scene chunk takes here
+
+
+def render_chunk_grids(chunk_file: Path, cache_folder: Path, names: Sequence[str],
+                       noise_weights: Path | None = None) -> int:
+    """Render into the cache the missing grids ``names`` of the scenes of one chunk file that have labelled
+    grasps (those training loads); how many scenes needed it."""
+    chunk, cache, rendered = read_chunk(chunk_file), GridCache(cache_folder, noise_weights), 0
+    for s in np.unique(chunk.grasps.scene):
+        if not cache.has(chunk, int(s), names):
+            cache.grids(chunk, int(s), names)
+            rendered += 1
+    return rendered
+
+
+def render_dataset_grids(data: Path, cache: Path, inputs: Sequence[str] = DEFAULT_INPUTS,
+                         noise_weights: Path | None = None, workers: int = 2,
+                         timeout_s: float = RENDER_CHUNK_TIMEOUT_S, progress: bool = True) -> tuple[int, int]:
+    """Fill the grid cache of the dataset at ``data`` for training on ``inputs`` (``train`` renders what is
+    missing one scene at a time): a chunk file a job, in ``workers`` processes. Chunks written while it runs
+    are left for the next run. Returns (chunk files, scenes rendered)."""
+    from tqdm import tqdm
+
+    check_inputs(inputs, noise_weights)
+    names = (*inputs, OCCUPANCY_TARGET)
+    files = sorted(Path(data).glob("chunk_*.npz"))
+    if not files:
+        raise ValueError(f"{data} holds no chunks: generate some with `diffgrasp datagen --out {data}`")
+    jobs = [(path, Path(cache), names, noise_weights) for path in files]
+    rendered = 0
+    with tqdm(total=len(jobs), unit="chunk", disable=not progress, dynamic_ncols=True) as bar:
+        for count in map_single_threaded(render_chunk_grids, jobs, workers, timeout_s,
+                                         describe=lambda job: f"grids of {files[job].name}"):
+            rendered += count
+            bar.update()
+    return len(files), rendered
 
 
 def _labelled_scenes(data: Path, max_scenes: int | None) -> Iterator[tuple[DatasetChunk, int, np.ndarray]]:

@@ -32,7 +32,10 @@ class ScriptedPlanner(GraspPlanner):
             T = top_down_grasp(x, y, 0.11 + 0.015)  # 6 cm boxes: fingertips 3.5 cm below the top
         else:
             T = top_down_grasp(0.05, 0.26, 0.15)
-        return PlanResult([Grasp(T, 0.08, 1.0, self.name)], self.name)
+        return PlanResult([Grasp(T, 0.08, SCRIPTED_SCORES[action], self.name)], self.name)
+
+
+SCRIPTED_SCORES = {"pick": 0.9, "air": 0.3}
 
 
 @pytest.fixture()
@@ -57,6 +60,31 @@ def test_a_round_ends_as_the_protocol_says(three_boxes, script, attempts, succes
     assert (result.attempts, result.successes, result.end) == (attempts, successes, end)
     assert len(result.planning_s) == len(script)  # one planning call per perception
     assert three_boxes.num_objects == 3 - successes
+    executed = [action for action in script if action != "none"]
+    assert result.attempt_scores == [SCRIPTED_SCORES[a] for a in executed]
+    assert result.attempt_successes == [a == "pick" for a in executed]
+
+
+def test_a_threshold_sweep_stops_each_round_at_its_first_attempt_below_it():
+    from dataclasses import asdict
+
+    from diffgrasp_ros.evaluation.thresholds import calibration, rates_at
+
+    rounds = [asdict(RoundResult(0, 0, 5, 4, 3, END_NO_GRASP, (0.1,) * 5, 1.0, attempt_scores=(0.9, 0.2, 0.8, 0.7),
+                                 attempt_successes=(True, False, True, True))),
+              asdict(RoundResult(1, 1, 4, 2, 1, END_FAILURES, (0.1,) * 2, 1.0, attempt_scores=(0.6, 0.1),
+                                 attempt_successes=(True, False)))]
+    unchanged = rates_at(rounds, 0.0)
+    assert (unchanged.attempts, unchanged.successes, unchanged.objects_placed) == (6, 4, 9)
+    assert unchanged.rounds_ended_by_threshold == 0
+    stricter = rates_at(rounds, 0.5)  # round 0 stops before its 0.2, round 1 before its 0.1
+    assert (stricter.attempts, stricter.successes, stricter.rounds_ended_by_threshold) == (2, 2, 2)
+    assert stricter.gsr == 1.0 and stricter.dr == pytest.approx(2 / 9)
+    assert rates_at(rounds, 0.95).attempts == 0 and rates_at(rounds, 0.95).gsr is None
+    assert calibration(rounds, [0.0, 0.5, 1.0]) == [(0.0, 0.5, 2, 0.0), (0.5, 1.0, 4, 1.0)]
+    rounds[0]["attempt_scores"] = []  # a run from before scores were recorded
+    with pytest.raises(ValueError, match="before scores were recorded"):
+        rates_at(rounds, 0.5)
 
 
 def round_result(index, placed, attempts, successes, planning_s, end=END_FAILURES) -> RoundResult:
@@ -184,6 +212,8 @@ def test_bench_command_writes_json_and_markdown(box_folder, tmp_path, capsys):
     assert result["settings"]["device"] == "auto" and "--device auto" in report["command"]
     summary = result["summary"]["baseline"]
     assert summary["objects_placed"] == sum(r["objects_placed"] for r in result["rounds"]["baseline"])
+    assert all(len(r["attempt_scores"]) == len(r["attempt_successes"]) == r["attempts"]
+               for r in result["rounds"]["baseline"])
     calls = [t for r in result["rounds"]["baseline"] for t in r["stage_s"]]
     assert len(calls) == sum(len(r["planning_s"]) for r in result["rounds"]["baseline"])
     assert summary["stage_p50_s"]["fusion"] == pytest.approx(float(np.median([t["fusion"] for t in calls])))

@@ -114,6 +114,11 @@ class RoundResult:
     motion_planning_s: tuple[float, ...] = ()
     grasps_ranked: tuple[int, ...] = ()
     grasps_reachable: tuple[int, ...] = ()
+    # Per attempt, in order: the executed grasp's score (the planner's quality) and whether it held. A
+    # threshold on the score ends a round at its first attempt below it, so one run without a threshold
+    # gives every threshold's rates (``threshold_sweep``).
+    attempt_scores: tuple[float, ...] = ()
+    attempt_successes: tuple[bool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -223,6 +228,8 @@ class Clearing:
     motion_planning_s: list[float] = field(default_factory=list)
     grasps_ranked: list[int] = field(default_factory=list)
     grasps_reachable: list[int] = field(default_factory=list)
+    attempt_scores: list[float] = field(default_factory=list)
+    attempt_successes: list[bool] = field(default_factory=list)
 
 
 def draw_materials(world: ClutterWorld, mix: str, rng: np.random.Generator) -> dict[int, str]:
@@ -276,6 +283,8 @@ def clear_table(world: ClutterWorld, planner: GraspPlanner, settings: BenchmarkS
         report = executor.execute(plan)
         clearing.attempts += 1
         clearing.successes += report.success
+        clearing.attempt_scores.append(float(plan.best.score))
+        clearing.attempt_successes.append(bool(report.success))
         failures = 0 if report.success else failures + 1
         if settings.executor == "arm":
             clearing.ik_s.append(report.reachability_time_s)
@@ -298,7 +307,8 @@ def run_round(objects: Sequence[ObjectModel], planner: GraspPlanner, settings: B
     return RoundResult(index, seed, placed, clearing.attempts, clearing.successes, clearing.end,
                        tuple(clearing.planning_s), time.perf_counter() - start, tuple(clearing.stage_s),
                        clearing.end_message, tuple(clearing.ik_s), tuple(clearing.motion_planning_s),
-                       tuple(clearing.grasps_ranked), tuple(clearing.grasps_reachable))
+                       tuple(clearing.grasps_ranked), tuple(clearing.grasps_reachable),
+                       tuple(clearing.attempt_scores), tuple(clearing.attempt_successes))
 
 
 def run_benchmark(planners: Mapping[str, GraspPlanner], objects: Sequence[ObjectModel],

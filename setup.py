@@ -14,6 +14,8 @@ setup(
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/launch", glob("launch/*.launch.py")),
         (f"share/{package_name}/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        (f"share/{package_name}/config/security", glob("config/security/*.xml")),
+        (f"share/{package_name}/config/security/schema", glob("config/security/schema/*.xsd")),
         (f"share/{package_name}/models", glob("models/*.md")),
         (f"share/{package_name}/models/igd", glob("models/igd/*")),
         (f"share/{package_name}/models/igd_graft", glob("models/igd_graft/*")),

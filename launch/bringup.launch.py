@@ -10,6 +10,12 @@ has the calibration that goes with them):
     ros2 launch diffgrasp bringup.launch.py capture:=false \
         depth_topic:=/camera/camera/depth/image_rect_raw depth_info_topic:=/camera/camera/depth/camera_info
 
+Secured with SROS2 (DDS-Security: authentication, encryption, access control), on a keystore made from
+config/security/diffgrasp_policy.xml as docs/security.md says; each node runs in its enclave
+/diffgrasp/<node> (ENCLAVES), and RViz is not started (run it on an operator machine with its own enclave):
+
+    ros2 launch diffgrasp bringup.launch.py security:=true keystore:=$HOME/diffgrasp_keystore
+
 The graph, its launch arguments and the per-node config files come from diffgrasp_ros.nodes.graph,
 which `diffgrasp up` reads too, so both bring up the same graph. Under a namespace RViz gets a copy of
 config/diffgrasp.rviz whose display topics are in that namespace (an .rviz file holds absolute names).
@@ -20,9 +26,9 @@ import tempfile
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription, Substitution
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition, UnlessCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch.utilities import normalize_to_list_of_substitutions, perform_substitutions
 from launch_ros.actions import LifecycleNode, Node
 
@@ -31,6 +37,21 @@ from diffgrasp_ros.nodes.graph import GRAPH, LAUNCH_ARGUMENTS
 # Topics that stay where they are when the displays move into a namespace: the graph's transforms and
 # clock are global (nodes under namespace:= still use /tf, /tf_static, /clock).
 GLOBAL_TOPICS = ("/tf", "/tf_static", "/clock", "/rosout", "/parameter_events")
+
+# SROS2: every node in its own enclave, as config/security/diffgrasp_policy.xml grants them (docs/security.md).
+ENCLAVE_ROOT = "/diffgrasp"
+
+
+def enclave(node: str) -> str:
+    """The SROS2 enclave a node of the graph runs in: /diffgrasp/<node>."""
+    return f"{ENCLAVE_ROOT}/{node}"
+
+
+def security_environment(keystore) -> dict:
+    """The environment that turns DDS-Security on for the nodes (security:=true): authentication, encryption
+    and access control, Enforce (a node without its keystore enclave fails to start rather than running
+    unsecured)."""
+    return {"ROS_SECURITY_ENABLE": "true", "ROS_SECURITY_STRATEGY": "Enforce", "ROS_SECURITY_KEYSTORE": keystore}
 
 
 def namespaced_rviz_config(text: str, namespace: str) -> str:
@@ -115,7 +136,17 @@ def generate_launch_description():
                               description="the depth image depth_processor reads"),
         DeclareLaunchArgument("depth_info_topic", default_value="depth/camera_info",
                               description="the camera_info depth_processor reads"),
+        DeclareLaunchArgument("security", default_value="false", choices=["true", "false"],
+                              description="run the nodes secured with SROS2 in their enclaves /diffgrasp/<node> "
+                              "(ROS_SECURITY_ENABLE=true, ROS_SECURITY_STRATEGY=Enforce, ROS_SECURITY_KEYSTORE="
+                              "keystore); RViz is not started. docs/security.md makes the keystore"),
+        DeclareLaunchArgument("keystore", default_value=EnvironmentVariable("ROS_SECURITY_KEYSTORE", default_value=""),
+                              description="the SROS2 keystore with the /diffgrasp/<node> enclaves (security:=true; "
+                              "default: $ROS_SECURITY_KEYSTORE)"),
     ]
+    # Set for every process launched after them; false leaves the environment as it is.
+    actions += [SetEnvironmentVariable(name, value, condition=IfCondition(LaunchConfiguration("security")))
+                for name, value in security_environment(LaunchConfiguration("keystore")).items()]
     remappings = {"depth_processor": [("depth/image_raw", LaunchConfiguration("depth_topic")),
                                       ("depth/camera_info", LaunchConfiguration("depth_info_topic"))]}
     for spec in GRAPH:
@@ -131,6 +162,7 @@ def generate_launch_description():
         actions.append(LifecycleNode(package="diffgrasp", executable=spec.name, name=spec.name,
                                      namespace=LaunchConfiguration("namespace"), parameters=parameters,
                                      remappings=remappings.get(spec.name, []), output="screen", condition=condition,
+                                     ros_arguments=["--enclave", enclave(spec.name)],  # used when secured
                                      respawn=True, respawn_delay=2.0))
     # Brings the nodes up in order, keeps them up, answers ~/get_graph_state (without depth_capture when
     # another driver supplies the depth).
@@ -139,10 +171,14 @@ def generate_launch_description():
                               UnlessCondition(LaunchConfiguration("capture")))):
         actions.append(Node(package="diffgrasp", executable="lifecycle_manager", name="lifecycle_manager",
                             namespace=LaunchConfiguration("namespace"), output="screen", condition=condition,
+                            ros_arguments=["--enclave", enclave("lifecycle_manager")],
                             parameters=[{"node_names": names, "use_sim_time": LaunchConfiguration("use_sim_time")}]))
-    # RViz shows the graph's topics in its namespace: a copy of the .rviz file with namespaced topics.
+    # RViz shows the graph's topics in its namespace: a copy of the .rviz file with namespaced topics. Not
+    # with security:=true: the policy grants it nothing (docs/security.md has an enclave for an operator's RViz).
     rviz_config = NamespacedRvizConfig(os.path.join(share, "config", "diffgrasp.rviz"),
                                        LaunchConfiguration("namespace"))
     actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", output="screen",
-                        arguments=["-d", rviz_config], condition=IfCondition(LaunchConfiguration("rviz"))))
+                        arguments=["-d", rviz_config],
+                        condition=IfCondition(PythonExpression(["'", LaunchConfiguration("rviz"), "' == 'true' and '",
+                                                                LaunchConfiguration("security"), "' != 'true'"]))))
     return LaunchDescription(actions)

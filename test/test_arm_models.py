@@ -49,6 +49,8 @@ def test_every_embodiment_file_has_the_same_keys():
         flat = {f"{k}.{kk}" for k, v in params.items() if isinstance(v, dict) for kk in v}
         flat |= {k for k, v in params.items() if not isinstance(v, dict)}
         assert flat - {"robot", "planning_group"} == keys, name
+        executor = yaml.safe_load((CONFIG / f"{name}.yaml").read_text())["/**/grasp_executor"]["ros__parameters"]
+        assert executor == {"motion_enabled": False}, name  # the secure default: the executor moves nothing
 
 
 def test_bad_names_and_files_are_clear_errors(tmp_path):

@@ -170,3 +170,14 @@ def test_demo_picks_with_the_whole_leap_arm(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "LEAP hand" in out and "ranked grasps reachable" in out and "picks succeeded" in out
 
+
+
+def test_up_keeps_discovery_on_this_machine_unless_told_otherwise():
+    from diffgrasp_ros.cli.up import restrict_discovery
+
+    environ = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET", "ROS_STATIC_PEERS": "192.0.2.1", "HOME": "/root"}
+    assert "this machine only" in restrict_discovery(False, environ)
+    assert environ == {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "HOME": "/root"}
+    environ = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET", "ROS_STATIC_PEERS": "192.0.2.1"}
+    assert "SUBNET" in restrict_discovery(True, environ)
+    assert environ == {"ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET", "ROS_STATIC_PEERS": "192.0.2.1"}

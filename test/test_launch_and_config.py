@@ -18,7 +18,11 @@ def test_launch_file_builds_the_graph_from_the_shared_description():
                 and node.module == "diffgrasp_ros.nodes.graph" for alias in node.names}
     assert {"GRAPH", "LAUNCH_ARGUMENTS"} <= imported
     source = LAUNCH.read_text()
-    for needle in ("LifecycleNode(", "diffgrasp.rviz", 'IfCondition(LaunchConfiguration("rviz"))',
+    # RViz starts with rviz:=true unless security:=true (test_sros2_policy.py runs the launch file on stand-ins)
+    for needle in ("LifecycleNode(", "diffgrasp.rviz", 'LaunchConfiguration("rviz"), "\' == \'true\' and \'"',
+                   # SROS2: security:=true keystore:=PATH, each node in its enclave
+                   'DeclareLaunchArgument("security"', 'DeclareLaunchArgument("keystore"', "SetEnvironmentVariable(",
+                   'ros_arguments=["--enclave", enclave(spec.name)]',
                    # the lifecycle manager brings the nodes up and back up; launch respawns dead processes
                    'executable="lifecycle_manager"', "respawn=True",
                    # composable into a robot's system: namespace, sim time, another driver's depth topics

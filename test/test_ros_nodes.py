@@ -3,6 +3,7 @@ import concurrent.futures
 import copy
 import contextlib
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,9 +131,11 @@ def test_scene_builder_refuses_an_uncalibrated_extrinsic():
 
 
 @contextlib.contextmanager
-def graph_for(robot):
-    """The whole graph on the simulated camera, plus a separate client node."""
-    executor, nodes = bring_up(robot=robot, camera="sim", depth_mode="passthrough")
+def graph_for(robot, motion_enabled=False):
+    """The whole graph on the simulated camera, plus a separate client node; ``motion_enabled`` as a robot
+    configuration that lets the executor move the robot would set it."""
+    ros_args = ["-p", "motion_enabled:=true"] if motion_enabled else []
+    executor, nodes = bring_up(ros_args=ros_args, robot=robot, camera="sim", depth_mode="passthrough")
     client_node = rclpy.create_node("test_client")
     executor.add_node(client_node)
     with Spinner(executor):
@@ -144,6 +147,12 @@ def graph_for(robot):
 @pytest.fixture()
 def graph():
     with graph_for("franka") as nodes_and_client:
+        yield nodes_and_client
+
+
+@pytest.fixture()
+def motion_graph():
+    with graph_for("franka", motion_enabled=True) as nodes_and_client:
         yield nodes_and_client
 
 
@@ -433,7 +442,9 @@ def test_every_configured_parameter_is_declared_by_its_node():
         try:
             declared = set(node._parameters)
             for path in parameter_files(spec, default_config_dir(), "franka"):
-                for section in yaml.safe_load(path.read_text()).values():
+                for key, section in yaml.safe_load(path.read_text()).items():
+                    if key not in ("/**", f"/**/{spec.name}"):
+                        continue  # another node's section
                     missing = set(_flatten(section["ros__parameters"])) - declared
                     assert not missing, f"{path.name}: {spec.name} does not declare {sorted(missing)}"
         finally:
@@ -550,7 +561,7 @@ def collect(node, msg_type, topic):
     return received
 
 
-def test_plan_grasp_answers_reachable_grasps_and_executes_only_when_asked(graph):
+def test_plan_grasp_answers_reachable_grasps_and_executes_only_when_asked(motion_graph):
     from geometry_msgs.msg import PoseArray
     from std_srvs.srv import Trigger
     from trajectory_msgs.msg import JointTrajectory
@@ -558,7 +569,7 @@ def test_plan_grasp_answers_reachable_grasps_and_executes_only_when_asked(graph)
     from diffgrasp_ros.execution.reachability import ReachabilityChecker
     from diffgrasp_ros.robots.arm import load_arm
 
-    nodes, client_node = graph
+    nodes, client_node = motion_graph
     arm = load_arm("franka")
     planned = collect(client_node, JointTrajectory, "/grasp_executor/planned_trajectory")
     path = collect(client_node, PoseArray, "/grasp_executor/planned_tcp_path")
@@ -598,6 +609,33 @@ def test_plan_grasp_answers_reachable_grasps_and_executes_only_when_asked(graph)
     assert not again.success and "no planned pick" in again.message
 
 
+
+def test_by_default_nothing_can_make_the_robot_move(graph):
+    """Without motion_enabled in the robot configuration the executor plans picks but creates no command
+    publisher, ~/execute answers "motion disabled", a parameter call setting execute: true is refused, and
+    motion_enabled itself cannot be set by a parameter call."""
+    from std_srvs.srv import Trigger
+
+    nodes, client_node = graph
+    executor_node = nodes["grasp_executor"]
+    wait_for_scene(nodes)
+    response = call(client_node.create_client(GraspPlanning, "/plan_grasp"), GraspPlanning.Request(), 30.0)
+    assert response.error_code.val == MoveItErrorCodes.SUCCESS, executor_node.last_error
+    assert executor_node._last_pick is not None  # planned, for RViz
+    for topic in ("/panda_arm_controller/joint_trajectory", "/panda_gripper/joint_trajectory"):
+        assert client_node.count_publishers(topic) == 0, topic
+    answer = call(client_node.create_client(Trigger, "/grasp_executor/execute"), Trigger.Request())
+    assert not answer.success and answer.message.startswith("refused ~/execute: motion disabled")
+    assert executor_node._last_pick is not None  # not consumed
+    (refused,) = executor_node.set_parameters([Parameter("execute", value=True)])
+    assert not refused.successful and "motion disabled" in refused.reason and not executor_node.param("execute")
+    (read_only,) = executor_node.set_parameters([Parameter("motion_enabled", value=True)])
+    assert not read_only.successful and not executor_node.param("motion_enabled")
+    # Another parameter is still set as before.
+    (accepted,) = executor_node.set_parameters([Parameter("max_grasps", value=5)])
+    assert accepted.successful and executor_node.param("max_grasps") == 5
+
+
 def reconfigure(executor_node, wait_for_cloud=True, **parameters):
     assert executor_node.trigger_deactivate() == OK and executor_node.trigger_cleanup() == OK
     executor_node.set_parameters([Parameter(name, value=value) for name, value in parameters.items()])
@@ -627,10 +665,10 @@ def test_a_cleanup_during_a_call_answers_it_and_leaves_the_node_serving(graph):
     assert response.error_code.val == MoveItErrorCodes.SUCCESS, response.error_code.message
 
 
-def test_unreachable_untimely_or_untransformable_grasps_get_codes_and_nothing_executes(graph):
+def test_unreachable_untimely_or_untransformable_grasps_get_codes_and_nothing_executes(motion_graph):
     from trajectory_msgs.msg import JointTrajectory
 
-    nodes, client_node = graph
+    nodes, client_node = motion_graph
     executor_node = nodes["grasp_executor"]
     arm_commands = collect(client_node, JointTrajectory, "/panda_arm_controller/joint_trajectory")
     client = client_node.create_client(GraspPlanning, "/plan_grasp")
@@ -659,7 +697,8 @@ def test_executor_configure_failures_say_why():
     cases = {"unknown robot 'kuka'": {"robot": "kuka"},
              "robot 'ur5_leap' is not configured": {"robot": "ur5_leap"},  # with the Franka's embodiment
              "needs moveit_py": {"motion_backend": "moveit"},
-             "motion_backend must be one of": {"motion_backend": "ompl"}}
+             "motion_backend must be one of": {"motion_backend": "ompl"},
+             "execute: true, but motion disabled": {"execute": True}}
     try:
         import tf2_ros  # noqa: F401
     except ImportError:
@@ -680,7 +719,7 @@ def test_leap_grasps_carry_16_joint_postures_and_the_hand_is_commanded_on_cmd_le
 
     from diffgrasp_ros.robots import leap
 
-    with graph_for("ur5_leap") as (nodes, client_node):
+    with graph_for("ur5_leap", motion_enabled=True) as (nodes, client_node):
         planned = collect(client_node, JointTrajectory, "/grasp_executor/planned_trajectory")
         arm_commands = collect(client_node, JointTrajectory, "/scaled_joint_trajectory_controller/joint_trajectory")
         hand_commands = collect(client_node, JointState, "/cmd_leap")
@@ -791,8 +830,9 @@ def test_lifecycle_manager_brings_nodes_up_keeps_a_manual_deactivate_and_restore
 
 
 def test_diffgrasp_up_processes_restarts_a_killed_node(tmp_path):
-    """`diffgrasp up --processes`: one process per node; SIGKILL the grasp server's, and the supervisor
-    starts it again and the lifecycle manager brings it back up, so /plan_grasp works again."""
+    """`diffgrasp up --processes`: one process per node, discovering on this machine only whatever the
+    environment says; SIGKILL the grasp server's, and the supervisor starts it again and the lifecycle
+    manager brings it back up, so /plan_grasp works again."""
     import os
     import re
     import signal
@@ -802,7 +842,8 @@ def test_diffgrasp_up_processes_restarts_a_killed_node(tmp_path):
     log_path = tmp_path / "up.log"
     log = open(log_path, "w")
     process = subprocess.Popen([sys.executable, "-m", "diffgrasp_ros.cli.main", "up", "--processes", "--camera", "sim",
-                                "--duration", "300"], stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+                                "--duration", "300"], stdout=log, stderr=subprocess.STDOUT,
+                               env=dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="SUBNET", ROS_STATIC_PEERS="192.0.2.1"))
     client_node = rclpy.create_node("processes_client")
     client = client_node.create_client(GraspPlanning, "/plan_grasp")
     executor = MultiThreadedExecutor(num_threads=2)
@@ -818,6 +859,9 @@ def test_diffgrasp_up_processes_restarts_a_killed_node(tmp_path):
         with Spinner(executor):
             assert wait_for(plans, 180.0, period_s=1.0), log_path.read_text()
             pid = int(re.findall(r"started grasp_server \(pid (\d+)\)", log_path.read_text())[-1])
+            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert b"ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST" in environment
+            assert not any(v.startswith(b"ROS_STATIC_PEERS=") for v in environment)
             os.kill(pid, signal.SIGKILL)
             assert wait_for(lambda: "grasp_server exited with code -9; starting it again" in log_path.read_text(), 10.0)
             assert wait_for(plans, 180.0, period_s=1.0), log_path.read_text()
@@ -827,6 +871,7 @@ def test_diffgrasp_up_processes_restarts_a_killed_node(tmp_path):
         log.close()
     output = log_path.read_text()
     assert code == 0 and "diffgrasp up: stopped" in output and "Traceback" not in output, output
+    assert "diffgrasp up: discovery on this machine only" in output
     assert "killed" not in output, output  # every node process stopped by itself on SIGTERM
 
 

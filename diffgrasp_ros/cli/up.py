@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 from pathlib import Path
 
 # depth_processor's inputs, as depth_capture publishes them; the launch file's depth_topic and
@@ -36,6 +37,10 @@ def add_parser(subparsers) -> None:
                              f"(default: {DEPTH_INFO_TOPIC})")
     parser.add_argument("--config-dir", type=Path, default=None, help="folder of node YAML files (default: config/)")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument("--network", action="store_true",
+                        help="discover and be discovered beyond this machine, as the environment's "
+                             "ROS_AUTOMATIC_DISCOVERY_RANGE and ROS_STATIC_PEERS say (default: this machine only, "
+                             "so no other host can call the graph's services or publish to it)")
     parser.add_argument("--processes", action="store_true",
                         help="one process per node plus the lifecycle manager (which brings them up and back up); "
                              "a process that dies is started again, as the launch file's respawn does")
@@ -138,9 +143,21 @@ def tear_down(executor, nodes) -> None:
         node.destroy_node()
 
 
+def restrict_discovery(network: bool, environ=os.environ) -> str:
+    """Limit DDS discovery to this machine unless ``network``: set ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and
+    drop ROS_STATIC_PEERS in ``environ`` (before rclpy starts; the node processes inherit it). Says what applies."""
+    if network:
+        return (f"discovery as the environment says (ROS_AUTOMATIC_DISCOVERY_RANGE="
+                f"{environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE', 'SUBNET, the default')})")
+    environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    environ.pop("ROS_STATIC_PEERS", None)
+    return "discovery on this machine only (--network to reach other hosts)"
+
+
 def run(args: argparse.Namespace) -> int:
     from ..nodes.base import spin_until_stopped
 
+    print(f"diffgrasp up: {restrict_discovery(args.network)}", flush=True)
     if args.processes:
         return run_processes(args)
     values = {name: getattr(args, name) for name in ("robot", "camera", "depth_mode")}

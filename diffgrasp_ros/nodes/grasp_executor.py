@@ -5,6 +5,10 @@ and the pre-grasp), best first, with its hand's open and closed postures. With a
 also plans the pick of the best reachable grasp that plans (pre-grasp -> approach -> close -> lift ->
 retreat) against the latest scene cloud, publishes it for RViz and executes it when asked (the
 ``execute`` parameter, or ``~/execute`` for the last plan). ``error_code`` says why nothing came back.
+
+Moving the robot is off unless the robot configuration enables it (``motion_enabled: true`` in
+``config/<robot>.yaml``; read-only, so no parameter call can turn it on): without it the arm and hand command
+publishers are not created, ``~/execute`` answers "motion disabled" and ``execute: true`` is refused.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from lifecycle_msgs.msg import State
 from lifecycle_msgs.srv import GetState
 from moveit_msgs.msg import MoveItErrorCodes
 from moveit_msgs.srv import GraspPlanning
+from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import JointState, PointCloud2
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -30,6 +35,11 @@ from .conversions import (cloud_to_array, collision_object_points, hand_postures
 from .transforms import express_grasp
 
 MOTION_BACKENDS = ("none", "mplib", "moveit")
+MOTION_DISABLED = ("motion disabled: this node moves the robot only when its robot configuration says "
+                   "motion_enabled: true (config/<robot>.yaml)")
+# rclpy hands a service or parameter callback no identity of the calling node; SROS2's access control
+# (docs/security.md) is what decides who may call.
+UNKNOWN_CALLER = "the caller is not known: ROS gives services and parameter calls no caller identity"
 
 
 class FrameError(RuntimeError):
@@ -53,7 +63,11 @@ class GraspExecutorNode(DiffgraspNode):
         self.declare("motion_backend", "mplib", "pick motion planning: 'mplib' (standalone; execution publishes "
                      "on the controllers' topics), 'moveit' (a running MoveIt 2 through moveit_py, which also "
                      "executes) or 'none' (reachability only)")
-        self.declare("execute", False, "execute every planned pick; false: plan only (~/execute runs the last plan)")
+        self.declare("motion_enabled", False, "let this node move the robot (command topics, ~/execute, execute: "
+                     "true); set in the robot configuration, config/<robot>.yaml, and read-only: no parameter call "
+                     "can turn it on", read_only=True)
+        self.declare("execute", False, "execute every planned pick; false: plan only (~/execute runs the last plan); "
+                     "needs motion_enabled")
         self.declare("pregrasp_offset_m", 0.10, "pre-grasp: the grasp moved back along its approach axis")
         self.declare("planning_timeout_s", 1.0, "motion-planning time budget of each pick segment")
         self.declare("pick_attempts", 3, "reachable grasps motion-planned at most per request, best first, "
@@ -75,12 +89,21 @@ class GraspExecutorNode(DiffgraspNode):
         self._moveit_finished.set()
         self._close_timer = self._tf_buffer = self._tf_listener = self.static_tf = None
         self._closed_q = None  # the LEAP posture the close timer commands
+        self.add_on_set_parameters_callback(self._refuse_execution_without_motion)
+
+    def _refuse_execution_without_motion(self, parameters) -> SetParametersResult:
+        if self.param("motion_enabled") or not any(p.name == "execute" and p.value for p in parameters):
+            return SetParametersResult(successful=True)
+        reason = self.report(f"refused to set execute: true: {MOTION_DISABLED} ({UNKNOWN_CALLER})", "warning")
+        return SetParametersResult(successful=False, reason=reason)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def configure(self) -> None:
         from ..execution.reachability import ReachabilityChecker
         from ..robots import get_robot
 
+        if self.param("execute") and not self.param("motion_enabled"):
+            raise ValueError(f"execute: true, but {MOTION_DISABLED}")
         self.robot = get_robot(self.param("robot"))  # an unknown robot fails configure
         arm = self.embodiment_from_params()
         if (arm.hand_kind, arm.hand_joint_names) != (self.robot.hand, self.robot.hand_joint_names):
@@ -118,16 +141,16 @@ class GraspExecutorNode(DiffgraspNode):
         self.trajectory_pub = self.publisher(JointTrajectory, "~/planned_trajectory")
         self.path_pub = self.publisher(PoseArray, "~/planned_tcp_path")
         # Execution without MoveIt: the arm's joint_trajectory_controller takes trajectories on its topic.
-        self.arm_command_pub = (self.publisher(JointTrajectory, f"/{arm.arm_controller}/joint_trajectory")
-                                if self.backend == "mplib" else None)
         # The LEAP driver takes postures (sensor_msgs/JointState, its own zero) on a topic, e.g. /cmd_leap;
         # other hands are trajectory controllers, driven by MoveIt with the moveit backend.
-        if arm.hand_kind == "leap":
-            self.hand_command_pub = self.publisher(JointState, arm.hand_controller)
-        elif self.backend == "mplib":
-            self.hand_command_pub = self.publisher(JointTrajectory, f"/{arm.hand_controller}/joint_trajectory")
-        else:
-            self.hand_command_pub = None
+        self.arm_command_pub = self.hand_command_pub = None
+        if self.param("motion_enabled"):
+            if self.backend == "mplib":
+                self.arm_command_pub = self.publisher(JointTrajectory, f"/{arm.arm_controller}/joint_trajectory")
+            if arm.hand_kind == "leap":
+                self.hand_command_pub = self.publisher(JointState, arm.hand_controller)
+            elif self.backend == "mplib":
+                self.hand_command_pub = self.publisher(JointTrajectory, f"/{arm.hand_controller}/joint_trajectory")
         self.subscription(PointCloud2, "scene/surface", self._on_surface)
         self.subscription(JointState, "joint_states", self._on_joint_state, depth=10)
         self.service(GraspPlanning, "plan_grasp", self._on_plan_grasp)  # in the node's namespace
@@ -408,6 +431,10 @@ class GraspExecutorNode(DiffgraspNode):
     def _on_execute(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         if not self.active:
             response.success, response.message = False, self.report("execute: the node is not active")
+            return response
+        if not self.param("motion_enabled"):
+            response.success = False
+            response.message = self.report(f"refused ~/execute: {MOTION_DISABLED} ({UNKNOWN_CALLER})", "warning")
             return response
         response.success, response.message = self._execute_last_pick()
         if not response.success:

@@ -56,3 +56,29 @@ def terminate(process, timeout_s: float):
         process.kill()
         process.wait()
         return None
+
+
+def make_node(node_class, **parameters):
+    """A node of ``node_class`` with these parameter overrides."""
+    from rclpy.parameter import Parameter
+
+    return node_class(parameter_overrides=[Parameter(name, value=value) for name, value in parameters.items()])
+
+
+def box_object(object_id, frame, lo, hi):
+    """A moveit_msgs/CollisionObject box from ``lo`` to ``hi`` in ``frame``."""
+    import numpy as np
+    from geometry_msgs.msg import Pose
+    from moveit_msgs.msg import CollisionObject
+    from shape_msgs.msg import SolidPrimitive
+
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    obj = CollisionObject(id=object_id)
+    obj.header.frame_id = frame
+    obj.pose.orientation.w = 1.0
+    pose = Pose()
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in (lo + hi) / 2)
+    pose.orientation.w = 1.0
+    obj.primitives = [SolidPrimitive(type=SolidPrimitive.BOX, dimensions=[float(v) for v in hi - lo])]
+    obj.primitive_poses = [pose]
+    return obj

@@ -30,7 +30,7 @@ from diffgrasp_ros.nodes.grasp_server import GraspServerNode  # noqa: E402
 from diffgrasp_ros.nodes.scene_builder import SceneBuilderNode  # noqa: E402
 from diffgrasp_ros.scene import STANDARD_WORKSPACE  # noqa: E402
 from diffgrasp_ros.sim.camera import side_view  # noqa: E402
-from ros_helpers import Spinner, call, terminate, wait_for  # noqa: E402
+from ros_helpers import Spinner, box_object, call, make_node, terminate, wait_for  # noqa: E402
 
 OK = TransitionCallbackReturn.SUCCESS
 SIDE_VIEW = [float(v) for v in side_view().reshape(-1)]
@@ -43,9 +43,6 @@ def ros():
     rclpy.try_shutdown()
 
 
-def make(node_class, **parameters):
-    overrides = [Parameter(name, value=value) for name, value in parameters.items()]
-    return node_class(parameter_overrides=overrides)
 
 
 NODE_CASES = [
@@ -59,7 +56,7 @@ NODE_CASES = [
 
 @pytest.mark.parametrize("node_class, parameters", NODE_CASES, ids=lambda c: getattr(c, "__name__", ""))
 def test_lifecycle_transitions_repeat(node_class, parameters):
-    node = make(node_class, **parameters)
+    node = make_node(node_class, **parameters)
     try:
         for _ in range(2):  # configure → activate → deactivate → cleanup, then all over again
             assert node.trigger_configure() == OK, node.last_error
@@ -73,7 +70,7 @@ def test_lifecycle_transitions_repeat(node_class, parameters):
 
 
 def test_a_failed_configure_leaves_the_node_usable():
-    node = make(DepthCaptureNode, source="replay", **{"replay.path": "/nonexistent/recording.mcap"})
+    node = make_node(DepthCaptureNode, source="replay", **{"replay.path": "/nonexistent/recording.mcap"})
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert "not found" in node.last_error
@@ -122,7 +119,7 @@ def test_reports_are_throttled_per_call_site_and_bugs_keep_their_traceback(monke
 
 
 def test_scene_builder_refuses_an_uncalibrated_extrinsic():
-    node = make(SceneBuilderNode)  # the default T_workspace_camera is all zeros
+    node = make_node(SceneBuilderNode)  # the default T_workspace_camera is all zeros
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert "rigid transform" in node.last_error
@@ -321,7 +318,7 @@ def running(node):
 
 
 def test_calls_before_activation_and_without_a_scene_get_error_codes():
-    server = make(GraspServerNode)
+    server = make_node(GraspServerNode)
     with running(server) as client_node:
         assert server.trigger_configure() == OK
         client = client_node.create_client(GraspPlanning, "grasp_server/generate_grasps")
@@ -333,7 +330,7 @@ def test_calls_before_activation_and_without_a_scene_get_error_codes():
 
 
 def test_executor_reports_a_missing_grasp_server_within_a_second():
-    executor_node = make(GraspExecutorNode, grasp_service="nobody/generate_grasps")  # default timeouts
+    executor_node = make_node(GraspExecutorNode, grasp_service="nobody/generate_grasps")  # default timeouts
     with running(executor_node) as client_node:
         assert executor_node.trigger_configure() == OK and executor_node.trigger_activate() == OK
         client = client_node.create_client(GraspPlanning, "/plan_grasp")
@@ -351,8 +348,8 @@ def test_executor_reports_a_dead_or_inactive_grasp_server_within_a_second():
     server is named as such. Both within server_wait_s, not service_timeout_s."""
     dead = rclpy.create_node("dead_server")
     dead.create_service(GraspPlanning, "~/generate_grasps", lambda request, response: time.sleep(30) or response)
-    executor_node = make(GraspExecutorNode, grasp_service="dead_server/generate_grasps")
-    inactive = make(GraspServerNode)
+    executor_node = make_node(GraspExecutorNode, grasp_service="dead_server/generate_grasps")
+    inactive = make_node(GraspServerNode)
     with running(executor_node) as client_node:
         client_node.executor.add_node(dead)
         client_node.executor.add_node(inactive)
@@ -392,7 +389,7 @@ def test_replay_of_a_rosbag2_recording(tmp_path, restamp):
             writer.write(info_conn, t, bytes(serialize_message(info)))
             writer.write(image_conn, t, bytes(serialize_message(image)))
 
-    capture = make(DepthCaptureNode, source="replay", rate_hz=10.0, restamp=restamp,
+    capture = make_node(DepthCaptureNode, source="replay", rate_hz=10.0, restamp=restamp,
                    **{"replay.path": str(path), "replay.loop": False})
     listener = rclpy.create_node("replay_listener")
     received = []
@@ -452,7 +449,7 @@ def test_every_configured_parameter_is_declared_by_its_node():
 
 
 def test_unknown_robot_fails_to_configure_with_a_reason():
-    node = make(GraspServerNode, robot="kuka")
+    node = make_node(GraspServerNode, robot="kuka")
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert "unknown robot" in node.last_error
@@ -512,7 +509,7 @@ def test_a_stale_scene_is_refused_with_a_code(graph):
 def test_grasp_server_passes_model_options_and_refuses_ones_its_method_lacks():
     import torch
 
-    node = make(GraspServerNode, method="igd", rounds=2, denoising_steps=3)
+    node = make_node(GraspServerNode, method="igd", rounds=2, denoising_steps=3)
     try:
         assert node.trigger_configure() == OK, node.last_error
         assert (node.planner.name, node.planner.rounds, node.planner.denoising_steps) == ("igd", 2, 3)
@@ -541,7 +538,7 @@ def test_grasp_server_passes_model_options_and_refuses_ones_its_method_lacks():
 def test_depth_processor_runs_its_model_on_the_device_it_is_given():
     import torch
 
-    node = make(DepthProcessorNode, mode="restore", device="cpu")
+    node = make_node(DepthProcessorNode, mode="restore", device="cpu")
     try:
         assert node.trigger_configure() == OK, node.last_error
         assert str(node.processor.device) == "cpu"
@@ -704,7 +701,7 @@ def test_executor_configure_failures_say_why():
     except ImportError:
         cases["needs tf2_ros"] = {"base_pose_source": "tf"}
     for reason, parameters in cases.items():
-        node = make(GraspExecutorNode, **parameters)
+        node = make_node(GraspExecutorNode, **parameters)
         try:
             assert node.trigger_configure() == TransitionCallbackReturn.FAILURE, parameters
             assert reason in node.last_error
@@ -766,7 +763,7 @@ def test_moveit_execution_is_checked_and_waited_for_with_a_deadline():
     """The moveit backend (faked: moveit_py is not installable here): a failed execution status is an
     error, and an execution that overruns twice its duration plus the margin is reported without the
     node waiting on it; the next pick waits until it ends."""
-    node = make(GraspExecutorNode, execution_margin_s=0.3)
+    node = make_node(GraspExecutorNode, execution_margin_s=0.3)
     try:
         assert node.trigger_configure() == OK, node.last_error
         node.backend = "moveit"
@@ -795,8 +792,8 @@ def test_lifecycle_manager_brings_nodes_up_keeps_a_manual_deactivate_and_restore
     from diffgrasp_ros.nodes.lifecycle_manager import LifecycleManagerNode
 
     names = ["depth_capture", "depth_processor"]
-    nodes = {"depth_capture": make(DepthCaptureNode, source="sim", rate_hz=2.0),
-             "depth_processor": make(DepthProcessorNode)}
+    nodes = {"depth_capture": make_node(DepthCaptureNode, source="sim", rate_hz=2.0),
+             "depth_processor": make_node(DepthProcessorNode)}
     manager = LifecycleManagerNode(parameter_overrides=[Parameter("node_names", value=names),
                                                         Parameter("check_period_s", value=0.2)])
     executor = MultiThreadedExecutor(num_threads=6)
@@ -820,7 +817,7 @@ def test_lifecycle_manager_brings_nodes_up_keeps_a_manual_deactivate_and_restore
             executor.remove_node(nodes["depth_processor"])
             nodes["depth_processor"].destroy_node()
             assert wait_for(lambda: manager.states["depth_processor"] == "down", 10.0), manager.states
-            nodes["depth_processor"] = make(DepthProcessorNode)
+            nodes["depth_processor"] = make_node(DepthProcessorNode)
             executor.add_node(nodes["depth_processor"])
             assert wait_for(lambda: call(graph_state, Trigger.Request()).success, 30.0), manager.states
             assert nodes["depth_processor"].active
@@ -873,23 +870,6 @@ def test_diffgrasp_up_processes_restarts_a_killed_node(tmp_path):
     assert code == 0 and "diffgrasp up: stopped" in output and "Traceback" not in output, output
     assert "diffgrasp up: discovery on this machine only" in output
     assert "killed" not in output, output  # every node process stopped by itself on SIGTERM
-
-
-def box_object(object_id, frame, lo, hi):
-    """A moveit_msgs/CollisionObject box from ``lo`` to ``hi`` in ``frame``."""
-    from moveit_msgs.msg import CollisionObject
-    from shape_msgs.msg import SolidPrimitive
-
-    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-    obj = CollisionObject(id=object_id)
-    obj.header.frame_id = frame
-    obj.pose.orientation.w = 1.0
-    pose = Pose()
-    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in (lo + hi) / 2)
-    pose.orientation.w = 1.0
-    obj.primitives = [SolidPrimitive(type=SolidPrimitive.BOX, dimensions=[float(v) for v in hi - lo])]
-    obj.primitive_poses = [pose]
-    return obj
 
 
 def test_calibrations_are_on_tf_static_for_late_joiners(graph):

@@ -4,14 +4,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
+import re
 import sys
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.impl import rcutils_logger as _rcutils_logger
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.impl.logging_severity import LoggingSeverity
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 # What the library raises for bad input, missing or unreadable files, unavailable devices and failing
@@ -19,15 +25,146 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 # that reaches a node's outer handlers is a bug: still reported, as an internal error with its traceback.
 EXPECTED_ERRORS = (ValueError, LookupError, OSError, RuntimeError, ImportError)
 REPORT_PERIOD_S = 2.0  # one log line per call site this often at most
+# Default input limits (node parameters max_image_pixels, max_name_length; see declare_input_limits).
+MAX_IMAGE_PIXELS = 1920 * 1080
+MAX_NAME_LENGTH = 256
 # Cleanup waits this long for running callbacks (a plan, a call to another node) before it destroys the
 # entities they use; the executor's own wait for the grasp server is bounded by service_timeout_s.
 CALLBACK_DRAIN_S = 20.0
 
 
 def describe_error(error: BaseException) -> str:
+    """What went wrong, for a log line, ``last_error`` or an answer: sanitised (see ``sanitise``)."""
     if isinstance(error, EXPECTED_ERRORS):
-        return str(error)
-    return f"internal error {type(error).__name__}: {error} (a bug; its traceback is in the log)"
+        return sanitise(str(error))
+    return sanitise(f"internal error {type(error).__name__}: {error} (a bug; its traceback is in the log)")
+
+
+# -- what leaves the process: no host paths, no environment values -----------------------------------------
+# Every text a node sends (service answers, last_error, log lines: the node logger's lines also go out on
+# /rosout, file and line included) goes through ``sanitise``:
+# - an absolute path under the package, its share folder or a Python import root (site-packages) becomes
+#   relative to it (``diffgrasp_ros/nodes/base.py``, ``models/igd/config.json``, ``rclpy/node.py``): tracebacks
+#   stay readable and say nothing about where the host keeps them;
+# - any other absolute path becomes ``<path>/`` + its file name (``<path>/recording.mcap``): the name is what a
+#   user needs to recognise it; the folders (a home folder's user name, a mount layout) stay on the host;
+# - the value of an environment variable (8 characters or more, or 4 or more for a name that looks secret:
+#   TOKEN, SECRET, PASSWORD, KEY, CREDENTIAL, AUTH, COOKIE) becomes ``$NAME``.
+# A token starting with "/" is a path when it holds a character no ROS name has (".", "-", ...) or its first
+# folder is one of the host's top-level folders; ROS names (``/robot1/plan_grasp``, ``/tf_static``) stay.
+_PATH_TOKEN = re.compile(r"(?<![\w.~$\->])/[^\s'\"`(),;:<>\[\]{}|]*")
+_ROS_NAME = re.compile(r"[/\w~{}]*")
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|PASSPHRASE|KEY|CREDENTIAL|AUTH|COOKIE|PRIVATE", re.IGNORECASE)
+_ENV_MIN_LENGTH, _SECRET_MIN_LENGTH = 8, 4
+_env_cache: tuple[frozenset, re.Pattern | None, dict] = (frozenset(), None, {})
+
+
+@functools.lru_cache(maxsize=1)
+def _path_roots() -> tuple[tuple[str, ...], frozenset]:
+    """(folders a path is shown relative to, longest first; the host's top-level folder names)."""
+    from ..share import share_dir
+
+    package = Path(__file__).resolve().parents[2]  # holds diffgrasp_ros/
+    roots = {str(package), str(share_dir())}
+    roots |= {os.path.realpath(p) for p in sys.path if p and os.path.isabs(p) and os.path.isdir(p)}
+    roots = {r.rstrip("/") for r in roots if r.count("/") >= 2}  # never "/" or a top-level folder itself
+    try:
+        top = frozenset(name for name in os.listdir("/") if not name.startswith("."))
+    except OSError:
+        top = frozenset()
+    return tuple(sorted(roots, key=len, reverse=True)), top | {"home", "root", "tmp", "usr", "opt", "var", "etc",
+                                                                "mnt", "media", "srv", "run", "proc", "dev", "sys"}
+
+
+def short_path(path: str) -> str:
+    """An absolute path as ``sanitise`` shows it: relative to the package, its share folder or an import root;
+    else ``<path>/`` and its file name."""
+    roots, _ = _path_roots()
+    for root in roots:
+        if path.startswith(root + "/"):
+            return path[len(root) + 1:]
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return f"<path>/{name}" if name else "<path>"
+
+
+def _shorten_token(match: re.Match) -> str:
+    token = match.group(0)
+    stripped = token.rstrip(".")  # a path at the end of a sentence
+    tail = token[len(stripped):]
+    if len(stripped) < 2:
+        return token
+    _, top = _path_roots()
+    first = stripped[1:].split("/", 1)[0]
+    if _ROS_NAME.fullmatch(stripped) and first not in top and not any(
+            stripped.startswith(root + "/") or stripped == root for root in _path_roots()[0]):
+        return token  # a ROS name (topic, service, namespace), not a file
+    return short_path(stripped) + tail
+
+
+def _environment_pattern() -> tuple[re.Pattern | None, dict]:
+    global _env_cache
+    items = frozenset(os.environ.items())
+    if items != _env_cache[0]:
+        names: dict[str, str] = {}
+        for name, value in items:
+            if len(value) >= (_SECRET_MIN_LENGTH if _SECRET_NAME.search(name) else _ENV_MIN_LENGTH):
+                names.setdefault(value, name)
+        values = sorted(names, key=len, reverse=True)
+        pattern = re.compile("|".join(map(re.escape, values))) if values else None
+        _env_cache = (items, pattern, names)
+    return _env_cache[1], _env_cache[2]
+
+
+def sanitise(text: str) -> str:
+    """``text`` without the host's absolute paths and environment values (the rule above)."""
+    text = _PATH_TOKEN.sub(_shorten_token, str(text))  # first: a path under $HOME is a path, not "$HOME/..."
+    pattern, names = _environment_pattern()
+    return text if pattern is None else pattern.sub(lambda m: f"${names[m.group(0)]}", text)
+
+
+class SanitisedLogger(_rcutils_logger.RcutilsLogger):
+    """The node's logger with every line ``sanitise``d and the caller's file shown as ``short_path`` (rcutils
+    puts both in the /rosout message). rclpy's own ``log`` takes the caller's file as it is, so this one does
+    what it does (call site, severity per call site, the throttle/once/skip_first filters) with that changed."""
+
+    def log(self, message, severity, name=None, **kwargs) -> bool:
+        if not self.is_enabled_for(severity):
+            return False
+        severity = LoggingSeverity(severity)
+        name = self.name if name is None else name
+        caller = _rcutils_logger.CallerId(_caller_outside_logging(sys._getframe(1)))
+        filters = _rcutils_logger.get_filters_from_kwargs(**kwargs)
+        context = self.contexts.get(caller)
+        if context is None:
+            context = {"name": name, "severity": severity, "filters": filters}
+            for kind in filters:
+                _rcutils_logger.supported_filters[kind].initialize_context(context, **kwargs)
+            self.contexts[caller] = context
+        elif (severity, name, filters) != (context["severity"], context["name"], context["filters"]):
+            raise ValueError("Logger severity, name and filters cannot be changed between calls.")
+        for kind in context["filters"]:
+            if not _rcutils_logger.supported_filters[kind].should_log(context):
+                return False
+        _rclpy.rclpy_logging_rcutils_log(severity, name, sanitise(message), caller.function_name,
+                                         short_path(caller.file_path), caller.line_number)
+        return True
+
+    def get_child(self, name: str) -> "SanitisedLogger":
+        child = super().get_child(name)
+        sanitised = SanitisedLogger(child.name)
+        # The rosout sublogger is removed when its logger goes: the one handed out owns it.
+        sanitised.logger_sublogger_namepair, child.logger_sublogger_namepair = child.logger_sublogger_namepair, None
+        return sanitised
+
+
+def _caller_outside_logging(frame):
+    """From ``frame`` (the caller of ``SanitisedLogger.log``) the first frame outside rclpy's logger: the call
+    site rclpy would take."""
+    while frame is not None and frame.f_code.co_filename == _rcutils_logger.RcutilsLogger.info.__code__.co_filename:
+        frame = frame.f_back
+    if frame is None:
+        raise ValueError("Cannot get frame info if frame is None")
+    return frame
 
 
 class DiffgraspNode(LifecycleNode):
@@ -48,6 +185,8 @@ class DiffgraspNode(LifecycleNode):
         self._reported: dict[str, tuple[float, int]] = {}  # call site -> (last logged, suppressed since)
         self._running = 0  # callbacks under way (guarded, services)
         self._callbacks_done = threading.Condition()
+        # Every line of the node's logger is sanitised, the lines of subclasses and of rclpy's Node too.
+        self._logger = SanitisedLogger(self._logger.name)
 
     # -- parameters --------------------------------------------------------------------------------
     def declare(self, name: str, default: Any, description: str, read_only: bool = False) -> None:
@@ -65,6 +204,16 @@ class DiffgraspNode(LifecycleNode):
         self.declare("workspace_frame", "workspace", "frame of the workspace cube (origin at a corner, z up)")
         self.declare("workspace_size_m", 0.30, "edge of the workspace cube")
         self.declare("table_height_m", 0.05, "table top height in the workspace frame")
+
+    def declare_input_limits(self) -> None:
+        """The size limits of the nodes that take depth images: what is over them is refused and reported
+        before it is converted (``conversions.check_image_size``, ``check_camera_info``)."""
+        self.declare("max_image_pixels", MAX_IMAGE_PIXELS, "depth image (and CameraInfo) width x height at most; "
+                     "default 1920x1080 = 2,073,600: over every RealSense depth mode (D4xx, D405: 1280x720; "
+                     "L515: 1024x768) and 1080p, so a camera never meets it, while a 4000x3000 frame (48 MB as "
+                     "32FC1, seconds of processing) is refused")
+        self.declare("max_name_length", MAX_NAME_LENGTH, "characters per frame id, encoding or distortion model "
+                     "at most (ROS names stay under 256)")
 
     def declare_embodiment(self) -> None:
         """The arm and hand description keys of config/<robot>.yaml (``robots.arm``), declared so the
@@ -107,7 +256,9 @@ class DiffgraspNode(LifecycleNode):
         most, so a bad stream cannot flood the log while a problem elsewhere still shows; the next line
         of a site counts what it held back. ``error``'s traceback goes to the debug log, or to the error
         log when it is not one of ``EXPECTED_ERRORS`` (a bug). ``last_error`` always holds the newest problem.
+        The message is ``sanitise``d (no host paths, no environment values): it is also what callers answer.
         """
+        message = sanitise(message)
         self.last_error = message
         if site is None:
             caller = sys._getframe(1)
@@ -277,7 +428,7 @@ def grasp_planning_service(method):
     the reason in ``error_code.message``.
 
     The wrapped method fills ``response`` and sets ``response.error_code`` (value and message) itself
-    otherwise.
+    otherwise. Every answer's message is ``sanitise``d, the successful ones too.
     """
     from moveit_msgs.msg import MoveItErrorCodes
 
@@ -289,7 +440,9 @@ def grasp_planning_service(method):
             return response
         try:
             with self.running_callback():
-                return method(self, request, response)
+                answer = method(self, request, response)
+            answer.error_code.message = sanitise(answer.error_code.message)
+            return answer
         except Exception as error:  # the caller gets an answer with the reason, always
             response.error_code.message = self.report(f"{method.__name__.lstrip('_')}: {describe_error(error)}",
                                                       error=error, site=method.__qualname__)
@@ -302,13 +455,15 @@ def grasp_planning_service(method):
 
 def trigger_service(method):
     """A std_srvs/Trigger callback that always answers: a raised error becomes ``success: false`` with the
-    reason in ``message``."""
+    reason in ``message``. Every answer's message is ``sanitise``d."""
 
     @functools.wraps(method)
     def wrapper(self: DiffgraspNode, request, response):
         try:
             with self.running_callback():
-                return method(self, request, response)
+                answer = method(self, request, response)
+            answer.message = sanitise(answer.message)
+            return answer
         except Exception as error:  # the caller gets an answer with the reason, always
             response.success = False
             response.message = self.report(f"{method.__name__.lstrip('_')}: {describe_error(error)}", error=error,
@@ -376,8 +531,8 @@ def spin_surviving(executor, stop: threading.Event) -> None:
         except (ShutdownException, ExternalShutdownException):
             return
         except Exception as error:  # the callback's node has reported what it could; keep serving the rest
-            get_logger("diffgrasp").error(f"a callback failed as it finished: {describe_error(error)}\n"
-                                          + "".join(traceback.format_exception(error)).rstrip())
+            get_logger("diffgrasp").error(sanitise(f"a callback failed as it finished: {describe_error(error)}\n"
+                                                   + "".join(traceback.format_exception(error)).rstrip()))
 
 
 def spin_until_stopped(executor, nodes, duration_s: float | None = None, shutdown_timeout_s: float = 3.0) -> None:

@@ -17,19 +17,25 @@ class CameraInfoCache:
     message_filters' synchronizers do the first half on a ROS machine; they are not on PyPI.
     """
 
-    def __init__(self, keep_per_frame: int = 30):
+    def __init__(self, keep_per_frame: int = 30, keep_frames: int = 16):
         self.keep_per_frame = keep_per_frame
-        self._infos: dict[str, OrderedDict] = {}  # frame id -> (sec, nanosec) -> info, oldest first
+        # Bounded in cameras too: infos under ever new frame ids (a bad or hostile publisher) would otherwise
+        # grow the cache without end. The camera heard from least recently is forgotten first.
+        self.keep_frames = keep_frames
+        self._infos: OrderedDict[str, OrderedDict] = OrderedDict()  # frame id -> (sec, nanosec) -> info, oldest first
         self._lock = threading.Lock()  # callbacks run concurrently (reentrant callback group)
 
     def add(self, info: CameraInfo) -> None:
         stamp = (info.header.stamp.sec, info.header.stamp.nanosec)
         with self._lock:
             recent = self._infos.setdefault(info.header.frame_id, OrderedDict())
+            self._infos.move_to_end(info.header.frame_id)
             recent.pop(stamp, None)
             recent[stamp] = info
             while len(recent) > self.keep_per_frame:
                 recent.popitem(last=False)
+            while len(self._infos) > self.keep_frames:
+                self._infos.popitem(last=False)
 
     def for_image(self, image: Image) -> CameraInfo | None:
         with self._lock:

@@ -6,6 +6,8 @@ motions as trajectory_msgs/JointTrajectory (stamp zero: start on arrival).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, Pose, PoseArray, PoseStamped, Vector3, Vector3Stamped
@@ -23,6 +25,88 @@ from ..grasping.grasp import Grasp
 from ..robots.registry import Embodiment
 from ..scene.scene import Scene
 from ..scene.workspace import Workspace
+
+
+# -- request and message limits ----------------------------------------------------------------------
+class LimitError(ValueError):
+    """A message or request over a size limit, refused before any conversion. The text names the field, its
+    size, the limit and the parameter that sets it."""
+
+
+# Structural bounds no real message comes near (not parameters): OpenCV's richest distortion model has 14
+# coefficients; the LEAP hand, the largest here, has 16 joints.
+MAX_DISTORTION_COEFFICIENTS = 16
+MAX_HAND_JOINTS = 64
+
+
+def check_limit(what: str, size: int, limit: int, parameter: str, unit: str = "") -> None:
+    if size > limit:
+        raise LimitError(f"{what} has {size}{unit}, over the limit of {limit}{unit} ({parameter})")
+
+
+def check_name(what: str, text: str, limit: int) -> None:
+    """A string field (frame id, name, id) at most ``limit`` characters; the refusal quotes only its start."""
+    if len(text) > limit:
+        raise LimitError(f"{what} is {len(text)} characters long ({text[:32]!r}...), over the limit of {limit} "
+                         "(max_name_length)")
+
+
+def check_image_size(image: Image, max_pixels: int, max_name_length: int) -> None:
+    """A depth Image's size against ``max_pixels`` (width x height) and its strings against ``max_name_length``,
+    before anything is copied: LimitError. The data must not exceed what its step and height describe, so a
+    small header cannot carry a huge buffer."""
+    check_name("depth image frame_id", image.header.frame_id, max_name_length)
+    check_name("depth image encoding", image.encoding, max_name_length)
+    check_limit(f"depth image {image.width}x{image.height}", image.width * image.height, max_pixels,
+                "max_image_pixels", " pixels")
+
+
+def check_camera_info(info: CameraInfo, max_pixels: int, max_name_length: int) -> None:
+    """A CameraInfo that can describe a depth image this node takes: its size within ``max_pixels``, a pinhole
+    K with fx, fy > 0, at most MAX_DISTORTION_COEFFICIENTS coefficients, strings within ``max_name_length``.
+    LimitError for a size, DepthError for an inconsistent calibration."""
+    check_name("camera info frame_id", info.header.frame_id, max_name_length)
+    check_name("camera info distortion_model", info.distortion_model, max_name_length)
+    check_limit(f"camera info {info.width}x{info.height}", info.width * info.height, max_pixels,
+                "max_image_pixels", " pixels")
+    check_limit("camera info d", len(info.d), MAX_DISTORTION_COEFFICIENTS, "no model has more",
+                " coefficients")
+    if info.width == 0 or info.height == 0:
+        raise DepthError(f"camera info is {info.width}x{info.height}: no image has that size")
+    k = np.asarray(info.k, dtype=float)
+    if k.size != 9 or not np.all(np.isfinite(k)) or k[0] <= 0 or k[4] <= 0:
+        raise DepthError(f"camera info has no valid K matrix (finite, fx, fy > 0), got {k.tolist()}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectLimits:
+    """How big a ``moveit_msgs/CollisionObject`` may be: shapes (primitives + meshes), mesh vertices and
+    triangles over all its meshes, and surface points sampled from it (``collision_object_points``)."""
+    max_shapes: int = 64
+    max_vertices: int = 100_000
+    max_triangles: int = 200_000
+    max_points: int = 200_000
+    parameter_prefix: str = ""  # the node parameters that set them (prefix + shapes, ...), named in refusals
+
+
+DEFAULT_OBJECT_LIMITS = ObjectLimits()  # for callers that declare no parameters for them
+
+
+def _limit_source(limits: ObjectLimits, name: str) -> str:
+    return f"{limits.parameter_prefix}{name}" if limits.parameter_prefix else f"the built-in max_{name}"
+
+
+def check_collision_object(obj, limits: ObjectLimits = DEFAULT_OBJECT_LIMITS, what: str = "object",
+                           max_name_length: int = 256) -> None:
+    """LimitError for a CollisionObject over ``limits`` or with over-long strings; counts only, no copy."""
+    check_name(f"{what} id", obj.id, max_name_length)
+    check_name(f"{what} frame_id", obj.header.frame_id, max_name_length)
+    check_limit(f"{what} {obj.id[:32]!r}", len(obj.primitives) + len(obj.meshes) + len(obj.planes),
+                limits.max_shapes, _limit_source(limits, "shapes"), " shapes")
+    check_limit(f"{what} {obj.id[:32]!r}", sum(len(m.vertices) for m in obj.meshes), limits.max_vertices,
+                _limit_source(limits, "vertices"), " mesh vertices")
+    check_limit(f"{what} {obj.id[:32]!r}", sum(len(m.triangles) for m in obj.meshes), limits.max_triangles,
+                _limit_source(limits, "triangles"), " mesh triangles")
 
 
 # -- time and headers ---------------------------------------------------------------------------
@@ -67,9 +151,14 @@ def array_to_cloud(values: np.ndarray, names: tuple[str, ...], frame_id: str, st
                        data=values.tobytes(), is_dense=True)
 
 
-def cloud_to_array(cloud: PointCloud2, names: tuple[str, ...], what: str = "point cloud") -> np.ndarray:
+def cloud_to_array(cloud: PointCloud2, names: tuple[str, ...], what: str = "point cloud",
+                   max_points: int | None = None) -> np.ndarray:
     """The named float32 fields of a cloud as (N, len(names)) float64 (NaN where the cloud says so).
-    Every inconsistency is a ValueError naming ``what`` and the field or step."""
+    Every inconsistency is a ValueError naming ``what`` and the field or step; a cloud of more than
+    ``max_points`` points (None: any) a LimitError, before anything is copied."""
+    if max_points is not None:
+        check_limit(f"{what} {cloud.width}x{cloud.height}", cloud.width * cloud.height, max_points,
+                    "max_cloud_points", " points")
     offsets = {f.name: (f.offset, f.datatype, f.count) for f in cloud.fields}
     missing = [n for n in names if n not in offsets]
     if missing:
@@ -110,11 +199,16 @@ def scene_to_clouds(scene: Scene, stamp: float) -> tuple[PointCloud2, PointCloud
     return surface, tsdf
 
 
-def clouds_to_scene(surface: PointCloud2, tsdf: PointCloud2, workspace: Workspace) -> Scene:
-    for cloud in (surface, tsdf):
+def clouds_to_scene(surface: PointCloud2, tsdf: PointCloud2, workspace: Workspace,
+                    max_points: int | None = None) -> Scene:
+    """The scene of the two clouds; LimitError for a cloud of more than ``max_points`` points (None: any)."""
+    for cloud, what in ((surface, "surface cloud"), (tsdf, "TSDF cloud")):
+        if max_points is not None:
+            check_limit(f"{what} {cloud.width}x{cloud.height}", cloud.width * cloud.height, max_points,
+                        "max_cloud_points", " points")
         if cloud.header.frame_id != workspace.frame_id:
             raise ValueError(f"scene clouds must be in the {workspace.frame_id!r} frame, got "
-                             f"{cloud.header.frame_id!r}")
+                             f"{cloud.header.frame_id[:256]!r}")
     values = cloud_to_array(surface, SURFACE_FIELDS, "surface cloud")
     voxels = cloud_to_array(tsdf, TSDF_FIELDS, "TSDF cloud")
     # NaN marks an invalid point in a PointCloud2 (is_dense false): such points are no surface.
@@ -275,10 +369,12 @@ _PRIMITIVES = {
 }
 
 
-def collision_object_bounds(obj) -> tuple[np.ndarray, np.ndarray] | None:
+def collision_object_bounds(obj, limits: ObjectLimits = DEFAULT_OBJECT_LIMITS) -> tuple[np.ndarray, np.ndarray] | None:
     """The axis-aligned box (lo, hi) around a ``moveit_msgs/CollisionObject``'s primitives and meshes, in
     its header frame (ROS 2: shapes posed relative to the object's ``pose``); None when it has no shape.
-    Raises ValueError for a primitive type or dimensions it cannot bound (prisms, planes)."""
+    Raises LimitError for an object over ``limits`` (before reading a vertex), ValueError for a primitive
+    type or dimensions it cannot bound (prisms, planes)."""
+    check_collision_object(obj, limits, "target")
     T_frame_object = pose_to_matrix(obj.pose)
     corners = []
 
@@ -320,12 +416,15 @@ def _primitive_mesh(primitive):
     return o3d.geometry.TriangleMesh.create_cone(d[1], d[0]).translate((0.0, 0.0, -d[0] / 2))  # base at -h/2
 
 
-def collision_object_points(obj, spacing_m: float = 0.01) -> np.ndarray:
+def collision_object_points(obj, spacing_m: float = 0.01, limits: ObjectLimits = DEFAULT_OBJECT_LIMITS,
+                            what: str = "movable obstacle") -> np.ndarray:
     """Points about ``spacing_m`` apart on the surfaces of a ``moveit_msgs/CollisionObject``'s primitives and
-    meshes, in its header frame: how a motion planner that collides with clouds sees it. ValueError for
-    shapes it cannot sample (prisms, planes)."""
+    meshes, in its header frame: how a motion planner that collides with clouds sees it. LimitError for an
+    object over ``limits`` (checked before its meshes are copied, and its point count before sampling: a
+    10 m box at 1 cm is 6 million points), ValueError for shapes it cannot sample (prisms, planes)."""
     import open3d as o3d
 
+    check_collision_object(obj, limits, what)
     T_frame_object = pose_to_matrix(obj.pose)
     shapes = [(_primitive_mesh(p), pose) for p, pose in zip(obj.primitives, obj.primitive_poses)]
     for mesh, pose in zip(obj.meshes, obj.mesh_poses):
@@ -335,11 +434,21 @@ def collision_object_points(obj, spacing_m: float = 0.01) -> np.ndarray:
             raise ValueError(f"mesh of {obj.id or '(unnamed)'}: a triangle indexes a vertex it does not have")
         shapes.append((o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(vertices),
                                                  o3d.utility.Vector3iVector(triangles)), pose))
-    points = [np.zeros((0, 3))]
-    for mesh, pose in shapes:
+    counts = []  # sampled points per shape, as before: about one per spacing_m squared, at least one
+    for mesh, _ in shapes:
         if len(mesh.triangles) == 0:
+            counts.append(0)
             continue
-        count = max(int(np.ceil(mesh.get_surface_area() / spacing_m ** 2)), 1)
+        area = mesh.get_surface_area()
+        if not np.isfinite(area):
+            raise ValueError(f"{what} {obj.id[:32]!r}: a shape's surface area is not finite")
+        counts.append(max(int(np.ceil(area / spacing_m ** 2)), 1))
+    check_limit(f"{what} {obj.id[:32]!r} at {spacing_m} m spacing", sum(counts), limits.max_points,
+                _limit_source(limits, "points"), " surface points")
+    points = [np.zeros((0, 3))]
+    for (mesh, pose), count in zip(shapes, counts):
+        if count == 0:
+            continue
         sampled = np.asarray(mesh.sample_points_uniformly(count).points)
         T = T_frame_object @ pose_to_matrix(pose)
         points.append(sampled @ T[:3, :3].T + T[:3, 3])

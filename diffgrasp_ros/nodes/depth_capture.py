@@ -17,8 +17,8 @@ from std_srvs.srv import Trigger
 
 from ..camera.frame import DepthError
 from ..camera.ros_image import DEPTH_ENCODINGS
-from .base import DiffgraspNode, guarded, run
-from .conversions import depth_frame_to_msgs
+from .base import DiffgraspNode, guarded, run, sanitise
+from .conversions import check_limit, check_name, depth_frame_to_msgs
 
 SOURCES = ("sim", "realsense", "replay")
 
@@ -55,6 +55,7 @@ class DepthCaptureNode(DiffgraspNode):
         self.declare("reopen_initial_s", 1.0, "a camera that stops delivering is closed and opened again this "
                      "long after (then twice as long after every failed attempt)")
         self.declare("reopen_max_s", 10.0, "longest wait between two attempts to open a lost camera again")
+        self.declare_input_limits()  # a frame over max_image_pixels (a recording's) is reported, not published
         self.source = None
         self._source_lock = threading.Lock()
         self._timer = None
@@ -118,6 +119,11 @@ class DepthCaptureNode(DiffgraspNode):
             raise ValueError("rate_hz must be positive")
         if not 0 < self.param("reopen_initial_s") <= self.param("reopen_max_s"):
             raise ValueError("need 0 < reopen_initial_s <= reopen_max_s")
+        check_name("frame_id", self.param("frame_id"), self.param("max_name_length"))
+        if self.param("source") == "realsense":
+            check_limit(f"the RealSense stream {self.param('realsense.width')}x{self.param('realsense.height')}",
+                        self.param("realsense.width") * self.param("realsense.height"),
+                        self.param("max_image_pixels"), "max_image_pixels", " pixels")
         self._reset_status()
         self.source = self._open_source().start()  # a camera that is not there fails configure (retried by the
         # lifecycle manager); one lost later is reopened by this node
@@ -157,6 +163,9 @@ class DepthCaptureNode(DiffgraspNode):
             self._source_lock.release()
         if frame is None:
             return
+        height, width = frame.depth_m.shape[:2]
+        check_limit(f"depth frame {width}x{height}", width * height, self.param("max_image_pixels"),
+                    "max_image_pixels", " pixels")  # reported by guarded; nothing is published
         frame = frame.clipped(self.param("min_depth_m"), self.param("max_depth_m"))
         if self.param("restamp"):
             frame.stamp = self.now_s()
@@ -275,7 +284,8 @@ class DepthCaptureNode(DiffgraspNode):
         return self.active and age is not None, text
 
     def _on_get_status(self, request, response):
-        response.success, response.message = self.status()
+        success, message = self.status()  # holds camera and recording errors: sanitised like every report
+        response.success, response.message = success, sanitise(message)
         return response
 
     def _on_new_scene(self, request, response):

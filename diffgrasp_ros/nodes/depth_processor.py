@@ -5,9 +5,9 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, Image
 
 from ..depth import DEPTH_MODES, DepthProcessor
-from .base import DiffgraspNode, guarded, run
+from .base import DiffgraspNode, describe_error, guarded, run
 from .camera_info import CameraInfoCache
-from .conversions import depth_frame_to_msgs, msgs_to_depth_frame
+from .conversions import check_camera_info, check_image_size, depth_frame_to_msgs, msgs_to_depth_frame
 
 # The camera's topics are read reliable by default: every image arrives (a best-effort reader lost more than
 # half of depth_capture's 1.2 MB images under load, and the scenes went stale). That matches depth_capture
@@ -37,6 +37,7 @@ class DepthProcessorNode(DiffgraspNode):
                      "depth_qos:=SENSOR_DATA)")
         self.declare("device", "auto", "where the restore and graft models run: auto (CUDA when available, else "
                      "CPU), cpu, cuda, cuda:N")
+        self.declare_input_limits()
         self.processor: DepthProcessor | None = None
         self._infos = CameraInfoCache()
 
@@ -55,10 +56,16 @@ class DepthProcessorNode(DiffgraspNode):
         self._infos.clear()
 
     def _on_info(self, info: CameraInfo) -> None:
+        try:  # one over the limits or inconsistent is never paired with an image
+            check_camera_info(info, self.param("max_image_pixels"), self.param("max_name_length"))
+        except ValueError as error:
+            self.report(f"camera info refused: {describe_error(error)}")
+            return
         self._infos.add(info)
 
     @guarded
     def _on_image(self, image: Image) -> None:
+        check_image_size(image, self.param("max_image_pixels"), self.param("max_name_length"))  # before any copy
         info = self._infos.for_image(image)
         if info is None:
             self.report(f"no camera info for frame {image.header.frame_id!r} at {image.width}x{image.height} "

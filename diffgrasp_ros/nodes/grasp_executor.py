@@ -30,8 +30,10 @@ from trajectory_msgs.msg import JointTrajectory
 from ..geometry import invert
 from .base import (EXPECTED_ERRORS, DiffgraspNode, grasp_planning_service, guarded, run, trigger_service,
                    wait_for_future)
-from .conversions import (cloud_to_array, collision_object_points, hand_postures, joint_state, joint_trajectory,
+from .conversions import (LimitError, ObjectLimits, check_collision_object, check_limit, check_name, cloud_to_array,
+                          collision_object_points, hand_postures, joint_state, joint_trajectory,
                           moveit_to_grasp, pose_array)
+from .request_limits import OVER_LIMIT, check_grasp_request, declare_request_limits
 from .transforms import express_grasp
 
 MOTION_BACKENDS = ("none", "mplib", "moveit")
@@ -82,6 +84,12 @@ class GraspExecutorNode(DiffgraspNode):
         self.declare("grasp_pose_link", "tcp", "what the answered grasp poses place: 'tcp' (the grasp frame: "
                      "+z approach, +y closing) or 'end_effector' (the link the TCP is fixed to, tcp.parent_link, "
                      "e.g. panda_hand; the pose MoveIt's grasp pipelines expect)")
+        declare_request_limits(self)  # checked before a request is forwarded to the grasp server
+        self.declare("max_movable_obstacles", 16, "movable_obstacles (and support_surfaces) per request at most")
+        self.declare("max_object_points", 200_000, "surface points sampled from one movable obstacle at most "
+                     "(1 cm apart; a 1 m box has about 60,000), counted before sampling")
+        self.declare("max_cloud_points", 1_000_000, "points of a scene/surface cloud at most (the scene builder's "
+                     "finest, cloud_resolution 80, has at most 80^3 = 512,000)")
         self.declare("execution_margin_s", 5.0, "moveit backend: a pick that has not finished executing "
                      "within twice its duration plus this is reported as failed (MoveIt may still run it)")
         self._lock = threading.RLock()  # the models and the last plan: one plan or execution at a time
@@ -258,7 +266,7 @@ class GraspExecutorNode(DiffgraspNode):
         supports = set(request.support_surfaces)
         for obj in request.movable_obstacles:
             surface = transform_points(invert(self._T_frame_workspace(obj.header.frame_id)),
-                                       collision_object_points(obj))
+                                       collision_object_points(obj, limits=self._obstacle_limits()))
             if len(surface) == 0:
                 raise ValueError(f"movable_obstacles: {obj.id or '(unnamed)'} has no shape")
             points.append(surface)
@@ -308,6 +316,23 @@ class GraspExecutorNode(DiffgraspNode):
                                                       f"{self.param('service_timeout_s')} s")
         return future.result(), MoveItErrorCodes.SUCCESS, ""
 
+    def _obstacle_limits(self) -> ObjectLimits:
+        return ObjectLimits(max_shapes=self.param("max_object_shapes"), max_vertices=self.param("max_object_vertices"),
+                            max_triangles=self.param("max_object_triangles"),
+                            max_points=self.param("max_object_points"), parameter_prefix="max_object_")
+
+    def _check_request(self, request: GraspPlanning.Request) -> None:
+        """LimitError for a request over the limits: the grasp server's (candidates, target, names) and the
+        movable obstacles' this node plans around (counts and sizes only, nothing sampled)."""
+        check_grasp_request(self, request)
+        limit, length = self.param("max_movable_obstacles"), self.param("max_name_length")
+        check_limit("movable_obstacles", len(request.movable_obstacles), limit, "max_movable_obstacles", " objects")
+        check_limit("support_surfaces", len(request.support_surfaces), limit, "max_movable_obstacles", " names")
+        for i, obj in enumerate(request.movable_obstacles):
+            check_collision_object(obj, self._obstacle_limits(), f"movable_obstacles[{i}]", length)
+        for i, name in enumerate(request.support_surfaces):
+            check_name(f"support_surfaces[{i}]", name, length)
+
     def _fail(self, response, code: int, message: str, level: str = "error"):
         response.grasps = []
         response.error_code.val, response.error_code.message = code, self.report(message, level)
@@ -320,6 +345,10 @@ class GraspExecutorNode(DiffgraspNode):
 
         codes = MoveItErrorCodes
         self._last_pick = None  # ~/execute runs the pick of the latest answer only
+        try:  # before the request is forwarded: a request over the limits costs what a small one does
+            self._check_request(request)
+        except LimitError as error:
+            return self._fail(response, OVER_LIMIT, f"request refused: {error}")
         # The grasp server takes what chooses grasps; the collision geometry is this node's.
         answer, code, problem = self._call_grasp_server(GraspPlanning.Request(
             group_name=request.group_name or self.param("planning_group"), target=request.target,
@@ -354,7 +383,10 @@ class GraspExecutorNode(DiffgraspNode):
             if cloud.header.frame_id != frame:
                 return self._fail(response, codes.FRAME_TRANSFORM_FAILURE,
                                   f"the scene cloud is in {cloud.header.frame_id!r}, not the workspace frame {frame!r}")
-            points = cloud_to_array(cloud, ("x", "y", "z"))
+            try:
+                points = cloud_to_array(cloud, ("x", "y", "z"), max_points=self.param("max_cloud_points"))
+            except LimitError as error:
+                return self._fail(response, codes.UNABLE_TO_AQUIRE_SENSOR_DATA, f"the scene cloud is refused: {error}")
         grasps = [moveit_to_grasp(g, self.robot, "grasp_server") for g in candidates]
         table_height_m, obstacles_note = self.workspace.table_height_m, ""
         if request.support_surfaces or request.movable_obstacles:
@@ -365,6 +397,8 @@ class GraspExecutorNode(DiffgraspNode):
                     obstacles, table_height_m, obstacles_note = self._request_obstacles(request, grasps)
                 except FrameError as error:
                     return self._fail(response, codes.FRAME_TRANSFORM_FAILURE, str(error))
+                except LimitError as error:  # points sampled from an obstacle's size, before sampling
+                    return self._fail(response, OVER_LIMIT, f"request refused: {error}")
                 except ValueError as error:
                     return self._fail(response, codes.FAILURE, str(error))
                 points = np.concatenate([points, obstacles])

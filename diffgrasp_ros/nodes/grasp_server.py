@@ -15,8 +15,9 @@ from visualization_msgs.msg import MarkerArray
 from ..grasping import Grasp, PlanResult, device_option, make_planner, planner_names
 from ..scene import TargetBox
 from .base import DiffgraspNode, grasp_planning_service, guarded, run
-from .conversions import (clouds_to_scene, collision_object_bounds, from_time, grasp_to_moveit,
+from .conversions import (LimitError, clouds_to_scene, collision_object_bounds, from_time, grasp_to_moveit,
                           grasps_to_markers, grasps_to_pose_array, moveit_to_grasp)
+from .request_limits import OVER_LIMIT, check_grasp_request, declare_request_limits, target_limits
 
 
 class GraspServerNode(DiffgraspNode):
@@ -46,6 +47,9 @@ class GraspServerNode(DiffgraspNode):
                      "(false: plan only when asked; costs a CPU core while the camera runs)")
         self.declare("republish_period_s", 1.0, "the latest answer's grasps are published again this often, so "
                      "a display that starts later shows them (0: only when planned)")
+        declare_request_limits(self)
+        self.declare("max_cloud_points", 1_000_000, "points per scene/surface or scene/tsdf cloud at most (the "
+                     "scene builder's finest cloud, cloud_resolution 80, has at most 80^3 = 512,000)")
         self.planner = None
         self._republish_timer = None
         # Answer ids: this process's token and a count, so grasp ids never repeat across calls or restarts.
@@ -99,7 +103,7 @@ class GraspServerNode(DiffgraspNode):
             surface, tsdf = self._surface, self._tsdf
             if surface is None or tsdf is None or surface.header.stamp != tsdf.header.stamp:
                 return
-            self._scene = clouds_to_scene(surface, tsdf, self.planner.workspace)
+            self._scene = clouds_to_scene(surface, tsdf, self.planner.workspace, self.param("max_cloud_points"))
             self._scene_stamp = from_time(surface.header.stamp)
             self._scene_received_s = self.now_s()  # staleness: how long ago a scene last arrived
         # Live displays: plan the new scene unless a plan is already running (on a 2-core machine the
@@ -140,6 +144,10 @@ class GraspServerNode(DiffgraspNode):
     @grasp_planning_service
     def _on_generate(self, request: GraspPlanning.Request, response: GraspPlanning.Response):
         codes = MoveItErrorCodes
+        try:  # first: sizes are counted, nothing is converted or copied until they are within the limits
+            check_grasp_request(self, request)
+        except LimitError as error:
+            return self._refuse(response, OVER_LIMIT, f"request refused: {error}")
         if request.group_name and request.group_name != self.param("planning_group"):
             return self._refuse(response, codes.INVALID_GROUP_NAME, f"unknown planning group {request.group_name!r} "
                                 f"(this server plans for {self.param('planning_group')!r})")
@@ -199,7 +207,7 @@ class GraspServerNode(DiffgraspNode):
     def _target(self, obj) -> TargetBox | None:
         """The request's ``target`` as a box in the workspace frame; None for an empty target (any object).
         ValueError for a shape it cannot bound, LookupError for another frame (this node has no TF)."""
-        bounds = collision_object_bounds(obj)
+        bounds = collision_object_bounds(obj, target_limits(self))
         if bounds is None:
             return None
         frame = self.planner.workspace.frame_id

@@ -16,9 +16,9 @@ from std_srvs.srv import Trigger
 
 from ..geometry import is_rigid_transform
 from ..scene import SceneBuilder
-from .base import DiffgraspNode, guarded, run, trigger_service
+from .base import DiffgraspNode, describe_error, guarded, run, trigger_service
 from .camera_info import CameraInfoCache
-from .conversions import msgs_to_depth_frame, scene_to_clouds
+from .conversions import check_camera_info, check_image_size, msgs_to_depth_frame, scene_to_clouds
 
 POSE_SOURCES = ("config", "tf", "auto")
 
@@ -45,6 +45,7 @@ class SceneBuilderNode(DiffgraspNode):
         self.declare("publish_tf", True, "publish the calibrated (config) or estimated (auto) camera pose on "
                      "/tf_static (workspace frame -> camera_frame); turn off when another node publishes a "
                      "parent of camera_frame (realsense-ros publishes camera_link -> its optical frames)")
+        self.declare_input_limits()
         self.builder: SceneBuilder | None = None
         self._lock = threading.Lock()  # the builder, and the estimated pose it fuses with
         self._pose_lock = threading.Lock()  # one camera pose estimate or check at a time
@@ -137,10 +138,16 @@ class SceneBuilderNode(DiffgraspNode):
         return pose_from_quaternion((tr.x, tr.y, tr.z), (q.x, q.y, q.z, q.w))
 
     def _on_info(self, info: CameraInfo) -> None:
+        try:  # one over the limits or inconsistent is never paired with an image
+            check_camera_info(info, self.param("max_image_pixels"), self.param("max_name_length"))
+        except ValueError as error:
+            self.report(f"camera info refused: {describe_error(error)}")
+            return
         self._infos.add(info)
 
     @guarded
     def _on_image(self, image: Image) -> None:
+        check_image_size(image, self.param("max_image_pixels"), self.param("max_name_length"))  # before any copy
         T = self.camera_pose(image.header.frame_id, image.header.stamp)
         info = self._infos.for_image(image)
         if info is None:

@@ -1,6 +1,7 @@
 """What a request or frame over a limit costs, against a normal one (issue 24, part 3).
 
-    .venv/bin/python benchmarks/request_limits.py [--runs 7] [--round-trip-sizes 2000 10000]
+    .venv/bin/python benchmarks/request_limits.py [--runs 7] [--round-trip-sizes 2000 10000] [--out report.md]
+        [--allow-dirty]
 
 A grasp server (method igd, the shipped model) holds a scene of the simulated camera; a depth processor runs
 passthrough. Medians of ``--runs``:
@@ -21,6 +22,10 @@ import os
 import statistics
 import sys
 import time
+from pathlib import Path
+
+from diffgrasp_ros.evaluation.provenance import (add_provenance_arguments, prepare_results, provenance_markdown,
+                                                 write_text)
 
 os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -59,8 +64,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--round-trip-sizes", type=int, nargs="*", default=[2000, 10000])
+    parser.add_argument("--out", type=Path, help="also write the figures here, with the run's provenance")
+    add_provenance_arguments(parser)
     args = parser.parse_args()
+    context = prepare_results(args, args.out)
     runs = max(3, args.runs)
+    lines: list[str] = []
+
+    def report(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
 
     rclpy.init()
     server = GraspServerNode(parameter_overrides=[Parameter("republish_period_s", value=0.0),
@@ -107,9 +120,9 @@ def main() -> int:
     row("group_name of 1 MB (refused)", lambda: handle(GraspPlanning.Request(group_name="x" * 1_000_000)),
         MoveItErrorCodes.INVALID_GOAL_CONSTRAINTS)
 
-    print(f"grasp server handler, median of {runs} (after rclpy has parsed the request):")
+    report(f"grasp server handler, median of {runs} (after rclpy has parsed the request):")
     for what, ms, code, message in rows:
-        print(f"  {what:<45} {ms:9.2f} ms  code {code:>6}  {message[:90]}")
+        report(f"  {what:<45} {ms:9.2f} ms  code {code:>6}  {message[:90]}")
 
     # Depth: the image callback on a normal frame and on the 4000x3000 frame of the issue.
     image, info = conv.depth_frame_to_msgs(frame, "16UC1")
@@ -122,9 +135,9 @@ def main() -> int:
     assert published, processor.last_error
     big_ms, _ = median_ms(lambda: processor._on_image(big), runs)
     assert "max_image_pixels" in processor.last_error, processor.last_error
-    print(f"depth processor image callback, median of {runs}:")
-    print(f"  {'640x480 frame (processed)':<45} {normal_ms:9.2f} ms")
-    print(f"  {'4000x3000 frame (refused)':<45} {big_ms:9.2f} ms  {processor.last_error[:90]}")
+    report(f"depth processor image callback, median of {runs}:")
+    report(f"  {'640x480 frame (processed)':<45} {normal_ms:9.2f} ms")
+    report(f"  {'4000x3000 frame (refused)':<45} {big_ms:9.2f} ms  {processor.last_error[:90]}")
 
     # Round trips through rclpy: serialisation and parsing included.
     executor = MultiThreadedExecutor(num_threads=4)
@@ -132,16 +145,18 @@ def main() -> int:
         executor.add_node(node)
     with Spinner(executor):
         client = client_node.create_client(GraspPlanning, "grasp_server/generate_grasps")
-        print("service round trips from a client node (rclpy serialises and parses the request):")
+        report("service round trips from a client node (rclpy serialises and parses the request):")
         ms, response = median_ms(lambda: call(client, GraspPlanning.Request(), 60.0), runs)
-        print(f"  {'normal request':<45} {ms:9.2f} ms  code {response.error_code.val}")
+        report(f"  {'normal request':<45} {ms:9.2f} ms  code {response.error_code.val}")
         for n in args.round_trip_sizes:
             request = GraspPlanning.Request(candidate_grasps=[Grasp()] * n)
             ms, response = median_ms(lambda r=request: call(client, r, 600.0), 1 if n > 5000 else runs)
-            print(f"  {f'{n} candidate_grasps (refused)':<45} {ms:9.2f} ms  code {response.error_code.val}")
+            report(f"  {f'{n} candidate_grasps (refused)':<45} {ms:9.2f} ms  code {response.error_code.val}")
     for node in (server, processor, client_node):
         node.destroy_node()
     rclpy.try_shutdown()
+    if args.out:
+        write_text(args.out, "\n".join([*provenance_markdown(context), "", "```", *lines, "```"]) + "\n")
     return 0
 
 

@@ -150,6 +150,9 @@ def test_demo_writes_grasps_and_a_picture(tmp_path, capsys):
     assert pick["plan"]["found"] and pick["executed"].startswith("grasp ")
     image = cv2.imread(str(tmp_path / "scene.png"))
     assert image.shape == (480, 640, 3)
+    sheet = cv2.imread(str(tmp_path / "picks.png"))  # one row of a caption over before | after
+    assert sheet.shape == (30 + 480, 2 * 640 + 4, 3)
+    np.testing.assert_array_equal(sheet[30:, :640], image)  # scene.png: the pick's before panel
     out = capsys.readouterr().out
     assert "picks succeeded" in out and "wall time" in out
 

@@ -90,7 +90,7 @@ def targets(results: dict, quick: bool) -> list[tuple[str, bool, str]]:
                            for n, s in scenarios.items())))
     corrupt = [*weights.get("grasp_server", {}).values(), *weights.get("depth_processor", {}).values()]
     rows.append(("corrupt weights fail configure with the file named; the other nodes keep serving",
-                 bool(corrupt) and all(r.get("names_the_file") for r in corrupt)
+                 bool(corrupt) and all(r.get("names_the_file") and r.get("hides_the_host_path") for r in corrupt)
                  and all(r.get("others_active", True) for r in corrupt), f"{len(corrupt)} cases"))
     for name in reliability_jobs.JOBS:
         job = results.get(name, {})

@@ -1012,8 +1012,10 @@ def grasp_server_corrupt(how: str, workdir: Path, watch_s: float, repair: bool =
         output = graph.output()
         reasons = re.findall(r"\[grasp_server\]: (configure failed: .*)", output)
         row["configure_error"] = reasons[0][:600] if reasons else None
-        row["names_the_file"] = bool(reasons) and str(folder / "weights.pt") in reasons[0]
-        row["names_the_folder"] = bool(reasons) and str(folder) in reasons[0]
+        # Named as every node names a host path it sends (nodes.base.sanitise): <path>/ and the name.
+        row["names_the_file"] = bool(reasons) and "<path>/weights.pt" in reasons[0]
+        row["names_the_folder"] = bool(reasons) and f"<path>/{folder.name}" in reasons[0]
+        row["hides_the_host_path"] = bool(reasons) and str(folder) not in reasons[0]
         # The rest of the graph meanwhile: scene clouds arriving, /plan_grasp answered with an error code.
         pid = node_pids(graph.process.pid).get("grasp_server")
         clouds = []
@@ -1103,8 +1105,9 @@ def depth_processor_corrupt(how: str, workdir: Path) -> dict:
         return {"how": how, "error": f"exit {done.returncode}: {(done.stdout + done.stderr)[-1500:]}"}
     row = {"how": how, "weights": str(folder / "weights.pt"), **json.loads(found[0])}
     row.pop("state", None)
-    row["names_the_file"] = str(folder / "weights.pt") in row["last_error"]
-    row["names_the_folder"] = str(folder) in row["last_error"]
+    row["names_the_file"] = "<path>/weights.pt" in row["last_error"]
+    row["names_the_folder"] = f"<path>/{folder.name}" in row["last_error"]
+    row["hides_the_host_path"] = str(folder) not in row["last_error"]
     return row
 
 

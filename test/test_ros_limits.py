@@ -288,12 +288,15 @@ def test_movable_obstacles_are_bounded_before_sampling():
 # -- nothing of the host in what is sent --------------------------------------------------------------------------
 def test_sanitise_shortens_host_paths_keeps_ros_names_and_hides_environment_values(monkeypatch):
     monkeypatch.setenv("DIFFGRASP_TEST_API_TOKEN", "tok-51c7e9")
+    monkeypatch.setenv("DIFFGRASP_TEST_AUTH_MODE", "token")  # a plain word, not a secret: left in the text
+    monkeypatch.setenv("DIFFGRASP_TEST_PASSWORD", "b7x2")  # a short secret: hidden
     package = str(base.Path(base.__file__).resolve().parents[2])
     text = base.sanitise(f'File "{package}/diffgrasp_ros/nodes/base.py", line 3; /tmp/a/b/recording.mcap not '
                          f"found; service /robot1/plan_grasp and /tf_static; {os.path.expanduser('~')}/.ros/log; "
-                         "token tok-51c7e9.")
+                         "token tok-51c7e9, pin b7x2, xtok-51c7e9x.")
     assert text == ('File "diffgrasp_ros/nodes/base.py", line 3; <path>/recording.mcap not found; service '
-                    "/robot1/plan_grasp and /tf_static; <path>/log; token $DIFFGRASP_TEST_API_TOKEN.")
+                    "/robot1/plan_grasp and /tf_static; <path>/log; token $DIFFGRASP_TEST_API_TOKEN, pin "
+                    "$DIFFGRASP_TEST_PASSWORD, xtok-51c7e9x.")
     assert base.sanitise(text) == text
 
 

@@ -48,8 +48,9 @@ def describe_error(error: BaseException) -> str:
 #   stay readable and say nothing about where the host keeps them;
 # - any other absolute path becomes ``<path>/`` + its file name (``<path>/recording.mcap``): the name is what a
 #   user needs to recognise it; the folders (a home folder's user name, a mount layout) stay on the host;
-# - the value of an environment variable (8 characters or more, or 4 or more for a name that looks secret:
-#   TOKEN, SECRET, PASSWORD, KEY, CREDENTIAL, AUTH, COOKIE) becomes ``$NAME``.
+# - the value of an environment variable, as a whole word, becomes ``$NAME``: 8 characters or more, or 4 or more
+#   for a name that looks secret (TOKEN, SECRET, PASSWORD, KEY, CREDENTIAL, AUTH, COOKIE) unless the value is a
+#   short plain word (RAY_AUTH_MODE=token would otherwise turn every "token" into "$RAY_AUTH_MODE").
 # A token starting with "/" is a path when it holds a character no ROS name has (".", "-", ...) or its first
 # folder is one of the host's top-level folders; ROS names (``/robot1/plan_grasp``, ``/tf_static``) stay.
 _PATH_TOKEN = re.compile(r"(?<![\w.~$\->])/[^\s'\"`(),;:<>\[\]{}|]*")
@@ -107,10 +108,11 @@ def _environment_pattern() -> tuple[re.Pattern | None, dict]:
     if items != _env_cache[0]:
         names: dict[str, str] = {}
         for name, value in items:
-            if len(value) >= (_SECRET_MIN_LENGTH if _SECRET_NAME.search(name) else _ENV_MIN_LENGTH):
+            if len(value) >= _ENV_MIN_LENGTH or (_SECRET_NAME.search(name) and len(value) >= _SECRET_MIN_LENGTH
+                                                 and not value.isalpha()):
                 names.setdefault(value, name)
         values = sorted(names, key=len, reverse=True)
-        pattern = re.compile("|".join(map(re.escape, values))) if values else None
+        pattern = (re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, values)) + r")(?!\w)") if values else None)
         _env_cache = (items, pattern, names)
     return _env_cache[1], _env_cache[2]
 

@@ -185,7 +185,7 @@ def test_policy_grants_exactly_what_the_running_graph_creates(ros):
             # use_sim_time: every node subscribes to /clock (the launch file's use_sim_time:=true)
             for node in nodes:
                 assert node.set_parameters([Parameter("use_sim_time", value=True)])[0].successful
-            seen = settled(lambda: graph_interfaces(probe, GRAPH_NODES), 15.0, expected)
+            seen = settled(lambda: graph_interfaces(probe, GRAPH_NODES), 60.0, expected)  # discovery under CI load
             seen_per_robot["franka"] = seen[f"{ENCLAVE_ROOT}/grasp_executor"]
     finally:
         tear_down(executor, nodes)
@@ -205,7 +205,7 @@ def test_policy_grants_exactly_what_the_running_graph_creates(ros):
         try:
             with Spinner(executor):
                 assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.last_error
-                for_robot = settled(lambda: graph_interfaces(probe, ["grasp_executor"]), 5.0, only_executor)
+                for_robot = settled(lambda: graph_interfaces(probe, ["grasp_executor"]), 30.0, only_executor)
                 seen_per_robot[robot] = for_robot[f"{ENCLAVE_ROOT}/grasp_executor"]
         finally:
             tear_down(executor, [node])

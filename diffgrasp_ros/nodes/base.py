@@ -557,6 +557,7 @@ def spin_until_stopped(executor, nodes, duration_s: float | None = None, shutdow
             for node in nodes:
                 node.destroy_node()
             rclpy.try_shutdown()
+            STOPPING.clear()  # for a process that goes on (an in-process `diffgrasp up` in tests)
 
 
 def start_worker_threads(executor) -> None:

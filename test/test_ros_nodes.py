@@ -390,7 +390,7 @@ def test_replay_of_a_rosbag2_recording(tmp_path, restamp):
             writer.write(image_conn, t, bytes(serialize_message(image)))
 
     capture = make_node(DepthCaptureNode, source="replay", rate_hz=10.0, restamp=restamp,
-                   **{"replay.path": str(path), "replay.loop": False})
+                        **{"replay.path": str(path), "replay.loop": False})
     listener = rclpy.create_node("replay_listener")
     received = []
     listener.create_subscription(Image, "depth/image_raw", received.append, 10)

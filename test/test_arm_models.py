@@ -18,6 +18,7 @@ def test_assemblies_compose_into_one_urdf_with_absolute_meshes(name):
     arm = load_arm(name)
     assert arm.name == name and arm.urdf_path.is_absolute() and arm.srdf_path.exists()
     robot = ET.parse(arm.urdf_path).getroot()
+    assert robot.get("name") == name  # the model id RViz and MoveIt show
     joints = {j.get("name"): j for j in robot.findall("joint")}
     assert set(arm.arm_joint_names + arm.hand_joint_names) <= set(joints)
     children = {j.find("child").get("link") for j in joints.values()}

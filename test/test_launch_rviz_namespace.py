@@ -10,7 +10,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch" / "bringup.launch.py"
 RVIZ = ROOT / "config" / "diffgrasp.rviz"
-LAUNCH_ONLY_NAMES = ("GLOBAL_TOPICS", "namespaced_rviz_config", "write_namespaced_rviz_config")
+LAUNCH_ONLY_NAMES = ("GLOBAL_TOPICS", "TOPIC_KEYS", "namespaced_rviz_config", "write_namespaced_rviz_config")
+TOPIC_KEYS = ("Topic", "Description Topic", "Trajectory Topic")  # a mapping with a Value, or the name itself
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,8 @@ def launch_functions():
 
 def display_topics(text: str) -> dict[str, str]:
     displays = yaml.safe_load(text)["Visualization Manager"]["Displays"]
-    return {d["Name"]: d["Topic"]["Value"] for d in displays if "Topic" in d}
+    return {d["Name"]: d[key]["Value"] if isinstance(d[key], dict) else d[key]
+            for d in displays for key in TOPIC_KEYS if key in d}
 
 
 @pytest.mark.parametrize("namespace", ["robot1", "/robot1", "/robot1/", "fleet/robot1"])
@@ -46,13 +48,19 @@ def test_rviz_config_displays_move_into_the_namespace(launch_functions, namespac
     assert before and set(before) == set(after)
     assert after == {name: prefix + topic for name, topic in before.items()}
     assert after["Scene surface"] == f"{prefix}/scene/surface"
+    assert after["Robot"] == f"{prefix}/robot_description"  # RobotModel's Description Topic
+    assert after["Planned pick (MoveIt)"] == f"{prefix}/display_planned_path"  # an inline Trajectory Topic
     # Nothing else changes: same lines, same YAML apart from the topics.
     assert len(rewritten.splitlines()) == len(original.splitlines())
     changed = [(a, b) for a, b in zip(original.splitlines(), rewritten.splitlines()) if a != b]
-    assert len(changed) == len(before) and all("Value: /" in a for a, _ in changed)
+    assert len(changed) == len(before) and all("Value: /" in a or "Topic: /" in a for a, _ in changed)
     reloaded, plain = yaml.safe_load(rewritten), yaml.safe_load(original)
     for display in reloaded["Visualization Manager"]["Displays"] + plain["Visualization Manager"]["Displays"]:
-        display.get("Topic", {}).pop("Value", None)
+        for key in TOPIC_KEYS:
+            if isinstance(display.get(key), dict):
+                display[key].pop("Value")
+            else:
+                display.pop(key, None)
     assert reloaded == plain
     # Idempotent: topics already in the namespace stay.
     assert launch_functions["namespaced_rviz_config"](rewritten, namespace) == rewritten

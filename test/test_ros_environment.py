@@ -49,10 +49,14 @@ INTERFACES = Path(__file__).resolve().parents[1] / "ros" / "interfaces"
 # upstream file was at hand, its one line is checked by its type hash). ros/interfaces/ must hold exactly
 # these bytes.
 UPSTREAM_SHA256 = {
+    "moveit_msgs/msg/AttachedCollisionObject.msg": "fb2e7c3c30cb985338ac09582f199192b9355c54ee34b11574db20c78dd59b55",
     "moveit_msgs/msg/CollisionObject.msg": "7f5e9ded212cec53e676a86bc9c906acc9bad8656336271a62d8890c73ff376f",
+    "moveit_msgs/msg/DisplayTrajectory.msg": "555b24790c5ed932bf09460a1a552ea06a788f05a70c88308c54c66657056e0c",
     "moveit_msgs/msg/Grasp.msg": "970ed390d6fc6437039a22531faeda462395c6cfdc86bea3364c56aa72061f3a",
     "moveit_msgs/msg/GripperTranslation.msg": "1bda7dd226299e0856c4b86ce207828e8db46e1c7c2ad1eca2c0011d298a4e07",
     "moveit_msgs/msg/MoveItErrorCodes.msg": "28b3d29632d3813eea4222ba4107414c4e32b566f29a6d1db6ffeb1f29428c7a",
+    "moveit_msgs/msg/RobotState.msg": "1ee53024ce4b6871dcf7fbeda5b3903671cb8c4b9247d6281f062d52d9c01843",
+    "moveit_msgs/msg/RobotTrajectory.msg": "06cde3ff99c2465ecab3ffabc6110db225b9d28a305910f8450395d8bc0e4e49",
     "moveit_msgs/srv/GraspPlanning.srv": "fb6dc2366033ba34ff83ab517d11a9ea35c92dd0afc9ff5c0b465aa78c1e835f",
     "object_recognition_msgs/msg/ObjectType.msg": "3b8475e2c581514b922841eb9812d8d44f89d83eadae0df5ef0005c6a770f00c",
     "tf2_msgs/msg/TFMessage.msg": "f3fca610a59b31ee4c7b740522ecdd0fd8c76002170088111409e4df513f1dfc",
@@ -63,10 +67,13 @@ UPSTREAM_SHA256 = {
 # DDS announces these with every endpoint, so equal hashes mean a real MoveIt / tf2 installation sees the
 # same type.
 UPSTREAM_TYPE_HASHES = {
+    "moveit_msgs/msg/AttachedCollisionObject": "RIHS01_7fdfe7951a33a857f20fc42c9ed410a38d06dd0c209ac774ecea746dc487dc41",
     "moveit_msgs/msg/CollisionObject": "RIHS01_74b0acd6d56be032bf4f764b2c2633f50588b5fb2bd71e97206c59052747cf7e",
     "moveit_msgs/msg/Grasp": "RIHS01_5369669de88fe85f7bca5dc948d70fe6e86fe93c531d590ecbcd9c21385aa593",
     "moveit_msgs/msg/GripperTranslation": "RIHS01_54e14721386de9ac9e09dc6a56dc9e8ae9d5327e99cebaeba443e7f8806d1790",
     "moveit_msgs/msg/MoveItErrorCodes": "RIHS01_dcda8a9950cf6dd6ac221c2c0d2509f52f136afa0403dd19beacdf07e83e4a07",
+    "moveit_msgs/msg/RobotState": "RIHS01_7c516dc15713e545cb2836c5ca745fbdcfcc10de4855a41c83e6b4bf1afc3f83",
+    "moveit_msgs/msg/RobotTrajectory": "RIHS01_af1dc87fb94d13e5f233e9c210d2662fa06143a8b3c6aec47c57ad45074fcce8",
     "moveit_msgs/srv/GraspPlanning": "RIHS01_669cd00f6ecb2ec71060b363815b828cc5fed9646adc10d7b1701777b9dc5c5b",
     "moveit_msgs/srv/GraspPlanning_Request": "RIHS01_3c0c610c8d2369bc95caf7fd4a2dc4f43dbc83c39f1e5dfc0b0885de56f58885",
     "moveit_msgs/srv/GraspPlanning_Response": "RIHS01_9eaf3e82801852e9508006aec607de77c9f6f5defbe8f9e89f254080117ee1c3",

@@ -240,6 +240,18 @@ def joint_state(joint_names, positions, stamp: float) -> JointState:
     return JointState(header=header("", stamp), name=list(joint_names), position=[float(v) for v in positions])
 
 
+def display_trajectory(model_id: str, trajectory: JointTrajectory):
+    """MoveIt's plan preview, ``moveit_msgs/DisplayTrajectory`` (what RViz's MoveIt Trajectory display animates):
+    ``trajectory`` from the robot state at its first point, for the robot model named ``model_id`` (the URDF's
+    robot name)."""
+    from moveit_msgs.msg import DisplayTrajectory, RobotState, RobotTrajectory
+
+    start = JointState(name=list(trajectory.joint_names),
+                       position=list(trajectory.points[0].positions) if trajectory.points else [])
+    return DisplayTrajectory(model_id=model_id, trajectory=[RobotTrajectory(joint_trajectory=trajectory)],
+                             trajectory_start=RobotState(joint_state=start))
+
+
 def hand_postures(joint_names, open_q, closed_q) -> tuple[JointTrajectory, JointTrajectory]:
     """A moveit_msgs/Grasp's ``pre_grasp_posture`` (open) and ``grasp_posture`` (closed)."""
     return joint_trajectory(joint_names, [open_q], [0.5]), joint_trajectory(joint_names, [closed_q], [1.0])
@@ -453,3 +465,17 @@ def collision_object_points(obj, spacing_m: float = 0.01, limits: ObjectLimits =
         T = T_frame_object @ pose_to_matrix(pose)
         points.append(sampled @ T[:3, :3].T + T[:3, 3])
     return np.concatenate(points)
+
+
+# -- robot description -------------------------------------------------------------------------------
+def ros_robot_description(urdf: str) -> str:
+    """A URDF of the library (``robots.arm`` composes them with plain absolute mesh paths, which PyBullet, mplib
+    and pytorch_kinematics read) as ROS reads it: absolute mesh paths become file:// URLs, since RViz and MoveIt
+    load meshes through resource_retriever, which takes package:// and file:// URLs only."""
+    import xml.etree.ElementTree as ET
+
+    robot = ET.fromstring(urdf)
+    for mesh in robot.iter("mesh"):
+        if mesh.get("filename", "").startswith("/"):
+            mesh.set("filename", "file://" + mesh.get("filename"))
+    return ET.tostring(robot, encoding="unicode") + "\n"

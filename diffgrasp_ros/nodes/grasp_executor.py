@@ -3,8 +3,13 @@
 It asks the grasp server for ranked grasps and answers with those its arm can reach (IK for the grasp
 and the pre-grasp), best first, with its hand's open and closed postures. With a motion backend it
 also plans the pick of the best reachable grasp that plans (pre-grasp -> approach -> close -> lift ->
-retreat) against the latest scene cloud, publishes it for RViz and executes it when asked (the
-``execute`` parameter, or ``~/execute`` for the last plan). ``error_code`` says why nothing came back.
+retreat) against the latest scene cloud, publishes it for RViz (also as MoveIt's ``display_planned_path``) and
+executes it when asked (the ``execute`` parameter, or ``~/execute`` for the last plan). ``error_code`` says why
+nothing came back.
+
+Where no robot driver publishes ``joint_states`` (simulation), ``publish_joint_states: true`` makes this node
+publish its simulated robot's: the arm at its start, following the picks it executes, so robot_state_publisher
+and RViz show the robot.
 
 Moving the robot is off unless the robot configuration enables it (``motion_enabled: true`` in
 ``config/<robot>.yaml``; read-only, so no parameter call can turn it on): without it the arm and hand command
@@ -15,12 +20,13 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import xml.etree.ElementTree as ET
 
 import numpy as np
 from geometry_msgs.msg import PoseArray
 from lifecycle_msgs.msg import State
 from lifecycle_msgs.srv import GetState
-from moveit_msgs.msg import MoveItErrorCodes
+from moveit_msgs.msg import DisplayTrajectory, MoveItErrorCodes
 from moveit_msgs.srv import GraspPlanning
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import JointState, PointCloud2
@@ -31,8 +37,8 @@ from ..geometry import invert
 from .base import (EXPECTED_ERRORS, DiffgraspNode, grasp_planning_service, guarded, run, trigger_service,
                    wait_for_future)
 from .conversions import (LimitError, ObjectLimits, check_collision_object, check_limit, check_name, cloud_to_array,
-                          collision_object_points, hand_postures, joint_state, joint_trajectory,
-                          moveit_to_grasp, pose_array)
+                          collision_object_points, display_trajectory, hand_postures, joint_state,
+                          joint_trajectory, moveit_to_grasp, pose_array)
 from .request_limits import OVER_LIMIT, check_grasp_request, declare_request_limits
 from .transforms import express_grasp
 
@@ -92,11 +98,16 @@ class GraspExecutorNode(DiffgraspNode):
                      "finest, cloud_resolution 80, has at most 80^3 = 512,000)")
         self.declare("execution_margin_s", 5.0, "moveit backend: a pick that has not finished executing "
                      "within twice its duration plus this is reported as failed (MoveIt may still run it)")
+        self.declare("publish_joint_states", False, "publish the simulated robot's joint states on joint_states "
+                     "(arm at its start, following executed picks; hand open), for robot_state_publisher and RViz "
+                     "where no robot driver publishes them (simulation); never beside a real robot's driver")
+        self.declare("joint_state_rate_hz", 10.0, "rate of the simulated joint states (publish_joint_states)")
         self._lock = threading.RLock()  # the models and the last plan: one plan or execution at a time
         self._moveit_finished = threading.Event()  # set while no MoveIt execution runs
         self._moveit_finished.set()
         self._close_timer = self._tf_buffer = self._tf_listener = self.static_tf = None
         self._closed_q = None  # the LEAP posture the close timer commands
+        self._joint_state_timer = self.joint_state_pub = None
         self.add_on_set_parameters_callback(self._refuse_execution_without_motion)
 
     def _refuse_execution_without_motion(self, parameters) -> SetParametersResult:
@@ -148,6 +159,16 @@ class GraspExecutorNode(DiffgraspNode):
         self.server_state_client = self.client(GetState, f"{server_node}/get_state")
         self.trajectory_pub = self.publisher(JointTrajectory, "~/planned_trajectory")
         self.path_pub = self.publisher(PoseArray, "~/planned_tcp_path")
+        # MoveIt's name for plan previews, which its RViz Trajectory display reads by default.
+        self.display_pub = self.publisher(DisplayTrajectory, "display_planned_path")
+        self._model_id = ET.parse(arm.urdf_path).getroot().get("name")  # the robot model RViz loads from the URDF
+        # The simulated robot: its joints now, and the executed motion it follows (with its start time).
+        self._sim_q = np.concatenate([arm.home_q, arm.hand_open_q])
+        self._sim_motion = None
+        if self.param("publish_joint_states"):
+            if self.param("joint_state_rate_hz") <= 0:
+                raise ValueError(f"joint_state_rate_hz must be positive, got {self.param('joint_state_rate_hz')}")
+            self.joint_state_pub = self.publisher(JointState, "joint_states", depth=10)
         # Execution without MoveIt: the arm's joint_trajectory_controller takes trajectories on its topic.
         # The LEAP driver takes postures (sensor_msgs/JointState, its own zero) on a topic, e.g. /cmd_leap;
         # other hands are trajectory controllers, driven by MoveIt with the moveit backend.
@@ -192,20 +213,30 @@ class GraspExecutorNode(DiffgraspNode):
         if self.static_tf is not None:  # the robot base is TF's root side: the workspace hangs below it
             self.static_tf.send(invert(self.arm.T_workspace_base), self.arm.base_link, self.workspace.frame_id,
                                 self.now_s())
+        if self.joint_state_pub is not None:
+            self._joint_state_timer = self.create_timer(1.0 / self.param("joint_state_rate_hz"),
+                                                        self._publish_joint_state, self.callback_group)
 
     def deactivate_work(self) -> None:
         # A pick running on the topics is no longer driven: its pending hand command is dropped (the arm
         # controller finishes the trajectory it has).
         if self._close_timer is not None:
             self._close_timer.cancel()
+        self._stop_joint_states()
+
+    def _stop_joint_states(self) -> None:
+        if self._joint_state_timer is not None:
+            self.destroy_timer(self._joint_state_timer)
+            self._joint_state_timer = None
 
     def cleanup(self) -> None:
+        self._stop_joint_states()  # an error transition cleans up without deactivating
         if self._close_timer is not None:
             self.destroy_timer(self._close_timer)
         if self._tf_listener is not None:
             self._tf_listener.unregister()
         self._close_timer = self._tf_buffer = self._tf_listener = self.static_tf = None
-        self.motion_planner = self.checker = self._last_pick = None
+        self.motion_planner = self.checker = self._last_pick = self.joint_state_pub = self._sim_motion = None
 
     # -- inputs -------------------------------------------------------------------------------------
     def _on_surface(self, cloud: PointCloud2) -> None:
@@ -452,10 +483,12 @@ class GraspExecutorNode(DiffgraspNode):
         return grasp
 
     def _publish_plan(self, pick) -> None:
-        """The planned pick for RViz: the joint trajectory and the TCP path (workspace frame)."""
+        """The planned pick for RViz: the joint trajectory (also as MoveIt's plan preview, from its first point)
+        and the TCP path (workspace frame)."""
         motion, _ = pick.trajectory()
-        self.trajectory_pub.publish(joint_trajectory(motion.joint_names, motion.positions, motion.times_s,
-                                                     self.arm.base_link))
+        trajectory = joint_trajectory(motion.joint_names, motion.positions, motion.times_s, self.arm.base_link)
+        self.trajectory_pub.publish(trajectory)
+        self.display_pub.publish(display_trajectory(self._model_id, trajectory))
         arm_q = motion.positions[:, : len(self.arm.arm_joint_names)]
         T_workspace_tcp = self.arm.T_workspace_base @ self.checker.fk(arm_q)
         self.path_pub.publish(pose_array(T_workspace_tcp, self.workspace.frame_id, self.now_s()))
@@ -494,6 +527,7 @@ class GraspExecutorNode(DiffgraspNode):
                 else:
                     self._execute_on_topics(motion, close_start_s)
                     self._busy_until = time.monotonic() + motion.duration_s
+                    self._sim_motion = (motion, time.monotonic())  # the simulated robot follows it
             except EXPECTED_ERRORS as error:  # a failing backend, controller or deadline: the caller reports it
                 return False, f"execution failed: {error}"
         done = "executed" if self.backend == "moveit" else "executing"
@@ -536,6 +570,18 @@ class GraspExecutorNode(DiffgraspNode):
         if self._close_timer is not None:
             self.destroy_timer(self._close_timer)
         self._close_timer = self.create_timer(close_start_s, self._on_close_time, callback_group=self.callback_group)
+
+    @guarded
+    def _publish_joint_state(self) -> None:
+        """The simulated robot's joints: along the executed motion while it runs, then where it ended."""
+        if self._sim_motion is not None:
+            motion, start = self._sim_motion
+            elapsed_s = time.monotonic() - start
+            self._sim_q = motion.sample(min(elapsed_s, motion.duration_s))
+            if elapsed_s >= motion.duration_s:
+                self._sim_motion = None
+        self.joint_state_pub.publish(joint_state((*self.arm.arm_joint_names, *self.arm.hand_joint_names),
+                                                 self._sim_q, self.now_s()))
 
     @guarded
     def _on_close_time(self) -> None:

@@ -220,9 +220,9 @@ def _compose_urdf(name: str, arm: dict, hand: dict, tcp: dict, source: str) -> s
             if joint.find(end).get("link") not in links:
                 raise ValueError(f"{source}: joint {joint.get('name')!r} refers to unknown link "
                                  f"{joint.find(end).get('link')!r}")
-    for name in (*arm["joint_names"], *hand["joint_names"]):
-        if not any(j.get("name") == name for j in robot.findall("joint")):
-            raise ValueError(f"{source}: joint {name!r} is not in the composed robot")
+    for joint_name in (*arm["joint_names"], *hand["joint_names"]):
+        if not any(j.get("name") == joint_name for j in robot.findall("joint")):
+            raise ValueError(f"{source}: joint {joint_name!r} is not in the composed robot")
     robot.set("name", name)
     ET.indent(robot)
     return ET.tostring(robot, encoding="unicode") + "\n"

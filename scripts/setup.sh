@@ -20,6 +20,8 @@ for pkg in libusb-1.0-0 libgomp1 libgl1; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+# Tests only: Debian's Chromium, the browser test/test_viewer_browser.py drives headless (through Playwright).
+[ "${1:-}" = "--test" ] && { dpkg -s chromium >/dev/null 2>&1 || missing+=(chromium); }
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"
   as_root apt-get update -qq

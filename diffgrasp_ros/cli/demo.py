@@ -12,10 +12,12 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ..camera.intrinsics import CameraIntrinsics
-    from ..execution.arm_executor import ArmExecutionReport
+    from ..execution.arm_executor import ArmExecutionReport, SimArmExecutor
     from ..grasping.grasp import PlanResult
     from ..robots.gripper import ParallelGripper
+    from ..scene.workspace import Workspace
     from ..sim.camera import RenderedView
+    from ..visualisation.record import ArmTrajectory
 
 EXECUTORS = ("arm", "hand")  # the default first
 
@@ -58,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from ..sim.camera import SimCamera, view_poses
     from ..sim.object_set import default_objects, find_objects
     from ..sim.world import ClutterWorld
+    from ..visualisation.record import FORMAT_VERSION, trajectory_record
 
     if args.picks < 1:
         raise ValueError("--picks must be at least 1")
@@ -95,11 +98,13 @@ def run(args: argparse.Namespace) -> int:
             after = picture_camera.render(poses[0])
             executed = executed_rank(args.executor, report)
             pick = {"plan": plan.to_dict(), "executed": report.message, "executed_rank": executed,
-                    "success": report.success}
+                    "success": report.success, "scene": viewer_scene(plan, views, world.workspace)}
             if args.executor == "arm":
                 plan.timings_s.update(ik=report.reachability_time_s, motion_planning=report.motion_planning_time_s,
                                       execute=report.duration_s - report.planning_time_s)
                 pick["arm"] = arm_summary(report)
+                if report.pick is not None:
+                    pick["trajectory"] = trajectory_record(arm_trajectory(executor, report))
             else:
                 plan.timings_s["execute"] = report.duration_s
             pictures.append(pick_pictures(attempt + 1, plan, before, after, executed, outcome_text(report),
@@ -113,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "grasps.json", {
-        "scene": args.scene, "seed": args.seed, "objects_placed": placed, "views": args.views,
-        "method": args.method, "robot": args.robot, "executor": args.executor, "picks": picks,
+        "version": FORMAT_VERSION, "scene": args.scene, "seed": args.seed, "objects_placed": placed,
+        "views": args.views, "method": args.method, "robot": args.robot, "executor": args.executor, "picks": picks,
         "picture_camera": {"intrinsics": picture_camera.intrinsics.to_dict(),
                            "T_workspace_camera": poses[0].tolist()},
     })
@@ -126,6 +131,29 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out / 'grasps.json'}, {args.out / 'picks.png'} (each pick before and after) and "
           f"{args.out / 'scene.png'} (pick 1 before)")
     return 0
+
+
+def viewer_scene(plan: PlanResult, views: list[RenderedView], workspace: Workspace) -> dict:
+    """The ``scene`` of a pick for ``diffgrasp view``: the fused surface as planned, the cameras."""
+    import numpy as np
+
+    from ..scene.workspace import TableArea
+    from ..visualisation.record import CameraView, scene_record
+
+    points = plan.scene.points_m if plan.scene is not None else np.zeros((0, 3))
+    return scene_record(TableArea.of(workspace), points,
+                        [CameraView(v.depth.intrinsics, v.T_workspace_camera) for v in views])
+
+
+def arm_trajectory(executor: SimArmExecutor, report: ArmExecutionReport) -> ArmTrajectory:
+    """The executed pick's trajectory with the TCP along it (as the grasp executor node publishes it)."""
+    from ..visualisation.record import ArmTrajectory
+
+    motion, _ = report.pick.trajectory()
+    arm = executor.arm
+    T_workspace_tcp = arm.T_workspace_base @ executor.reachability.fk(motion.positions[:, :len(arm.arm_joint_names)])
+    return ArmTrajectory(arm.arm_joint_names, arm.hand_joint_names, motion.times_s, motion.positions,
+                         T_workspace_tcp, arm.T_workspace_base, report.rank)
 
 
 def picture_intrinsics(K: CameraIntrinsics) -> CameraIntrinsics:

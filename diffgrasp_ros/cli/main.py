@@ -6,7 +6,7 @@ import sys
 
 from .. import __version__
 from . import bench, calibrate, datagen, demo, depth, leap_datagen, leap_quality_datagen, plan, record, render_grids
-from . import restore, up
+from . import restore, template, up, view
 from . import train
 from . import train_leap, train_leap_evaluator
 
@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     depth.add_parsers(subparsers)
     record.add_parser(subparsers)
     restore.add_parser(subparsers)
+    view.add_parser(subparsers)
+    template.add_parser(subparsers)
     return parser
 
 

@@ -115,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from ..grasping import make_planner
+    from ..scene.workspace import TableArea
+    from ..visualisation.record import FORMAT_VERSION, CameraView, scene_record
 
     if args.workspace == "auto" and (args.calibration or args.extrinsics):
         raise ValueError("--workspace auto estimates the camera pose: give --intrinsics without "
@@ -124,11 +126,12 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     planner = make_planner(args.method, args.robot, **planner_options(args))
     load_s = time.perf_counter() - start
-    report: dict = {"robot": args.robot}
+    report: dict = {"version": FORMAT_VERSION, "robot": args.robot}
     if args.tsdf is not None:
         grid = _load_tsdf(args.tsdf, planner.workspace)
         first, result = (planner.plan_from_tsdf(grid) for _ in range(2))
         report["sources"] = [str(args.tsdf)]
+        report["scene"] = scene_record(TableArea.of(planner.workspace), result.scene.points_m, [])
     else:
         if args.workspace == "auto" and not args.intrinsics:
             raise ValueError("--workspace auto needs --intrinsics (the depth camera's)")
@@ -146,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
                             for p, T in zip(args.depth, poses)]
         report["workspace"] = area.to_dict()
         report["workspace_estimated"] = args.workspace == "auto"
+        report["scene"] = scene_record(area, _surface_points(result, frames, poses, area),
+                                       [CameraView(f.intrinsics, T) for f, T in zip(frames, poses)])
     report["timings_cold_s"] = {"model_load": load_s, "first_plan": first.total_s}
     if args.draw is not None:  # before the JSON: a picture that cannot be written leaves no JSON behind
         _draw(args, result, frames[0], poses[0])
@@ -160,6 +165,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.draw}")
     print(f"wrote {args.out}")
     return 0 if result.found else EXIT_NO_GRASP
+
+
+def _surface_points(result, frames, poses, area) -> np.ndarray:
+    """The surface for the viewer: the fused scene's, else (an area planned in several cubes) the observed
+    points in the area."""
+    from ..geometry import transform_points
+
+    if result.scene is not None:
+        return result.scene.points_m
+    points = np.concatenate([transform_points(T, f.to_points(stride=2)) for f, T in zip(frames, poses)])
+    return points[area.inside(points)]
 
 
 def _load_tsdf(path: Path, workspace) -> np.ndarray:

@@ -14,7 +14,7 @@ from ..grasping.grasp import Grasp, PlanResult
 from ..robots.arm import ArmModel
 from ..sim.arm import PickOutcome, SimulatedArm
 from ..sim.world import ClutterWorld
-from .motion import MotionPlanner, PickSettings, make_motion_planner
+from .motion import MotionPlanner, PickPlan, PickSettings, make_motion_planner
 from .pick_selection import Attempt, select_pick
 from .reachability import ReachabilityChecker
 
@@ -30,6 +30,7 @@ class ArmExecutionReport:
     message: str = ""
     ranked: int = 0  # grasps in the plan
     duration_s: float = 0.0  # planning and the simulated pick, wall time
+    pick: PickPlan | None = None  # the executed pick as planned (its trajectory: the demo's grasps.json)
 
     @property
     def success(self) -> bool:
@@ -79,7 +80,7 @@ class SimArmExecutor:
                                     selection.attempts, selection.message, ranked=len(plan.grasps))
         if selection.pick is not None:
             rank = selection.rank
-            report.grasp, report.rank = selection.pick.grasp, rank
+            report.grasp, report.rank, report.pick = selection.pick.grasp, rank, selection.pick
             report.outcome = self.sim_arm.execute_pick(selection.pick)
             report.message = (f"grasp {rank} succeeded" if report.outcome.success
                               else f"grasp {rank} failed: {report.outcome.reason}")

@@ -162,3 +162,16 @@ def test_live_grasps_read_back_from_the_grasp_servers_markers():
     assert [round(g.score, 2) for g in back] == [0.9, 0.6, 0.3]
     assert [g.width_m for g in back] == pytest.approx([0.02, 0.04, 0.06])
     np.testing.assert_allclose([g.position_m for g in back], [g.position_m for g in grasps])
+
+
+def test_the_arm_drawn_for_a_pick_is_its_chain_from_base_to_tcp():
+    from diffgrasp_ros.execution.reachability import ReachabilityChecker
+    from diffgrasp_ros.robots.arm import load_arm
+
+    arm = load_arm("franka")
+    checker = ReachabilityChecker(arm)
+    q = arm.home_q + 0.2
+    origins = checker.link_origins(q)
+    np.testing.assert_allclose(origins[0], 0.0, atol=1e-12)  # the base link
+    np.testing.assert_allclose(origins[-1], checker.fk(q)[0, :3, 3], atol=1e-9)  # the TCP
+    assert len(origins) > len(arm.arm_joint_names)

@@ -86,6 +86,11 @@ class ReachabilityChecker:
         q = torch.tensor(np.atleast_2d(q), dtype=torch.float64)
         return self._chain.forward_kinematics(q).get_matrix().numpy()
 
+    def link_origins(self, q: np.ndarray) -> np.ndarray:
+        """(links, 3) origins of the chain's links, base to TCP, in the base frame, for one arm posture (dof,)."""
+        frames = self._chain.forward_kinematics(torch.tensor(q[None], dtype=torch.float64), end_only=False)
+        return np.stack([frames[name].get_matrix()[0, :3, 3].numpy() for name in self._chain.get_link_names()])
+
     def solve(self, T_base_tcp: np.ndarray, q_seed: np.ndarray | None = None) -> IKResult:
         """IK for (n, 4, 4) goals; the first attempt starts at ``q_seed`` (n, dof) or ``home_q``."""
         goals = _check_poses(T_base_tcp)

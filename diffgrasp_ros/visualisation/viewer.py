@@ -13,7 +13,9 @@ import numpy as np
 
 from ..geometry import quaternion_xyzw
 from ..grasping.draw import score_colour_bgr
+from ..execution.reachability import ReachabilityChecker
 from ..grasping.grasp import Grasp
+from ..robots.arm import load_arm
 from ..scene.workspace import TableArea
 from .hands import grasp_posture, hand_mesh, hand_model
 from .record import ArmTrajectory, CameraView, ViewerScene
@@ -22,6 +24,7 @@ from .record import ArmTrajectory, CameraView, ViewerScene
 SURFACE_LOW_RGB, SURFACE_HIGH_RGB = np.array([60, 80, 120]), np.array([190, 205, 230])
 FRAME_RGB = (90, 90, 90)
 PICK_RGB = (0, 200, 230)
+ARM_RGB = (150, 150, 170)
 OTHER_GRASPS_OPACITY = 0.35
 
 
@@ -140,7 +143,7 @@ class GraspViewer:
         select()
 
     def show_trajectory(self, robot: str, trajectory: ArmTrajectory | None) -> None:
-        """The planned pick: the TCP path, the robot base frame and the hand along the path (a time slider)."""
+        """The planned pick: the TCP path, the robot base frame, and the arm and hand along the path (a time slider)."""
         for node in self._pick_gui:
             node.remove()
         self._pick_gui = []
@@ -154,12 +157,17 @@ class GraspViewer:
         scene.add_frame("/pick/base", axes_length=0.1, axes_radius=0.005, wxyz=_wxyz(base), position=base[:3, 3])
         hand, times = hand_model(robot), trajectory.times_s
         hand_q = trajectory.hand_positions
+        arm = ReachabilityChecker(load_arm(robot))
 
         def place(t_s: float) -> None:
             i = max(int(np.searchsorted(times, t_s, side="right")) - 1, 0)  # the waypoint reached by t_s
             q = np.array([np.interp(t_s, times, hand_q[:, j]) for j in range(hand_q.shape[1])])
             vertices, faces = hand_mesh(hand, trajectory.T_workspace_tcp[i], q)
             scene.add_mesh_simple("/pick/hand", vertices, faces, color=PICK_RGB, opacity=0.6, flat_shading=True)
+            # The arm as its links' chain of origins, base to TCP, in the posture of that waypoint.
+            joints = arm.link_origins(trajectory.positions[i, : len(trajectory.arm_joint_names)])
+            joints = joints @ base[:3, :3].T + base[:3, 3]
+            scene.add_line_segments("/pick/arm", np.stack([joints[:-1], joints[1:]], axis=1), ARM_RGB, thickness=0.012)
 
         # Shown first at the grasp: where the hand starts to close (the arm holds still while it does).
         closing = np.flatnonzero(np.abs(hand_q - hand_q[0]).max(axis=1) > 1e-9)

@@ -139,7 +139,7 @@ DEXTEROUS_CLOSED_Q = adducted(CLOSED_Q, DEXTEROUS_ADDUCTION_RAD)
 
 def tip_positions(q: np.ndarray) -> np.ndarray:
     """(n, 4, 3) pad points of index, middle, ring, thumb in the ``leap_palm`` frame, for (n, 16) q."""
-    T_palm_link = _link_poses_in_palm(q, TIP_LINKS)
+    T_palm_link = link_poses_in_palm(q, TIP_LINKS)
     return np.stack([T_palm_link[tip][:, :3, 3] for tip in TIP_LINKS], axis=1)
 
 
@@ -148,21 +148,28 @@ def digit_points(q: np.ndarray) -> np.ndarray:
     thumb link in the URDF) in the ``leap_palm`` frame, for (n, 16) q: where a posture puts the digits,
     for cheap collision checks of dexterous grasps against the table and the scene."""
     boxes = _digit_box_points()
-    T_palm_link = _link_poses_in_palm(q, tuple(boxes))
+    T_palm_link = link_poses_in_palm(q, tuple(boxes))
     # A broadcast matmul (batched BLAS): several times faster than the equivalent einsum here.
     return np.concatenate([local @ T_palm_link[link][:, :3, :3].transpose(0, 2, 1)
                            + T_palm_link[link][:, None, :3, 3] for link, local in boxes.items()], axis=1)
 
 
-def _link_poses_in_palm(q: np.ndarray, links: tuple[str, ...]) -> dict[str, np.ndarray]:
+def link_poses_in_palm(q: np.ndarray, links: tuple[str, ...]) -> dict[str, np.ndarray]:
     """``{link: (n, 4, 4) T_palm_link}`` for (n, 16) q (forward kinematics of the hand URDF)."""
     import torch
 
+    q = torch.as_tensor(np.atleast_2d(np.asarray(q, dtype=float)))
+    return {link: T.numpy() for link, T in link_poses_in_palm_torch(q, links).items()}
+
+
+def link_poses_in_palm_torch(q, links: tuple[str, ...]) -> dict:
+    """``link_poses_in_palm`` on an (n, 16) float64 tensor, differentiable in q (for pose optimisation)."""
+    import torch
+
     chain, order = _chain()
-    q = np.atleast_2d(np.asarray(q, dtype=float))
-    fk = chain.forward_kinematics(torch.as_tensor(q[:, order]))
+    fk = chain.forward_kinematics(q[:, order])
     T_palm_base = torch.linalg.inv(fk[PALM_LINK].get_matrix())
-    return {link: (T_palm_base @ fk[link].get_matrix()).numpy() for link in links}
+    return {link: T_palm_base @ fk[link].get_matrix() for link in links}
 
 
 @lru_cache(maxsize=1)

@@ -242,7 +242,7 @@ def hand_distances(points_object: np.ndarray, T_object_hand: np.ndarray,
     """Signed distance (m, negative inside) of every point to the nearest LEAP link box, and that link's index
     in ``link_boxes()``."""
     boxes = link_boxes()
-    T_palm_link = leap._link_poses_in_palm(np.asarray(joints, float)[None], tuple(boxes))
+    T_palm_link = leap.link_poses_in_palm(np.asarray(joints, float)[None], tuple(boxes))
     T_hand_object = invert(T_object_hand)
     points_hand = points_object @ T_hand_object[:3, :3].T + T_hand_object[:3, 3]
     distances = []

@@ -19,6 +19,7 @@ setup(
         (f"share/{package_name}/models", glob("models/*.md")),
         (f"share/{package_name}/models/igd", glob("models/igd/*")),
         (f"share/{package_name}/models/igd_graft", glob("models/igd_graft/*")),
+        (f"share/{package_name}/models/igd_families", glob("models/igd_families/*")),
         (f"share/{package_name}/models/depth_restore", glob("models/depth_restore/*")),
         (f"share/{package_name}/models/depth_noise", glob("models/depth_noise/*")),
         (f"share/{package_name}/models/leap", glob("models/leap/*")),

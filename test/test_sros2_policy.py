@@ -169,7 +169,11 @@ def ros():
 
     from diffgrasp_ros.nodes.base import init_rclpy
 
-    init_rclpy()
+    # A domain of its own: the graphs of earlier test modules in this process (same node names) linger in
+    # discovery, and a lookup by node name then finds one without endpoints.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ROS_DOMAIN_ID", str((int(os.environ.get("ROS_DOMAIN_ID", "0")) + 50) % 101 + 100))
+        init_rclpy()
     yield rclpy
     rclpy.try_shutdown()
 

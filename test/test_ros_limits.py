@@ -307,7 +307,11 @@ def test_a_missing_model_file_is_reported_without_host_paths_on_rosout_and_in_la
     secret = "s3cr3t-" + uuid.uuid4().hex[:8]
     monkeypatch.setenv("DIFFGRASP_TEST_PASSWORD", secret)
     missing = tmp_path / "my_models" / "igd_weights"
-    server = make_node(GraspServerNode, method="igd", weights=str(missing))
+    # A namespace of its own: rcl keeps one /rosout publisher per logger name in the process, and a grasp_server
+    # left undestroyed by an earlier module would carry (and, destroyed, drop) this node's log lines.
+    namespace = f"limits_{uuid.uuid4().hex[:6]}"
+    server = GraspServerNode(namespace=namespace, parameter_overrides=[
+        Parameter("method", value="igd"), Parameter("weights", value=str(missing))])
     logs = []
     listener = rclpy.create_node(f"rosout_listener_{uuid.uuid4().hex[:6]}")
     listener.create_subscription(Log, "/rosout", logs.append, 100)
@@ -324,11 +328,11 @@ def test_a_missing_model_file_is_reported_without_host_paths_on_rosout_and_in_la
             assert wait_for(lambda: any("IGD weights not found" in m.msg for m in logs), 10.0)
             line = next(m for m in logs if "IGD weights not found" in m.msg)
             assert str(tmp_path) not in line.msg and not os.path.isabs(line.file), (line.msg, line.file)
-            assert line.file.endswith(".py") and line.name == "grasp_server"
+            assert line.file.endswith(".py") and line.name == f"{namespace}.grasp_server"
             # An answer (here the refusal of an unknown group) never holds an environment value.
             server.set_parameters([Parameter("method", value="baseline"), Parameter("weights", value="")])
             assert server.trigger_configure() == OK and server.trigger_activate() == OK, server.last_error
-            client = listener.create_client(GraspPlanning, "grasp_server/generate_grasps")
+            client = listener.create_client(GraspPlanning, f"/{namespace}/grasp_server/generate_grasps")
             response = call(client, GraspPlanning.Request(group_name=secret), 30.0)
             assert response.error_code.val == MoveItErrorCodes.INVALID_GROUP_NAME
             message = response.error_code.message

@@ -1,3 +1,4 @@
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -24,6 +25,9 @@ setup(
         (f"share/{package_name}/models/depth_noise", glob("models/depth_noise/*")),
         (f"share/{package_name}/models/leap", glob("models/leap/*")),
         (f"share/{package_name}/models/leap_evaluator", glob("models/leap_evaluator/*")),
+        (f"share/{package_name}/models/leap_transfer",
+         [f for f in glob("models/leap_transfer/*") if os.path.isfile(f)]),  # its templates/ below
+        (f"share/{package_name}/models/leap_transfer/templates", glob("models/leap_transfer/templates/*")),
     ],
     # Runtime dependencies are pinned in requirements.txt (torch must come from the CPU build).
     install_requires=["setuptools"],

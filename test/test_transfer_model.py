@@ -1,13 +1,16 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from diffgrasp_ros.grasping.igd.scheduler import DDIMScheduler
-from diffgrasp_ros.grasping.leap.templates import GraspTemplate, check_joint_limits, make_template, save_template
+from diffgrasp_ros.grasping.leap.templates import (GraspTemplate, check_joint_limits, link_boxes, make_template,
+                                                  save_template)
 from diffgrasp_ros.grasping.leap.transfer.config import TINY, TransferConfig
 from diffgrasp_ros.grasping.leap.transfer.model import (FINGERS, TransferModel, TransferredMaps, channel_count,
                                                        finger_of_link)
-from diffgrasp_ros.grasping.leap.transfer.optimise import (ContactTargets, fit_hand, pad_normals_in_tip,
+from diffgrasp_ros.grasping.leap.transfer.optimise import (ContactTargets, FitWeights, HandFit, fit_hand, fit_hands,
                                                            select_contacts)
 from diffgrasp_ros.grasping.leap.transfer.pretrained import from_pretrained
 from diffgrasp_ros.robots import leap
@@ -129,37 +132,88 @@ def test_thirty_steps_overfit_one_pair_and_the_weights_round_trip(template, tmp_
     assert loss(from_pretrained(tmp_path / "run", device="cpu")) == pytest.approx(after, rel=1e-5)
 
 
-def test_the_fit_puts_the_pads_on_reachable_contacts():
+TIPS = ("fingertip", "fingertip_2", "fingertip_3", "thumb_fingertip")  # the digits' last links
+
+
+def tip_targets(q: np.ndarray, T_object_hand: np.ndarray, links=TIPS) -> ContactTargets:
+    """Each link's spot on the face of its box (as contacts are, outside it), where ``q`` at ``T_object_hand`` puts
+    it as the contact."""
+    spots = np.array([link_boxes()[link][0] + [link_boxes()[link][1][0] + 0.0005, 0.0, 0.0] for link in links])
+    poses = leap.link_poses_in_palm(q[None], links)
+    points = np.array([(T_object_hand @ poses[link][0] @ np.append(spot, 1.0))[:3] for link, spot in zip(links, spots)])
+    return ContactTargets(tuple(links), points, spots)
+
+
+def test_the_fit_puts_the_links_on_reachable_contacts():
     q_true = leap.posture(0.5)
     T_true = np.eye(4)
     T_true[:3, 3] = (0.01, -0.02, 0.03)
-    pads = leap.tip_positions(q_true[None])[0] + T_true[:3, 3]
-    T_palm_tip = leap.link_poses_in_palm(q_true[None], leap.TIP_LINKS)
-    pushes = np.stack([T_palm_tip[tip][0, :3, :3] @ pad_normals_in_tip()[tip] for tip in leap.TIP_LINKS])
+    targets = tip_targets(q_true, T_true)
     rng = np.random.default_rng(0)
     q_start = np.clip(q_true + rng.normal(0.0, 0.1, 16), leap.LOWER_RAD, leap.UPPER_RAD)
     T_start = T_true.copy()
     T_start[:3, 3] += (0.01, 0.01, -0.01)
-    fit = fit_hand(ContactTargets((0, 1, 2, 3), pads, pushes), pads, T_start, q_start, steps=200)
+    fit = fit_hand(targets, targets.points_object_m, T_start, q_start, steps=200)
     assert np.all(fit.contact_errors_m < 0.003), fit.contact_errors_m
-    assert np.all(fit.direction_errors_rad < 0.1), fit.direction_errors_rad
     check_joint_limits(fit.joints)
-    assert fit.penetration_m < 0.002
     # Thumb and index 0.3 m apart: out of the hand's reach, the fit says so and keeps the joints in their limits.
-    apart = pads[[0, 3]] + [[0.0, 0.0, 0.0], [0.0, -0.3, 0.0]]
-    fit = fit_hand(ContactTargets((0, 3), apart, pushes[[0, 3]]), apart, T_true, q_true, steps=100)
+    two = tip_targets(q_true, T_true, (TIPS[0], TIPS[3]))
+    apart = ContactTargets(two.links, two.points_object_m + [[0.0, 0.0, 0.0], [0.0, -0.3, 0.0]], two.spots_link_m)
+    fit = fit_hand(apart, apart.points_object_m, T_true, q_true, steps=100)
     assert np.all(fit.contact_errors_m > 0.02)
     check_joint_limits(fit.joints)
 
 
-def test_contacts_are_chosen_per_digit_apart_from_each_other():
-    points = np.array([[0.0, 0.0, 0.0], [0.005, 0.0, 0.0], [0.05, 0.0, 0.0], [0.0, 0.05, 0.0]])
-    fingers = np.eye(len(FINGERS))[[0, 1, 1, 3]]
-    maps = TransferredMaps(np.array([0.9, 0.95, 0.6, 0.3]), np.zeros(4, int), np.tile([0.0, 0.0, -1.0], (4, 1)),
-                           fingers, np.ones(4))
-    targets = select_contacts(points, maps)
-    assert targets.digits == (0, 1)  # the thumb's only point is below the contact threshold
-    np.testing.assert_array_equal(targets.points_object_m, points[[0, 2]])  # the middle finger keeps 15 mm away
+def test_the_fit_keeps_the_template_posture_where_the_contacts_allow():
+    # Contacts where the template's own posture puts them: the fit has nothing to change.
+    q = leap.posture(0.4)
+    targets = tip_targets(q, np.eye(4))
+    fit = fit_hand(targets, targets.points_object_m, np.eye(4), q, steps=100)
+    np.testing.assert_allclose(fit.joints, q, atol=0.03)
+    np.testing.assert_allclose(fit.T_object_hand, np.eye(4), atol=0.005)
+
+
+def lowest_link_corner_z(fit) -> float:
+    signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)])
+    poses = leap.link_poses_in_palm(fit.joints[None], tuple(link_boxes()))
+    corners = [(poses[link][0][:3, :3] @ (centre + signs * half).T).T + poses[link][0][:3, 3]
+               for link, (centre, half) in link_boxes().items()]
+    return float((np.concatenate(corners) @ fit.T_object_hand[:3, :3].T + fit.T_object_hand[:3, 3])[:, 2].min())
+
+
+def test_with_a_table_the_fit_keeps_the_hand_above_it():
+    q_true = leap.posture(0.5)
+    targets = tip_targets(q_true, np.eye(4), (TIPS[0], TIPS[3]))
+    free = fit_hand(targets, targets.points_object_m, np.eye(4), q_true, steps=150)
+    # A table 1 cm above the hand's lowest box corner: the fit lifts the hand over it and still reaches the
+    # contacts (which are above it).
+    table = lowest_link_corner_z(free) + 0.01
+    assert targets.points_object_m[:, 2].min() > table + 0.01
+    fit = fit_hand(targets, targets.points_object_m, np.eye(4), q_true, steps=150, table_z_m=table)
+    assert lowest_link_corner_z(fit) > table, (lowest_link_corner_z(fit), table)
+    assert np.all(fit.contact_errors_m < 0.01), fit.contact_errors_m
+
+
+def test_contacts_are_read_link_by_link_through_the_template_match(template):
+    # The maps on the template's own points, matched to themselves: every link that touched the template is
+    # found, touching where it did (the centroid of its contacts, moved onto the nearest of them).
+    n = len(template.points_object)
+    maps = TransferredMaps(template.contact_map.astype(float), template.point_parts, -template.normals_object,
+                           np.zeros((n, len(FINGERS))), np.ones(n), np.arange(n))
+    targets = select_contacts(template.points_object, maps, template)
+    links = np.array(template.contact_links)
+    counts = {link: int(np.sum(links == link)) for link in set(links)}
+    assert set(targets.links) == {link for link, count in counts.items() if count >= 2}
+    poses = leap.link_poses_in_palm(template.joints[None], targets.links)
+    for link, point, spot in zip(targets.links, targets.points_object_m, targets.spots_link_m):
+        own = template.contact_points[links == link]
+        assert min(np.linalg.norm(own - point, axis=1)) < 1e-9  # one of its own contacts
+        assert np.linalg.norm(point - own.mean(axis=0)) <= np.linalg.norm(own - own.mean(axis=0), axis=1).min() + 1e-9
+        at = (template.T_object_hand @ poses[link][0] @ np.append(spot, 1.0))[:3]
+        np.testing.assert_allclose(at, own.mean(axis=0), atol=1e-9)
+    # Below the thresholds, nothing.
+    with pytest.raises(ValueError, match="no object point has contact probability"):
+        select_contacts(template.points_object, dataclasses.replace(maps, contact=np.zeros(n)), template)
     assert [FINGERS[finger_of_link(link)] for link in ("fingertip", "dip_2", "pip_3", "pip_4", "palm_lower")] \
         == ["index", "middle", "ring", "thumb", "palm"]
 
@@ -175,3 +229,19 @@ def test_bad_inputs_are_refused_with_a_reason(template, tmp_path):
                           lambda fields, meta: meta.update(hand="allegro"))
     with pytest.raises(ValueError, match="only 'leap' templates"):
         main(["--template", str(other_hand), "--out", str(tmp_path / "run"), "--max-steps", "1", "--tiny"])
+
+
+def test_a_fit_ending_outside_the_joint_limits_is_refused_in_its_place():
+    q = leap.posture(0.5)
+    reachable = tip_targets(q, np.eye(4))
+    # With the other three digits pinning the palm, the index tip asked 6 cm along the palm's -z without a limit
+    # penalty: its joints go past their limits.
+    moved = np.array([[0.0, 0.0, -0.06]] + [[0.0] * 3] * 3)
+    beyond = ContactTargets(reachable.links, reachable.points_object_m + moved, reachable.spots_link_m)
+    free = FitWeights(shape_per_rad2=0.0, limits_per_rad2=0.0)
+    fits = fit_hands([reachable, beyond], reachable.points_object_m, [np.eye(4)] * 2, [q] * 2, steps=150, lr=0.05,
+                     weights=free)
+    assert isinstance(fits[0], HandFit) and np.all(fits[0].contact_errors_m < 0.01)
+    assert isinstance(fits[1], ValueError) and "the fitted joints" in str(fits[1])
+    with pytest.raises(ValueError, match="the fitted joints"):
+        fit_hand(beyond, reachable.points_object_m, np.eye(4), q, steps=150, lr=0.05, weights=free)

@@ -13,7 +13,7 @@ import numpy as np
 from ..camera.frame import DepthError, DepthFrame
 from ..geometry import invert, make_transform, transform_points
 from ..robots.registry import Embodiment, get_robot
-from ..scene.scene import Scene
+from ..scene.scene import Scene, TargetBox
 from ..scene.tiling import cut_off_share, object_points_mask, tile_origins
 from ..scene.tsdf import SceneBuilder, scene_from_grid
 from ..scene.workspace import STANDARD_WORKSPACE, TableArea, Workspace
@@ -124,14 +124,17 @@ class GraspPlanner(ABC):
             result = self._plan(scene)
             if scene.target is not None:
                 planned = len(result.grasps)
-                result.grasps = [g for g in result.grasps
-                                 if scene.target.contains(g.position_m, TARGET_REACH_M)[0]]
+                result.grasps = [g for g in result.grasps if self._at_target(g, scene.target)]
                 result.filtered["at_target"] = planned - len(result.grasps)
                 if planned and not result.grasps:
                     result.message = f"no grasp found: none of the {planned} planned grasps touches the target"
         result.timings_s["plan"] = time.perf_counter() - start
         result.scene = scene
         return result
+
+    def _at_target(self, grasp: Grasp, target: TargetBox) -> bool:
+        """Whether ``grasp`` closes on the ``target``: its TCP within ``TARGET_REACH_M`` of the box."""
+        return bool(target.contains(grasp.position_m, TARGET_REACH_M)[0])
 
     def rank(self, scene: Scene, grasps: Sequence[Grasp]) -> PlanResult:
         """The given ``grasps`` (in the workspace frame) checked in ``scene`` and ranked best first by this
@@ -336,6 +339,16 @@ class Candidates:
     def take(self, index: np.ndarray) -> "Candidates":
         """The candidates at ``index`` (indices, in that order, or a boolean mask)."""
         return Candidates(**{f.name: _rows(getattr(self, f.name), index) for f in dataclasses.fields(self)})
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["Candidates"]) -> "Candidates":
+        """The rows of ``parts`` (which carry the same scores and info), in order."""
+        def joined(values: list):
+            if isinstance(values[0], dict):
+                return {key: np.concatenate([v[key] for v in values]) for key in values[0]}
+            return None if values[0] is None else np.concatenate(values)
+
+        return cls(**{f.name: joined([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(cls)})
 
     def pose(self, i: int) -> np.ndarray:
         """The 4x4 TCP pose of candidate ``i``."""

@@ -214,7 +214,7 @@ class GraspServerNode(DiffgraspNode):
         if obj.header.frame_id not in ("", frame):
             raise LookupError(f"the target {obj.id!r} is in frame {obj.header.frame_id!r}; give it in the "
                               f"workspace frame {frame!r}")
-        return TargetBox(*bounds)
+        return TargetBox(*bounds, category=obj.type.key or None)  # object_recognition_msgs/ObjectType key
 
     @staticmethod
     def _not_used_here(request) -> str:

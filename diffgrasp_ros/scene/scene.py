@@ -14,10 +14,12 @@ class EmptySceneError(ValueError):
 
 @dataclass(frozen=True)
 class TargetBox:
-    """The object a request wants grasped, as an axis-aligned box in the workspace frame (metres)."""
+    """The object a request wants grasped, as an axis-aligned box in the workspace frame (metres), and its
+    category when the request names one (a template transfer refuses a template of another category)."""
 
     lo_m: np.ndarray
     hi_m: np.ndarray
+    category: str | None = None
 
     def __post_init__(self):
         lo, hi = np.asarray(self.lo_m, float).reshape(3), np.asarray(self.hi_m, float).reshape(3)

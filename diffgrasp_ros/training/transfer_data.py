@@ -16,7 +16,10 @@ point of part k nearest phi(p). Then, per target point:
 - direction = the inward surface normal -n: the force a (frictionless) pad exerts on the object there.
 The observed target keeps the points visible from a random camera direction on the upper hemisphere (objects
 stand on a table): facing the camera (n . d > 0) and within ``DEPTH_TOLERANCE_M`` of the nearest point along d in
-their cell of an orthographic z-buffer of ``CELL_M`` cells. All in metres in the canonical object frame.
+their cell of an orthographic z-buffer of ``CELL_M`` cells. The template is in its canonical object frame; the
+target's view is put in the frame planning sees it in (``transfer.observed_frame``): turned about z by a random
+angle (a planner does not know how the object stands) and shifted so that the origin is on the table under the
+visible points' horizontal centroid. All in metres.
 """
 from __future__ import annotations
 
@@ -28,7 +31,8 @@ from scipy.spatial import cKDTree
 from ..grasping.leap.templates import GraspTemplate, check_transfer_target
 from ..grasping.leap.transfer.config import TransferConfig
 from ..grasping.leap.transfer.model import template_channels
-from ..sim.categories import TRAIN_COUNT, CategoryInstance, make_instance
+from ..grasping.leap.transfer.transfer import observed_frame
+from ..sim.categories import CategoryInstance, instance_count, make_instance
 
 # Target surface samples before the view: one side of an instance keeps a third to a half of them, more than
 # the model's 1,024 object points.
@@ -50,6 +54,7 @@ class TransferPair:
     target_parts: np.ndarray  # (N,) index into the template's part names
     target_directions: np.ndarray  # (N, 3) unit, inward normals
     view_direction: np.ndarray  # (3,) unit, from the object towards the camera
+    T_observed_target: np.ndarray  # (4, 4) the target's canonical frame in the observed frame of its points
 
 
 def part_boxes(points_m: np.ndarray, parts: np.ndarray, count: int, what: str) -> np.ndarray:
@@ -114,22 +119,30 @@ def make_pair(template: GraspTemplate, target: CategoryInstance, config: Transfe
     view = random_view_direction(rng)
     seen = visible(sample.points_m, sample.normals, view)
     check_transfer_target(template, target.category, sample.points_m[seen])
+    yaw = rng.uniform(-np.pi, np.pi)
+    turn = np.array([[np.cos(yaw), -np.sin(yaw), 0.0], [np.sin(yaw), np.cos(yaw), 0.0], [0.0, 0.0, 1.0]])
+    T_observed_target = np.eye(4)
+    T_observed_target[:3, :3] = turn
+    T_observed_target[:3, 3] = -observed_frame(sample.points_m[seen] @ turn.T, 0.0)[:3, 3]
+    points = sample.points_m[seen] @ turn.T + T_observed_target[:3, 3]
     return TransferPair(template.category, template.task, target.name, template.points_object,
-                        template_channels(template, config.max_parts), sample.points_m[seen],
-                        contact[seen].astype(np.float32), sample.parts[seen], -sample.normals[seen], view)
+                        template_channels(template, config.max_parts), points, contact[seen].astype(np.float32),
+                        sample.parts[seen], -sample.normals[seen] @ turn.T, turn @ view, T_observed_target)
 
 
 def training_pairs(template: GraspTemplate, count: int, config: TransferConfig, seed: int = 0,
-                   surface_points: int = SURFACE_POINTS) -> list[TransferPair]:
-    """``count`` pairs of ``template`` with random training instances of its category, random views."""
+                   surface_points: int = SURFACE_POINTS, split: str = "train") -> list[TransferPair]:
+    """``count`` pairs of ``template`` with random instances of its category from ``split`` (held-out ones for
+    validation only), random views."""
     rng = np.random.default_rng(seed)
-    return [make_pair(template, make_instance(template.category, "train", int(rng.integers(TRAIN_COUNT))), config,
-                      rng, surface_points) for _ in range(count)]
+    return [make_pair(template, make_instance(template.category, split, int(rng.integers(instance_count(split)))),
+                      config, rng, surface_points) for _ in range(count)]
 
 
 def collate(pairs: list[TransferPair], config: TransferConfig, rng: np.random.Generator, device="cpu") -> dict:
     """A batch of ``TransferModel.losses``: every cloud resampled to the config's point counts (with repeats only
-    when it has fewer points)."""
+    when it has fewer points), each target view turned about z by a fresh random angle (about the observed
+    frame's origin, so it stays in that frame): a pair is seen standing every way."""
     import torch
 
     def pick(n: int, size: int) -> np.ndarray:
@@ -139,9 +152,11 @@ def collate(pairs: list[TransferPair], config: TransferConfig, rng: np.random.Ge
     for pair in pairs:
         o = pick(len(pair.target_points_m), config.object_points)
         t = pick(len(pair.template_points_m), config.template_points)
-        rows.append({"object_m": pair.target_points_m[o], "template_m": pair.template_points_m[t],
+        yaw = rng.uniform(-np.pi, np.pi)
+        turn = np.array([[np.cos(yaw), -np.sin(yaw), 0.0], [np.sin(yaw), np.cos(yaw), 0.0], [0.0, 0.0, 1.0]])
+        rows.append({"object_m": pair.target_points_m[o] @ turn.T, "template_m": pair.template_points_m[t],
                      "template_channels": pair.template_channels[t], "contact": pair.target_contact[o],
-                     "parts": pair.target_parts[o], "directions": pair.target_directions[o]})
+                     "parts": pair.target_parts[o], "directions": pair.target_directions[o] @ turn.T})
     batch = {key: torch.as_tensor(np.stack([row[key] for row in rows])) for key in rows[0]}
     batch = {key: value.long() if key == "parts" else value.float() for key, value in batch.items()}
     batch["task"] = torch.tensor([config.task_index(pair.task) for pair in pairs])

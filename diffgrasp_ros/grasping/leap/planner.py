@@ -21,6 +21,12 @@ approach a returned grasp may be), ``eta``, ``rounds``, ``denoising_steps``, ``s
 ``min_objectness``, ``min_graspness``, ``retreat``, ``weights``, ``evaluator`` (a folder, or none),
 ``evaluator_weight`` (γ), ``seed``, ``device`` (where the model and the evaluator run: auto = CUDA when
 available, else the CPU; cpu, cuda, cuda:N or mps).
+
+``template`` = a grasp template file (``diffgrasp template make``) replaces the predict step by contact-map
+transfer (``transfer.transfer``: the template's contacts carried onto the target's observed points, a hand
+pose and joints fitted to them; ``transfer_weights``, ``transfer_samples``); filters and ranking are the same,
+the key being γ · log P(held) - contact error / ``CONTACT_ERROR_SCALE_M``. The target is the request's, or
+the scene's one object: a scene of several separate objects without a target is refused.
 """
 from __future__ import annotations
 
@@ -37,14 +43,25 @@ from ...scene.scene import Scene
 from ...scene.workspace import STANDARD_WORKSPACE, Workspace
 from ..filters import ObservedSurface, hits_cloud, in_observed_solid, suppress_duplicate_poses
 from ..grasp import Grasp
-from ..planner import CandidatePlanner, Candidates, NoGrasp, PlanRecord, register_planner
+from ..planner import TARGET_REACH_M, CandidatePlanner, Candidates, NoGrasp, PlanRecord, register_planner
 from .evaluator import DEFAULT_EVALUATOR_WEIGHTS, load_evaluator
 from .pretrained import DEFAULT_WEIGHTS, load_pretrained
+from .templates import link_boxes
 
 if TYPE_CHECKING:
     import torch
 
 TABLE_CLEARANCE_M = 0.003  # the digits' boxes stay this far above the table
+# Transferred grasps: a pad 1 cm off its contact costs as much as P(held) falling by a factor e.
+CONTACT_ERROR_SCALE_M = 0.01
+# A transferred grasp is planned as the executor's approach needs it: the palm backed off its contact pose along
+# the approach by a standoff no longer than the guarded approach (which goes on until the hand touches), the
+# digits opened from their contact joints q_c on the line to the closed hand q_x the executor closes towards,
+# pre-grasp q_c + open (q_c - q_x); grasp q_c + SQUEEZE (q_x - q_c). Two (standoff m, open) variants per fit: the
+# first when it is clear of the scene, the wider one (handles, rims) otherwise.
+TRANSFER_APPROACHES = ((0.02, 0.3), (0.03, 0.4))
+TRANSFER_SQUEEZE = 0.15
+OBJECT_GAP_M = 0.01  # observed points this far apart belong to separate objects (transfer without a target)
 # Ranking given grasps: the closing posture's fingertips (targets past contact) reach this near observed
 # surface (the shipped model's own grasps on a box: 2.5 cm at most; one 10 cm off an object: 15 cm).
 MAX_TIP_GAP_M = 0.04
@@ -108,7 +125,9 @@ class LeapPlanner(CandidatePlanner):
                  max_angle: float | None = None, min_objectness: float | None = None,
                  min_graspness: float | None = None, max_grasps: int | None = None,
                  retreat: float | None = None, evaluator: str | Path | None = None,
-                 evaluator_weight: float | None = None, seed: int = 0, device: str = "auto"):
+                 evaluator_weight: float | None = None, template: str | Path | None = None,
+                 transfer_weights: str | Path | None = None, transfer_samples: int = 8, seed: int = 0,
+                 device: str = "auto"):
         if getattr(robot, "hand", None) != "leap":
             raise ValueError(f"the leap planner plans for LEAP-hand embodiments (xarm_leap, ur5_leap), not "
                              f"{robot.name!r} (hand {robot.hand!r}); use igd or baseline for a parallel gripper")
@@ -142,6 +161,12 @@ class LeapPlanner(CandidatePlanner):
         self.scheduler.set_timesteps(self.denoising_steps)
         self.seed = seed
         self.gripper = robot.gripper  # leap.PARALLEL_PROXY: palm and knuckles box + finger boxes
+        self.transfer = None
+        if template not in (None, ""):
+            from .transfer.transfer import TemplateTransfer
+
+            self.transfer = TemplateTransfer.from_files(template, transfer_weights, device=device,
+                                                        samples=int(transfer_samples), seed=seed)
 
     def _set_request(self, approach, closing, region, scale: float) -> None:
         """The asked-for ``approach``, ``closing`` axis and ``region`` (options as given), and the guidance of
@@ -172,6 +197,8 @@ class LeapPlanner(CandidatePlanner):
 
         from .sampler import log_likelihood, sample_poses, to_pose, to_x
 
+        if self.transfer is not None:
+            return self._transferred(scene, record)
         model, cfg, device = self.model, self.model.config, self.device
         points = self._observed_points(scene)
         with torch.inference_mode():
@@ -198,6 +225,56 @@ class LeapPlanner(CandidatePlanner):
         scores = {"log_likelihood": ll, "graspness": graspness[seeds][site], "objectness": objectness[seeds][site]}
         return Candidates(R.cpu().numpy().astype(np.float64), t.cpu().numpy().astype(np.float64), site,
                           points[seeds][site], scores, pregrasp_joints=q_pre, grasp_joints=q_grasp)
+
+    def _transferred(self, scene: Scene, record: PlanRecord) -> Candidates:
+        """The template's grasp transferred onto the target (``transfer.transfer``), as candidates with the
+        executed postures around the fitted contact joints."""
+        points = self._transfer_target(scene)
+        try:
+            grasps = self.transfer.transfer(points, self.workspace.table_height_m,
+                                            None if scene.target is None else scene.target.category)
+        except ValueError as error:  # a target of another category, or too few observed points of it
+            raise NoGrasp(str(error)) from None
+        record.lap("transfer")
+        T_contact = np.stack([g.T_workspace_palm for g in grasps]) @ leap.T_PALM_TCP
+        q_contact = np.stack([g.joints for g in grasps])
+        q_closed = leap.DEXTEROUS_CLOSED_Q
+        q_grasp = np.clip(q_contact + TRANSFER_SQUEEZE * (q_closed - q_contact), leap.LOWER_RAD, leap.UPPER_RAD)
+        scores = {name: np.array([getattr(g, name) for g in grasps]) for name in
+                  ("contact_error_m", "on_template_part", "consistency")}
+        links = tuple(link_boxes())
+        contacts = np.full((len(grasps), len(links), 3), np.nan)  # per link, NaN: it does not touch
+        for i, g in enumerate(grasps):
+            contacts[i, [links.index(link) for link in g.links]] = g.contacts_workspace_m
+        variants = []
+        for standoff_m, opening in TRANSFER_APPROACHES:
+            q_pre = np.clip(q_contact + opening * (q_contact - q_closed), leap.LOWER_RAD, leap.UPPER_RAD)
+            variants.append(Candidates(T_contact[:, :3, :3], T_contact[:, :3, 3] - standoff_m * T_contact[:, :3, 2],
+                                       np.arange(len(grasps)),
+                                       np.stack([g.contacts_workspace_m.mean(axis=0) for g in grasps]), scores,
+                                       pregrasp_joints=q_pre, grasp_joints=q_grasp, info={"contacts_m": contacts}))
+        return Candidates.concatenate(variants)
+
+    def _transfer_target(self, scene: Scene) -> np.ndarray:
+        """The observed points of the object to transfer onto: the target's, or the scene's only object."""
+        points = scene.points_m[scene.target_points_mask() & self.workspace.inside(scene.points_m)]
+        if scene.target is None and len(points):
+            import open3d as o3d
+
+            cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
+            labels = np.asarray(cloud.cluster_dbscan(eps=OBJECT_GAP_M, min_points=5))
+            sizes = np.bincount(labels[labels >= 0])
+            objects = int(np.sum(sizes >= 0.05 * len(points)))
+            if objects > 1:
+                raise NoGrasp(f"the scene holds {objects} separate objects: a template transfer needs the target "
+                              "(the GraspPlanning request's target) to choose one")
+        return points
+
+    def _at_target(self, grasp: Grasp, target) -> bool:
+        """A transferred grasp, planned backed off its contacts, is at the target when its contacts are."""
+        if "contacts_m" in grasp.info:
+            return bool(target.contains(np.array(list(grasp.info["contacts_m"].values())), TARGET_REACH_M).all())
+        return super()._at_target(grasp, target)
 
     def _observed_points(self, scene: Scene) -> np.ndarray:
         """(n, 3) float32 observed object points to seed at: in the workspace (at the target, in the
@@ -246,12 +323,17 @@ class LeapPlanner(CandidatePlanner):
         self._narrow_to_clear_hands(scene, surface, sampled.R, sampled.t, *digits, ok, record)
         if ok.any():
             return sampled.take(ok)
-        if self.max_retreat_m > 0:
+        if self.max_retreat_m > 0 and self.transfer is None:  # backed off, a transferred pad leaves its contact
             # Backed-off poses hold less often than ones feasible where they were sampled (tuning piles),
             # so they are the fallback when there are none.
             backed_off = self._backed_off(scene, surface, sampled, aimed, *digits, record)
             if len(backed_off):
                 return backed_off
+        if self.transfer is not None:
+            raise NoGrasp(f"all {len(sampled)} transferred grasps collide or leave the workspace"
+                          + (f" or point more than {self.max_angle_deg:.0f} deg off the approach"
+                             if self.approach is not None else "") + " (removed by "
+                          + ", ".join(f"{name} {n}" for name, n in record.filtered.items() if n) + ")")
         raise NoGrasp(f"all {len(sampled)} sampled grasps ({sampled.site_count} seeds x {self.rounds}) collide, "
                       "leave the workspace" + (f" or point more than {self.max_angle_deg:.0f} deg off the approach"
                                                if self.approach is not None else "")
@@ -341,6 +423,10 @@ class LeapPlanner(CandidatePlanner):
         """Key: log-likelihood + η · graspness + γ · log P(held) (the evaluator's; γ = 0 without it). Score:
         exp((key - η) / (1 + γ)), a geometric mean over the terms in [0, 1] (ll, log P <= 0 and graspness
         <= 1). A given grasp has no likelihood or graspness: its key is log P(held), its score P(held)."""
+        if "contact_error_m" in scores:  # transferred: how well the pads meet the contacts, and P(held)
+            gamma = self.evaluator_weight if "log_p_held" in scores else 0.0
+            key = gamma * scores.get("log_p_held", 0.0) - scores["contact_error_m"] / CONTACT_ERROR_SCALE_M
+            return key, np.clip(np.exp(key / (1.0 + gamma)), 0.0, 1.0)
         if "log_likelihood" not in scores:
             return scores["log_p_held"], np.exp(scores["log_p_held"])
         key = scores["log_likelihood"] + self.eta * scores["graspness"]
@@ -364,13 +450,18 @@ class LeapPlanner(CandidatePlanner):
     @staticmethod
     def _grasp_info(ranked: Candidates, i: int) -> dict:
         scores = ranked.scores
-        info = {name: float(scores[name][i]) for name in ("graspness", "objectness", "log_likelihood")}
+        names = ("contact_error_m", "on_template_part", "consistency") \
+            if "contact_error_m" in scores else ("graspness", "objectness", "log_likelihood")
+        info = {name: float(scores[name][i]) for name in names}
         info["seed_m"] = ranked.site_m[i].tolist()
         if "log_p_held" in scores:
             info["p_held"] = float(np.exp(scores["log_p_held"][i]))
         for name in ("table_retreat_m", "approach_angle_deg"):
             if name in ranked.info:
                 info[name] = float(ranked.info[name][i])
+        if "contacts_m" in ranked.info:  # a transferred grasp: {link: where it touches}
+            info["contacts_m"] = {link: c.tolist() for link, c in zip(link_boxes(), ranked.info["contacts_m"][i])
+                                  if np.isfinite(c).all()}
         return info
 
     def _summary(self, sampled: Candidates, feasible: Candidates, grasps: list[Grasp]) -> str:
@@ -378,6 +469,11 @@ class LeapPlanner(CandidatePlanner):
                  f"closing {self.closing.round(3).tolist()}" if self.closing is not None else "",
                  f"region {self.region.tolist()}" if self.region is not None else ""]
         asked = [a for a in asked if a]
+        if self.transfer is not None:
+            template = self.transfer.template
+            return (f"{len(grasps)} LEAP grasps transferred from a {template.category} template ({template.task}) "
+                    f"from {self.transfer.samples} sampled contact maps ({len(sampled)} fitted, {len(feasible)} "
+                    "feasible" + (", ranked by the grasp evaluator" if self.evaluator is not None else "") + ")")
         return (f"{len(grasps)} LEAP grasps from {sampled.site_count} seeds x {self.rounds} poses ({len(feasible)} "
                 f"feasible, {self.denoising_steps} denoising steps" + (f", guided by {', '.join(asked)} at scale "
                                                                        f"{self.guidance.scale}" if asked else "")

@@ -2,7 +2,7 @@
 Diffusion Model"): a template grasp's contacts carried onto a new instance of its category, then a hand pose
 and joints that realise them.
 
-Not trained yet: weights to come. Nothing here is a planner, and nothing is wired into the CLI or the grasp
-server: ``model`` (encoders, dual mapping, cascaded map denoisers), ``optimise`` (contact selection and the
-pose / joint fit), ``pretrained`` (weights on disk), ``config`` (sizes).
+``transfer`` (the steps the ``leap:template=FILE`` method plans with: observe, predict, select, fit), ``model``
+(encoders, dual mapping, cascaded map denoisers), ``optimise`` (contact selection and the pose / joint fit),
+``pretrained`` (weights on disk: ``models/leap_transfer``), ``config`` (sizes).
 """

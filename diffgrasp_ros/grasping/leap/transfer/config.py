@@ -14,8 +14,8 @@ DEFAULT_TASKS = ("lift", "use", "handover") + tuple(sorted({p for c in CATEGORIE
 @dataclass(frozen=True)
 class TransferConfig:
     # Clouds: object (observed, partial) and template points are resampled to these counts.
-    object_points: int = 1024
-    template_points: int = 1024
+    object_points: int = 512
+    template_points: int = 512
     position_scale_m: float = 0.1  # canonical-frame coordinates are divided by this (objects are < 0.25 m)
     # Point encoder: an input MLP, then edge convolutions over each point's k nearest neighbours.
     neighbours: int = 16

@@ -114,8 +114,9 @@ class DualMapping(nn.Module):
 
     def forward(self, f_object: torch.Tensor, f_template: torch.Tensor, x_object_m: torch.Tensor) -> Mapping:
         a, b = self.project(f_object), self.project(f_template)
-        # Exact differences (not the matmul expansion): a point's distance to its own copy is exactly 0.
-        logits = -torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist") ** 2 / self.log_temperature.exp()
+        # The matmul expansion |a|^2 + |b|^2 - 2ab: exact differences hold (B, N, M, hidden) for the backward pass.
+        squared = (a.pow(2).sum(-1, keepdim=True) + b.pow(2).sum(-1).unsqueeze(1) - 2.0 * a @ b.transpose(1, 2))
+        logits = -squared.clamp(min=0.0) / self.log_temperature.exp()
         o2t, t2o = logits.softmax(-1), logits.transpose(1, 2).softmax(-1)
         back = o2t @ (t2o @ x_object_m)
         cycle = (back - x_object_m).norm(dim=-1)
@@ -157,6 +158,7 @@ class TransferredMaps:
     directions: np.ndarray  # (N, 3) unit force direction on the object
     fingers: np.ndarray  # (N, len(FINGERS)) carried-over finger assignment
     consistency: np.ndarray  # (N,)
+    template_match: np.ndarray  # (N,) index of each point's most attended template contact point
 
 
 class TransferModel(nn.Module):
@@ -223,8 +225,12 @@ class TransferModel(nn.Module):
         # Only the template's own parts (those its points carry) can be sampled.
         present = channels[..., 1 + len(FINGERS):1 + len(FINGERS) + self.config.max_parts].amax(1, keepdim=True)
         parts = part_direction[..., :self.config.max_parts].masked_fill(present == 0, -math.inf).argmax(-1)
+        # The contact a point corresponds to: of the template's contact points, the one its attention row weighs
+        # most (the hard argmax over all template points lands off the few contacts of a small part).
+        on_contact = channels[..., 0] > 0.5  # (B, M)
+        match = cond.mapping.object_to_template.masked_fill(~on_contact[:, None, :], -1.0).argmax(-1)
         return [TransferredMaps(*(v[i].cpu().numpy() for v in (contact, parts, directions, cond.fingers,
-                                                                cond.mapping.consistency)))
+                                                                cond.mapping.consistency, match)))
                 for i in range(object_m.shape[0])]
 
     @staticmethod

@@ -6,8 +6,9 @@ from pathlib import Path
 from ....model_files import load_model_folder, save_model_folder
 from .config import TransferConfig
 
-HOW_TO_GET = ("train one with `python -m diffgrasp_ros.training.transfer_train --template T.npz --out FOLDER` "
-              "(no weights are shipped yet)")
+HOW_TO_GET = ("restore models/leap_transfer/ from the repository, or train one with `python -m "
+              "diffgrasp_ros.training.transfer_train --template TEMPLATES --out FOLDER` "
+              "(models/leap_transfer/MODEL_CARD.md)")
 
 
 # save_pretrained(model, folder): config.json and weights.pt, each replaced atomically.

@@ -122,7 +122,8 @@ def summarise(rows: list[dict]) -> dict:
 
 def markdown(summary: dict, context: dict, args) -> str:
     lines = [f"# Contact-map transfer on held-out instances ({context.get('date', '')[:10]})", "",
-             f"Commit `{context.get('git_commit')}`, `{context.get('exact_command', '')}`, {context.get('machine')}.",
+             f"From commit `{context.get('git_commit')}`: `{context.get('exact_command', '')}`; "
+             f"{context.get('machine')}.",
              "", f"Per template: every held-out instance of its category x {args.trials} random turns, one side "
              "view with dex noise, the target box with its category; the best grasp of each method executed with "
              "the free-floating LEAP hand from the same settled scene. On part: at least half of the touched "

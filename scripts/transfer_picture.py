@@ -21,7 +21,7 @@ PART_COLOURS = ("#9aa5b1", "#f0a030", "#4a90d9", "#7cb342")
 
 
 def draw(ax, points: np.ndarray, parts: np.ndarray | None, hand: tuple[np.ndarray, np.ndarray],
-         contacts: np.ndarray, title: str) -> None:
+         contacts: np.ndarray, title: str, azimuth_deg: float) -> None:
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
     colours = [PART_COLOURS[p % len(PART_COLOURS)] for p in parts] if parts is not None else "#9aa5b1"
@@ -35,7 +35,7 @@ def draw(ax, points: np.ndarray, parts: np.ndarray | None, hand: tuple[np.ndarra
     for axis, c in zip("xyz", centre):
         getattr(ax, f"set_{axis}lim")(c - half, c + half)
     ax.set_box_aspect((1, 1, 1))
-    ax.view_init(elev=25, azim=-60)
+    ax.view_init(elev=30, azim=azimuth_deg)
     ax.set_axis_off()
     ax.set_title(title, fontsize=9)
 
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--instance", type=int, default=0, help="held-out instance of the category (default: 0)")
     parser.add_argument("--yaw-deg", type=float, default=30.0, help="its turn on the table (default: 30)")
     parser.add_argument("--transfer-weights", type=Path, help="transfer model (default: the shipped one)")
+    parser.add_argument("--azimuth-deg", type=float, default=30.0, help="view azimuth on the template (default: 30)")
     args = parser.parse_args()
 
     import matplotlib
@@ -92,15 +93,16 @@ def main() -> None:
     draw(figure.add_subplot(1, 2, 1, projection="3d"), template.points_object, template.point_parts,
          hand_mesh(hand, T_tcp, template.joints), template.contact_points,
          f"template: {template.provenance.get('instance', 'a training ' + instance.category)}\n"
-         f"{100 * template.part_share(part):.0f} % of its contacts on the {part} (red: contacts)")
+         f"{100 * template.part_share(part):.0f} % of its contacts on the {part} (red: contacts)", args.azimuth_deg)
     contacts = np.array(list(best.info["contacts_m"].values()))
     draw(figure.add_subplot(1, 2, 2, projection="3d"), observed, None, hand_mesh(hand, best.T_frame_grasp,
                                                                                    best.grasp_joints), contacts,
          f"transferred onto held-out {instance.name} (points: one side view)\n"
-         f"{'lifted' if outcome.success else 'not lifted'} in simulation; red: the contacts the maps chose")
+         f"{'lifted' if outcome.success else 'not lifted'} in simulation; red: the contacts the maps chose",
+         args.azimuth_deg + args.yaw_deg)
     figure.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(args.out)
+    figure.savefig(args.out, bbox_inches="tight")
     print(f"wrote {args.out}")
 
 

@@ -188,3 +188,50 @@ def test_the_grasp_server_reads_the_targets_category_from_its_object_type(tmp_pa
         client_node.destroy_node()
     finally:
         rclpy.try_shutdown()
+
+
+@pytest.mark.skipif(not (DEFAULT_TRANSFER_WEIGHTS / "weights.pt").exists() or not SHIPPED_TEMPLATE.exists(),
+                    reason="no shipped transfer model")
+def test_plan_takes_a_template_and_a_target_box_on_the_command_line(tmp_path, capsys):
+    import json
+
+    import cv2
+
+    from diffgrasp_ros.cli.main import main
+    from diffgrasp_ros.cli.plan import EXIT_NO_GRASP
+    from diffgrasp_ros.sim.camera import side_view
+
+    calibration = Path(__file__).resolve().parents[1] / "config" / "sim_side_view_calibration.yaml"
+    hammer = write_instance(make_instance("hammer", "held_out", 0), tmp_path / "hammer")
+    box = write_instance(make_instance("box", "held_out", 0), tmp_path / "box")
+    with ClutterWorld([hammer, box], seed=0) as world:
+        body = stand_object(world, hammer, xy_m=(0.1, 0.1))
+        stand_object(world, box, xy_m=(0.2, 0.23))
+        lo, hi = world.p.getAABB(body)
+        depth = world.camera.render(side_view()).depth.depth_m
+    cv2.imwrite(str(tmp_path / "depth.png"), np.round(depth * 1000.0).astype(np.uint16))
+    plan = ["plan", "--depth", str(tmp_path / "depth.png"), "--calibration", str(calibration), "--robot", "xarm_leap",
+            "--method", "leap:template=hammer_handle", "--out", str(tmp_path / "g.json")]
+    target = ["--target", *map(str, (*lo, *hi))]
+    # Two objects and no target: refused, which one is not guessed.
+    assert main(plan) == EXIT_NO_GRASP
+    assert "2 separate objects" in json.loads((tmp_path / "g.json").read_text())["message"]
+    assert main(plan + target + ["--target-category", "mug"]) == EXIT_NO_GRASP
+    assert "cannot be transferred onto a mug" in json.loads((tmp_path / "g.json").read_text())["message"]
+    assert main(plan + target + ["--target-category", "hammer"]) == 0, capsys.readouterr()
+    best = json.loads((tmp_path / "g.json").read_text())["grasps"][0]
+    contacts = np.array(list(best["info"]["contacts_m"].values()))
+    assert TargetBox(np.array(lo), np.array(hi)).contains(contacts, 0.005).all()
+    capsys.readouterr()
+    assert main(plan + ["--target-category", "hammer"]) == 1
+    assert "--target-category names the category of a --target box" in capsys.readouterr().err
+
+
+def test_a_tiled_plans_position_info_is_moved_into_the_workspace_frame():
+    from diffgrasp_ros.grasping.planner import _shift_info_positions
+
+    info = {"seed_m": [0.1, 0.2, 0.3], "contacts_m": {"fingertip": [0.0, 0.01, 0.02]}, "score_parts": 0.5}
+    _shift_info_positions(info, np.array([0.3, 0.0, 0.0]))
+    np.testing.assert_allclose(info["seed_m"], [0.4, 0.2, 0.3])
+    np.testing.assert_allclose(info["contacts_m"]["fingertip"], [0.3, 0.01, 0.02])
+    assert info["score_parts"] == 0.5

@@ -45,6 +45,11 @@ def add_parser(subparsers) -> None:
                         help="depth processing before fusion: passthrough, restore (real depth) or graft (clean simulated depth; default: passthrough)")
     parser.add_argument("--min-depth", type=float, default=0.1, help="nearest valid depth in metres (default: 0.1)")
     parser.add_argument("--max-depth", type=float, default=2.0, help="farthest valid depth in metres (default: 2.0)")
+    parser.add_argument("--target", type=float, nargs=6, metavar=("X0", "Y0", "Z0", "X1", "Y1", "Z1"),
+                        help="grasp only the object in this box (workspace metres, lower and upper corner), as a "
+                             "GraspPlanning request's target does")
+    parser.add_argument("--target-category", help="the target's category (leap:template=... refuses a template of "
+                                                  "another one), e.g. mug")
     parser.add_argument("--out", type=Path, default=Path("grasps.json"), help="output JSON (default: grasps.json)")
     parser.add_argument("--draw", type=Path, help="draw the ranked grasps (best first) on the first view as PNG")
     parser.add_argument("--color", type=Path, help="colour image registered to the first depth image: guides "
@@ -123,11 +128,14 @@ def run(args: argparse.Namespace) -> int:
                          "--extrinsics / --calibration")
     if args.draw is not None:  # refused before planning, so that a run that cannot draw writes nothing
         _check_draw(args)
+    target = _target(args)
     start = time.perf_counter()
     planner = make_planner(args.method, args.robot, **planner_options(args))
     load_s = time.perf_counter() - start
     report: dict = {"version": FORMAT_VERSION, "robot": args.robot}
     if args.tsdf is not None:
+        if target is not None:
+            raise ValueError("--target needs the depth frames: plan from --depth, not --tsdf")
         grid = _load_tsdf(args.tsdf, planner.workspace)
         first, result = (planner.plan_from_tsdf(grid) for _ in range(2))
         report["sources"] = [str(args.tsdf)]
@@ -142,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         # The table is fitted in the sensor's own depth: restoration invents depth where it had none.
         measured, frames = _load_frames(args, intrinsics)
         poses, area, warnings = _camera_poses(args, measured)
-        first, result = (planner.plan_from_depth(frames, poses, area) for _ in range(2))
+        first, result = (planner.plan_from_depth(frames, poses, area, target) for _ in range(2))
         result.warnings = warnings + result.warnings
         report["sources"] = [str(p) for p in args.depth]
         report["inputs"] = [{"source": str(p), "T_workspace_camera": np.round(T, 9).tolist()}
@@ -165,6 +173,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.draw}")
     print(f"wrote {args.out}")
     return 0 if result.found else EXIT_NO_GRASP
+
+
+def _target(args: argparse.Namespace):
+    """The ``--target`` box (with ``--target-category``), or None."""
+    from ..scene.scene import TargetBox
+
+    if args.target is None:
+        if args.target_category:
+            raise ValueError("--target-category names the category of a --target box: give the box too")
+        return None
+    return TargetBox(np.array(args.target[:3]), np.array(args.target[3:]), category=args.target_category or None)
 
 
 def _surface_points(result, frames, poses, area) -> np.ndarray:

@@ -185,12 +185,13 @@ class GraspPlanner(ABC):
 
     def plan_from_depth(self, frames: Sequence[DepthFrame] | DepthFrame,
                         T_workspace_cameras: Sequence[np.ndarray] | np.ndarray,
-                        area: TableArea | None = None) -> PlanResult:
+                        area: TableArea | None = None, target: TargetBox | None = None) -> PlanResult:
         """Fuse posed depth frames (camera optical-frame poses in the workspace frame) and plan.
 
         ``area`` is the table area to plan over (default: the planner's workspace cube). One larger than
         the cube is planned over standard cubes placed on the objects (``scene.tiling``), whose ranked
-        grasps are merged; the result then carries no single ``scene``.
+        grasps are merged; the result then carries no single ``scene``. ``target`` (workspace frame): the
+        object to grasp (``Scene.target``), None: any.
         """
         if isinstance(frames, DepthFrame):
             frames, T_workspace_cameras = [frames], [T_workspace_cameras]
@@ -208,9 +209,9 @@ class GraspPlanner(ABC):
                             f"{area.size_y_m:.2f} m workspace lie outside it: objects there are cut off")
         origins = self.workspace_tiles(area, points)
         if self._fits_one_workspace(area):
-            result = self._plan_workspace(frames, T_workspace_cameras, origins[0], points)
+            result = self._plan_workspace(frames, T_workspace_cameras, origins[0], points, target)
         else:
-            result = self._plan_tiled(frames, T_workspace_cameras, area, origins, points)
+            result = self._plan_tiled(frames, T_workspace_cameras, area, origins, points, target)
         result.warnings = warnings + result.warnings
         return result
 
@@ -229,7 +230,7 @@ class GraspPlanner(ABC):
         return max(area.size_x_m, area.size_y_m, area.height_m) <= self.workspace.size_m + 1e-9
 
     def _plan_workspace(self, frames, T_workspace_cameras, origin_xy_m: np.ndarray,
-                        points: np.ndarray) -> PlanResult:
+                        points: np.ndarray, target: TargetBox | None = None) -> PlanResult:
         """Plan in the workspace cube whose corner is at ``origin_xy_m``; grasps in the workspace frame,
         clear of the observed ``points`` (workspace frame) outside the cube."""
         start = time.perf_counter()
@@ -238,16 +239,21 @@ class GraspPlanner(ABC):
         for frame, T in zip(frames, T_workspace_cameras):
             builder.integrate(frame, invert(T_workspace_cube) @ T)
         scene = builder.scene()
+        if target is not None:
+            shift = T_workspace_cube[:3, 3]
+            scene = dataclasses.replace(scene, target=dataclasses.replace(target, lo_m=target.lo_m - shift,
+                                                                          hi_m=target.hi_m - shift))
         fusion_s = time.perf_counter() - start
         result = self.plan(scene)
         for grasp in result.grasps:
             grasp.T_frame_grasp = T_workspace_cube @ grasp.T_frame_grasp
+            _shift_info_positions(grasp.info, T_workspace_cube[:3, 3])
         result.grasps = self._clear_of_surface_outside(result.grasps, points, origin_xy_m)
         result.timings_s["fusion"] = fusion_s
         return result
 
     def _plan_tiled(self, frames, T_workspace_cameras, area: TableArea, origins: np.ndarray,
-                    points: np.ndarray) -> PlanResult:
+                    points: np.ndarray, target: TargetBox | None = None) -> PlanResult:
         if len(origins) == 0:
             return PlanResult([], self.name, message="no grasp found: nothing was observed above the table "
                                                      "in the workspace")
@@ -255,7 +261,7 @@ class GraspPlanner(ABC):
         filtered: dict[str, int] = {}
         grasps = []
         for origin in origins:
-            tile = self._plan_workspace(frames, T_workspace_cameras, origin, points)
+            tile = self._plan_workspace(frames, T_workspace_cameras, origin, points, target)
             for key in timings:
                 timings[key] += tile.timings_s.get(key, 0.0)
             for name, count in tile.filtered.items():
@@ -362,6 +368,19 @@ def _rows(value: np.ndarray | dict | None, index: np.ndarray):
     if isinstance(value, dict):
         return {key: array[index] for key, array in value.items()}
     return None if value is None else value[index]
+
+
+# Grasp info entries that are workspace positions (a LEAP grasp's seed, a transferred grasp's contacts per link).
+POSITION_INFO = ("seed_m", "contacts_m")
+
+
+def _shift_info_positions(info: dict, shift: np.ndarray) -> None:
+    """Move a grasp's ``POSITION_INFO`` entries from a workspace cube's frame into the frame it sits in."""
+    for key in POSITION_INFO:
+        if isinstance(info.get(key), dict):
+            info[key] = {name: (np.asarray(p) + shift).tolist() for name, p in info[key].items()}
+        elif key in info:
+            info[key] = (np.asarray(info[key]) + shift).tolist()
 
 
 @dataclasses.dataclass

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import tempfile
 import time
 from multiprocessing import get_context
 from pathlib import Path
@@ -59,7 +60,7 @@ def run_trial(job: dict) -> list[dict]:
 
     torch.set_num_threads(1)
     template = load_template(job["template"])
-    part = int(np.bincount(template.contact_parts, minlength=len(template.part_names)).argmax())
+    part = template.main_contact_part
     instance = make_instance(template.category, "held_out", job["instance"])
     sample = instance.sample_surface(SURFACE_POINTS, seed=job["seed"])
     robot = get_robot(job["robot"])
@@ -148,8 +149,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--transfer-weights", type=Path, help="transfer model folder (default: the shipped one)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/diffgrasp_template_transfer"),
-                        help="folder for the instances' URDF / OBJ files")
+    parser.add_argument("--cache", type=Path, help="folder for the instances' URDF / OBJ files (default: a temporary "
+                                                   "one, removed after the run)")
     parser.add_argument("--json", type=Path, help="write rows and summary here, and the table beside it (.md)")
     add_provenance_arguments(parser)
     args = parser.parse_args()
@@ -162,21 +163,23 @@ def main() -> None:
     from diffgrasp_ros.grasping.leap.templates import load_template
     from diffgrasp_ros.sim.categories import HELD_OUT_COUNT
 
-    args.cache.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
-    jobs = []
-    for path in files:
-        load_template(path)  # a bad file fails here, not in a worker
-        templated = f"leap:template={path}" + (f",transfer_weights={args.transfer_weights}"
-                                               if args.transfer_weights else "")
-        for instance in range(HELD_OUT_COUNT):
-            for trial in range(args.trials):
-                jobs.append({"template": str(path), "name": path.stem, "instance": instance,
-                             "yaw_rad": float(rng.uniform(-np.pi, np.pi)), "seed": int(rng.integers(2**31)),
-                             "robot": args.robot, "untemplated": "leap", "templated": templated,
-                             "cache": str(args.cache)})
-    with get_context("spawn").Pool(args.workers) as pool:
-        rows = [row for result in pool.imap(run_trial, jobs) for row in result]
+    with tempfile.TemporaryDirectory() as temporary:
+        cache = args.cache or Path(temporary)
+        cache.mkdir(parents=True, exist_ok=True)
+        jobs = []
+        for path in files:
+            load_template(path)  # a bad file fails here, not in a worker
+            templated = f"leap:template={path}" + (f",transfer_weights={args.transfer_weights}"
+                                                   if args.transfer_weights else "")
+            for instance in range(HELD_OUT_COUNT):
+                for trial in range(args.trials):
+                    jobs.append({"template": str(path), "name": path.stem, "instance": instance,
+                                 "yaw_rad": float(rng.uniform(-np.pi, np.pi)), "seed": int(rng.integers(2**31)),
+                                 "robot": args.robot, "untemplated": "leap", "templated": templated,
+                                 "cache": str(cache)})
+        with get_context("spawn").Pool(args.workers) as pool:
+            rows = [row for result in pool.imap(run_trial, jobs) for row in result]
     summary = summarise(rows)
     text = markdown(summary, context, args)
     print(text)

@@ -61,10 +61,8 @@ def main() -> None:
     from diffgrasp_ros.robots import leap
     from diffgrasp_ros.robots.registry import get_robot
     from diffgrasp_ros.scene.scene import TargetBox
-    from diffgrasp_ros.scene.tsdf import SceneBuilder
-    from diffgrasp_ros.sim.camera import view_poses
     from diffgrasp_ros.sim.categories import make_instance, write_instance
-    from diffgrasp_ros.sim.pick_scene import stand_object
+    from diffgrasp_ros.sim.pick_scene import perceived_scene, stand_object
     from diffgrasp_ros.sim.world import ClutterWorld
     from diffgrasp_ros.visualisation.hands import hand_mesh, hand_model
 
@@ -76,18 +74,15 @@ def main() -> None:
     instance = make_instance(template.category, "held_out", args.instance)
     with tempfile.TemporaryDirectory() as tmp, ClutterWorld([model := write_instance(instance, tmp)], seed=0) as world:
         body = stand_object(world, model, yaw_rad=np.deg2rad(args.yaw_deg))
-        builder = SceneBuilder(world.workspace)
-        for T in view_poses("side"):
-            builder.integrate(world.camera.render(T).depth, T)
         target = TargetBox(*world.p.getAABB(body), category=template.category)
-        scene = dataclasses.replace(builder.scene(), target=target)
+        scene = dataclasses.replace(perceived_scene(world, "side"), target=target)
         plan = planner.plan(scene)
         if not plan.found:
             raise SystemExit(f"no transferred grasp: {plan.message}")
         best = plan.best
         outcome = SimHandExecutor(world, get_robot("xarm_leap")).execute_grasp(best, remove_held=False)
     observed = scene.points_m[scene.target_points_mask()]
-    part = template.part_names[int(np.bincount(template.contact_parts).argmax())]
+    part = template.part_names[template.main_contact_part]
     figure = plt.figure(figsize=(11, 5.5), dpi=100)
     T_tcp = template.T_object_hand @ leap.T_PALM_TCP
     draw(figure.add_subplot(1, 2, 1, projection="3d"), template.points_object, template.point_parts,

@@ -14,10 +14,8 @@ from diffgrasp_ros.grasping.leap.transfer.pretrained import save_pretrained
 from diffgrasp_ros.grasping.leap.transfer.transfer import (DEFAULT_TRANSFER_WEIGHTS, SHIPPED_TEMPLATES,
                                                            align_about_z, observed_frame, template_path)
 from diffgrasp_ros.scene.scene import Scene, TargetBox
-from diffgrasp_ros.scene.tsdf import SceneBuilder
-from diffgrasp_ros.sim.camera import view_poses
 from diffgrasp_ros.sim.categories import make_instance, write_instance
-from diffgrasp_ros.sim.pick_scene import stand_object
+from diffgrasp_ros.sim.pick_scene import perceived_scene, stand_object
 from diffgrasp_ros.sim.world import ClutterWorld
 from test_templates import box_grasp
 
@@ -82,10 +80,7 @@ def standing_scene(category: str, tmp_path, others: int = 0) -> tuple[Scene, Tar
               for k in range(1 + others)]
     with ClutterWorld(models, seed=0) as world:
         bodies = [stand_object(world, m, xy_m=(0.1 + 0.1 * k, 0.15)) for k, m in enumerate(models)]
-        builder = SceneBuilder(world.workspace)
-        for T in view_poses("side"):
-            builder.integrate(world.camera.render(T).depth, T)
-        return builder.scene(), TargetBox(*world.p.getAABB(bodies[0]))
+        return perceived_scene(world, "side"), TargetBox(*world.p.getAABB(bodies[0]))
 
 
 def test_bad_requests_get_a_clear_answer_and_the_planner_plans_on(tmp_path, tiny_weights, box_template):

@@ -82,12 +82,17 @@ def top_z_m(world: ClutterWorld, body: int) -> float:
     return float(world.p.getAABB(body)[1][2])
 
 
-def perceived_cloud(world: ClutterWorld, views: str = "multi") -> np.ndarray:
-    """The scene's surface as the grasp planners see it: simulated depth views fused into a TSDF."""
+def perceived_scene(world: ClutterWorld, views: str = "multi"):
+    """The scene as the grasp planners see it: simulated depth views (noise-free) fused into a TSDF."""
     from ..scene.tsdf import SceneBuilder
     from .camera import view_poses
 
     builder = SceneBuilder(world.workspace)
     for T in view_poses(views):
         builder.integrate(world.camera.render(T).depth, T)
-    return builder.scene().points_m
+    return builder.scene()
+
+
+def perceived_cloud(world: ClutterWorld, views: str = "multi") -> np.ndarray:
+    """The scene's surface as the grasp planners see it (``perceived_scene``'s points)."""
+    return perceived_scene(world, views).points_m

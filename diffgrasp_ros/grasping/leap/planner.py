@@ -57,8 +57,9 @@ CONTACT_ERROR_SCALE_M = 0.01
 # A transferred grasp is planned as the executor's approach needs it: the palm backed off its contact pose along
 # the approach by a standoff no longer than the guarded approach (which goes on until the hand touches), the
 # digits opened from their contact joints q_c on the line to the closed hand q_x the executor closes towards,
-# pre-grasp q_c + open (q_c - q_x); grasp q_c + SQUEEZE (q_x - q_c). Two (standoff m, open) variants per fit: the
-# first when it is clear of the scene, the wider one (handles, rims) otherwise.
+# pre-grasp q_c + open (q_c - q_x); grasp q_c + SQUEEZE (q_x - q_c). Two (standoff m, open) variants per fit, both
+# candidates: the filters drop those that collide (the wider one clears handles and rims more often), the
+# evaluator ranks the rest.
 TRANSFER_APPROACHES = ((0.02, 0.3), (0.03, 0.4))
 TRANSFER_SQUEEZE = 0.15
 OBJECT_GAP_M = 0.01  # observed points this far apart belong to separate objects (transfer without a target)
@@ -246,13 +247,13 @@ class LeapPlanner(CandidatePlanner):
         contacts = np.full((len(grasps), len(links), 3), np.nan)  # per link, NaN: it does not touch
         for i, g in enumerate(grasps):
             contacts[i, [links.index(link) for link in g.links]] = g.contacts_workspace_m
+        centres = np.stack([g.contacts_workspace_m.mean(axis=0) for g in grasps])
         variants = []
         for standoff_m, opening in TRANSFER_APPROACHES:
             q_pre = np.clip(q_contact + opening * (q_contact - q_closed), leap.LOWER_RAD, leap.UPPER_RAD)
             variants.append(Candidates(T_contact[:, :3, :3], T_contact[:, :3, 3] - standoff_m * T_contact[:, :3, 2],
-                                       np.arange(len(grasps)),
-                                       np.stack([g.contacts_workspace_m.mean(axis=0) for g in grasps]), scores,
-                                       pregrasp_joints=q_pre, grasp_joints=q_grasp, info={"contacts_m": contacts}))
+                                       np.arange(len(grasps)), centres, scores, pregrasp_joints=q_pre,
+                                       grasp_joints=q_grasp, info={"contacts_m": contacts}))
         return Candidates.concatenate(variants)
 
     def _transfer_target(self, scene: Scene) -> np.ndarray:
@@ -329,16 +330,14 @@ class LeapPlanner(CandidatePlanner):
             backed_off = self._backed_off(scene, surface, sampled, aimed, *digits, record)
             if len(backed_off):
                 return backed_off
+        off_approach = (f" or point more than {self.max_angle_deg:.0f} deg off the approach"
+                        if self.approach is not None else "")
         if self.transfer is not None:
-            raise NoGrasp(f"all {len(sampled)} transferred grasps collide or leave the workspace"
-                          + (f" or point more than {self.max_angle_deg:.0f} deg off the approach"
-                             if self.approach is not None else "") + " (removed by "
-                          + ", ".join(f"{name} {n}" for name, n in record.filtered.items() if n) + ")")
+            raise NoGrasp(f"all {len(sampled)} transferred grasps collide or leave the workspace{off_approach} "
+                          "(removed by " + ", ".join(f"{name} {n}" for name, n in record.filtered.items() if n) + ")")
         raise NoGrasp(f"all {len(sampled)} sampled grasps ({sampled.site_count} seeds x {self.rounds}) collide, "
-                      "leave the workspace" + (f" or point more than {self.max_angle_deg:.0f} deg off the approach"
-                                               if self.approach is not None else "")
-                      + (f", also backed off up to {self.max_retreat_m:.3f} m from the table"
-                         if self.max_retreat_m > 0 else ""))
+                      f"leave the workspace{off_approach}" + (f", also backed off up to {self.max_retreat_m:.3f} m "
+                                                               "from the table" if self.max_retreat_m > 0 else ""))
 
     def _backed_off(self, scene: Scene, surface: ObservedSurface, sampled: Candidates, aimed: np.ndarray,
                     pre_palm: np.ndarray, grasp_palm: np.ndarray, record: PlanRecord) -> Candidates:

@@ -144,6 +144,11 @@ class GraspTemplate:
         touched[self.contact_indices] = True
         return touched
 
+    @property
+    def main_contact_part(self) -> int:
+        """Index into ``part_names`` of the part most of the contacts are on (what the template grasps)."""
+        return int(np.bincount(self.contact_parts, minlength=len(self.part_names)).argmax())
+
     def part_share(self, part: str) -> float:
         """The share of the contacts on ``part``."""
         return float(np.mean(self.contact_parts == self.part_names.index(part))) if part in self.part_names else 0.0

@@ -68,7 +68,7 @@ class HandFit:
     T_object_hand: np.ndarray  # (4, 4) leap_palm in the object frame
     joints: np.ndarray  # (16,) rad, within the LEAP limits
     contact_errors_m: np.ndarray  # (F,) each link's spot to its contact
-    penetration_m: float  # deepest object point inside a link box (templates.hand_distances), >= 0
+    penetration_m: float  # deepest object point inside a link box, >= 0
 
 
 def select_contacts(points_object_m: np.ndarray, maps: TransferredMaps, template: GraspTemplate,

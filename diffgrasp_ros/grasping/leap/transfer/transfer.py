@@ -77,8 +77,6 @@ class TemplateTransfer:
             raise ValueError("samples and fit_steps must be at least 1")
         self.samples, self.fit_steps, self.seed = samples, fit_steps, seed
         self.scheduler = DDIMScheduler(self.config.train_steps, device=self.device)
-        parts = template.contact_parts
-        self.template_part = int(np.bincount(parts, minlength=len(template.part_names)).argmax())
 
     @classmethod
     def from_files(cls, template: str | Path, weights: str | Path | None = None, **options) -> "TemplateTransfer":
@@ -102,7 +100,7 @@ class TemplateTransfer:
             grasps.append(TransferredGrasp(
                 T_workspace_observed @ fit.T_object_hand, fit.joints, targets.links,
                 targets.points_object_m + T_workspace_observed[:3, 3], float(fit.contact_errors_m.mean()),
-                fit.penetration_m, float(np.mean(drawn.parts[chosen] == self.template_part)),
+                fit.penetration_m, float(np.mean(drawn.parts[chosen] == self.template.main_contact_part)),
                 float(drawn.consistency.mean())))
         if not grasps:
             raise NoGrasp(f"no transferred grasp from {len(maps)} sampled maps: " + "; ".join(sorted(set(reasons))))

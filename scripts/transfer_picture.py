@@ -5,8 +5,9 @@
 
 Left: the template's object (points by part), its contacts and the LEAP hand as the template holds it. Right: a
 held-out instance of the category standing on the simulated table, the points one side view observes of it, the
-best grasp of `leap:template=TEMPLATE` (the hand in its contact posture) and the contacts selected on the maps;
-the title says whether the simulated hand lifted it and which share of its contacts is on the template's part.
+best grasp of `leap:template=TEMPLATE` (the hand in its grasp posture) and, for a fitted hand, the contacts selected
+on the maps; the title says whether the simulated hand lifted it, and for a hand sampled on the template's part which
+share of its fingertips is on it.
 """
 from __future__ import annotations
 
@@ -89,12 +90,14 @@ def main() -> None:
          hand_mesh(hand, T_tcp, template.joints), template.contact_points,
          f"template: {template.provenance.get('instance', 'a training ' + instance.category)}\n"
          f"{100 * template.part_share(part):.0f} % of its contacts on the {part} (red: contacts)", args.azimuth_deg)
-    contacts = np.array(list(best.info["contacts_m"].values()))
+    # A fitted hand carries the contacts the maps chose; a hand sampled on the part has none.
+    contacts = np.array(list(best.info.get("contacts_m", {}).values())).reshape(-1, 3)
+    which = ("fitted; red: the contacts the maps chose" if len(contacts) else
+             f"sampled on the {part}: {100 * best.info['part_share']:.0f} % of its fingertips on it")
     draw(figure.add_subplot(1, 2, 2, projection="3d"), observed, None, hand_mesh(hand, best.T_frame_grasp,
                                                                                    best.grasp_joints), contacts,
          f"transferred onto held-out {instance.name} (points: one side view)\n"
-         f"{'lifted' if outcome.success else 'not lifted'} in simulation; red: the contacts the maps chose",
-         args.azimuth_deg + args.yaw_deg)
+         f"{'lifted' if outcome.success else 'not lifted'} in simulation; {which}", args.azimuth_deg + args.yaw_deg)
     figure.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.out, bbox_inches="tight")

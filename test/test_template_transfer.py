@@ -99,6 +99,8 @@ def test_bad_requests_get_a_clear_answer_and_the_planner_plans_on(tmp_path, tiny
     # The same planner still answers a good request (found or not, with a plan's message).
     result = planner.plan(dataclasses.replace(scene, target=dataclasses.replace(target, category="box")))
     assert result.message
+    with pytest.raises(ValueError, match="transfer_hands must be one of fit, sampled, both"):
+        make_planner(f"leap:template={box_template},transfer_weights={tiny_weights},transfer_hands=all", "xarm_leap")
 
 
 def test_a_template_for_another_hand_or_another_task_is_refused(tmp_path, tiny_weights, box_template):
@@ -128,17 +130,26 @@ SHIPPED_TEMPLATE = SHIPPED_TEMPLATES / "hammer_handle.npz"
 @pytest.mark.skipif(not (DEFAULT_TRANSFER_WEIGHTS / "weights.pt").exists() or not SHIPPED_TEMPLATE.exists(),
                     reason="no shipped transfer model")
 def test_the_shipped_model_puts_a_held_out_hammers_grasp_on_its_handle(tmp_path):
-    planner = make_planner("leap:template=hammer_handle", "xarm_leap")
     scene, target = standing_scene("hammer", tmp_path)
-    result = planner.plan(dataclasses.replace(scene, target=dataclasses.replace(target, category="hammer")))
-    assert result.found, result.message
-    best = result.best
-    assert best.dexterous and "transferred from a hammer template (handle)" in result.message
-    # The maps put the contacts on the handle, the fit put the links on them, all on the target.
-    assert best.info["on_template_part"] >= 0.5, best.info
+    request = dataclasses.replace(scene, target=dataclasses.replace(target, category="hammer"))
+    # The fitted hands: the maps put the contacts on the handle, the fit put the links on them, all on the target.
+    fitted = make_planner("leap:template=hammer_handle,transfer_hands=fit", "xarm_leap").plan(request)
+    assert fitted.found, fitted.message
+    best = fitted.best
+    assert best.dexterous and "transferred from a hammer template (handle)" in fitted.message
+    assert best.info["part_share"] >= 0.5, best.info
     assert best.info["contact_error_m"] < 0.01, best.info
     contacts = np.array(list(best.info["contacts_m"].values()))
     assert len(contacts) >= 2 and target.contains(contacts, 0.005).all()
+    # With the model's own hands sampled on the handle (the default): the best closes its fingertips on it too.
+    both = make_planner("leap:template=hammer_handle", "xarm_leap").plan(request)
+    assert both.found, both.message
+    assert both.best.info["part_share"] >= 0.5, both.best.info
+    assert target.contains(np.array([both.best.info["seed_m"]]), 0.005).all()
+    # A region beside the hammer: no transferred hand is in it, and the answer says which filter removed them.
+    beside = ":".join(f"{v:.3f}" for v in (*target.lo_m[:2] - 0.1, target.hi_m[2], 0.03))
+    outside = make_planner(f"leap:template=hammer_handle,region={beside}", "xarm_leap").plan(request)
+    assert not outside.found and "in_region" in outside.message, outside.message
 
 
 def test_the_grasp_server_reads_the_targets_category_from_its_object_type(tmp_path, tiny_weights, box_template):

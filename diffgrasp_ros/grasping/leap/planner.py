@@ -23,10 +23,14 @@ approach a returned grasp may be), ``eta``, ``rounds``, ``denoising_steps``, ``s
 available, else the CPU; cpu, cuda, cuda:N or mps).
 
 ``template`` = a grasp template file (``diffgrasp template make``) replaces the predict step by contact-map
-transfer (``transfer.transfer``: the template's contacts carried onto the target's observed points, a hand
-pose and joints fitted to them; ``transfer_weights``, ``transfer_samples``); filters and ranking are the same,
-the key being γ · log P(held) - contact error / ``CONTACT_ERROR_SCALE_M``. The target is the request's, or
-the scene's one object: a scene of several separate objects without a target is refused.
+transfer (``transfer.transfer``: the template's contacts carried onto the target's observed points;
+``transfer_weights``, ``transfer_samples``). ``transfer_hands`` says which hands come of the maps: ``fit``, a
+hand pose and joints fitted to the selected contacts (the template's posture); ``sampled``, this model's own
+poses seeded on the points the maps put on the template's part; ``both`` (the default), all of them. Filters are
+the same; the key is γ · log P(held) + log(part share) - contact error / ``CONTACT_ERROR_SCALE_M`` (part share:
+the closing fingertips' share on points the maps put on the template's part; a sampled hand has no contact
+error). The target is the request's, or the scene's one object: a scene of several separate objects without a
+target is refused.
 """
 from __future__ import annotations
 
@@ -66,6 +70,14 @@ OBJECT_GAP_M = 0.01  # observed points this far apart belong to separate objects
 # Ranking given grasps: the closing posture's fingertips (targets past contact) reach this near observed
 # surface (the shipped model's own grasps on a box: 2.5 cm at most; one 10 cm off an object: 15 cm).
 MAX_TIP_GAP_M = 0.04
+TRANSFER_HANDS = ("fit", "sampled", "both")
+# A point is on the template's part when at least half of the maps' draws put it there. Sampled transferred
+# hands are seeded on such points, thinned to at most TRANSFER_SEEDS; a closing fingertip counts on the part when
+# the observed point nearest it, no farther than PART_TIP_REACH_M, is such a point.
+PART_VOTE = 0.5
+TRANSFER_SEEDS = 16
+PART_TIP_REACH_M = 0.02
+MIN_PART_SHARE = 0.05  # the part share's floor in the key: a hand off the part is ranked down, not out
 NAMED_DIRECTIONS = {"top": (0.0, 0.0, -1.0), "+x": (1.0, 0.0, 0.0), "-x": (-1.0, 0.0, 0.0),
                     "+y": (0.0, 1.0, 0.0), "-y": (0.0, -1.0, 0.0)}
 
@@ -127,8 +139,8 @@ class LeapPlanner(CandidatePlanner):
                  min_graspness: float | None = None, max_grasps: int | None = None,
                  retreat: float | None = None, evaluator: str | Path | None = None,
                  evaluator_weight: float | None = None, template: str | Path | None = None,
-                 transfer_weights: str | Path | None = None, transfer_samples: int = 8, seed: int = 0,
-                 device: str = "auto"):
+                 transfer_weights: str | Path | None = None, transfer_samples: int = 8, transfer_hands: str = "both",
+                 seed: int = 0, device: str = "auto"):
         if getattr(robot, "hand", None) != "leap":
             raise ValueError(f"the leap planner plans for LEAP-hand embodiments (xarm_leap, ur5_leap), not "
                              f"{robot.name!r} (hand {robot.hand!r}); use igd or baseline for a parallel gripper")
@@ -168,6 +180,10 @@ class LeapPlanner(CandidatePlanner):
 
             self.transfer = TemplateTransfer.from_files(template, transfer_weights, device=device,
                                                         samples=int(transfer_samples), seed=seed)
+        if transfer_hands not in TRANSFER_HANDS:
+            raise ValueError(f"transfer_hands must be one of {', '.join(TRANSFER_HANDS)}, got {transfer_hands!r}")
+        self.transfer_hands = transfer_hands
+        self.transfer_seeds = TRANSFER_SEEDS if seeds is None else self.seeds
 
     def _set_request(self, approach, closing, region, scale: float) -> None:
         """The asked-for ``approach``, ``closing`` axis and ``region`` (options as given), and the guidance of
@@ -196,21 +212,30 @@ class LeapPlanner(CandidatePlanner):
         the predicted grasp and pre-grasp postures and the pose's log-likelihood under the model."""
         import torch
 
-        from .sampler import log_likelihood, sample_poses, to_pose, to_x
-
         if self.transfer is not None:
             return self._transferred(scene, record)
-        model, cfg, device = self.model, self.model.config, self.device
         points = self._observed_points(scene)
         with torch.inference_mode():
-            planes = model.encode(float_tensor(scene.tsdf_grid, device)[None])
+            planes = self.model.encode(float_tensor(scene.tsdf_grid, self.device)[None])
             record.lap("encoder")
             seeds, features, objectness, graspness = self._seeds(planes, points)
             record.lap("seeds")
-            if len(seeds) == 0:
-                raise NoGrasp(f"no surface point reaches objectness {self.min_objectness} and graspness "
-                              f"{self.min_graspness} (best {objectness.max():.2f} / {graspness.max():.2f} "
-                              f"of {len(points)} points)")
+        if len(seeds) == 0:
+            raise NoGrasp(f"no surface point reaches objectness {self.min_objectness} and graspness "
+                          f"{self.min_graspness} (best {objectness.max():.2f} / {graspness.max():.2f} "
+                          f"of {len(points)} points)")
+        return self._sampled(points, seeds, features, objectness, graspness, record)
+
+    def _sampled(self, points: np.ndarray, seeds: np.ndarray, features, objectness: np.ndarray,
+                 graspness: np.ndarray, record: PlanRecord) -> Candidates:
+        """``rounds`` poses at each of the ``seeds`` (indices of ``points``, whose features, objectness and
+        graspness are given) with their postures and log-likelihood."""
+        import torch
+
+        from .sampler import log_likelihood, sample_poses, to_pose, to_x
+
+        model, cfg, device = self.model, self.model.config, self.device
+        with torch.inference_mode():
             seed_p, condition = float_tensor(points[seeds], device), features[seeds]
             generator = torch.Generator(device=device).manual_seed(self.seed)
             x = sample_poses(model, condition, seed_p, self.scheduler, self.rounds, generator, self.guidance)
@@ -228,21 +253,40 @@ class LeapPlanner(CandidatePlanner):
                           points[seeds][site], scores, pregrasp_joints=q_pre, grasp_joints=q_grasp)
 
     def _transferred(self, scene: Scene, record: PlanRecord) -> Candidates:
-        """The template's grasp transferred onto the target (``transfer.transfer``), as candidates with the
-        executed postures around the fitted contact joints."""
+        """The template's grasp transferred onto the target (``transfer.transfer``): the fitted hands, this
+        model's hands sampled on the template's part, or both (``transfer_hands``), each with its part share."""
         points = self._transfer_target(scene)
         try:
-            grasps = self.transfer.transfer(points, self.workspace.table_height_m,
-                                            None if scene.target is None else scene.target.category)
+            transfer = self.transfer.transfer(points, self.workspace.table_height_m,
+                                              None if scene.target is None else scene.target.category)
         except ValueError as error:  # a target of another category, or too few observed points of it
             raise NoGrasp(str(error)) from None
         record.lap("transfer")
+        hands = []
+        if self.transfer_hands != "sampled" and transfer.grasps:
+            hands.append(self._fitted(transfer))
+        if self.transfer_hands != "fit":
+            hands.append(self._sampled_on_part(scene, transfer, record))
+        hands = [h for h in hands if h is not None]
+        if not hands:
+            part = self.transfer.template.part_names[self.transfer.template.main_contact_part]
+            raise NoGrasp(f"no transferred grasp: {len(transfer.reasons)} sampled maps gave no fit ("
+                          + "; ".join(sorted(set(transfer.reasons))) + ")" * bool(transfer.reasons)
+                          + ("" if self.transfer_hands == "fit" else
+                             f" and none puts a point on the {part}"))
+        candidates = Candidates.concatenate(hands)
+        candidates.scores["part_share"] = self._part_share(candidates, transfer)
+        return candidates
+
+    def _fitted(self, transfer) -> Candidates:
+        """The fitted hands, planned as the executor approaches: backed off their contacts and opened
+        (``TRANSFER_APPROACHES``), closing past them (``TRANSFER_SQUEEZE``)."""
+        grasps = transfer.grasps
         T_contact = np.stack([g.T_workspace_palm for g in grasps]) @ leap.T_PALM_TCP
         q_contact = np.stack([g.joints for g in grasps])
         q_closed = leap.DEXTEROUS_CLOSED_Q
         q_grasp = np.clip(q_contact + TRANSFER_SQUEEZE * (q_closed - q_contact), leap.LOWER_RAD, leap.UPPER_RAD)
-        scores = {name: np.array([getattr(g, name) for g in grasps]) for name in
-                  ("contact_error_m", "on_template_part", "consistency")}
+        scores = {"contact_error_m": np.array([g.contact_error_m for g in grasps])}
         links = tuple(link_boxes())
         contacts = np.full((len(grasps), len(links), 3), np.nan)  # per link, NaN: it does not touch
         for i, g in enumerate(grasps):
@@ -255,6 +299,39 @@ class LeapPlanner(CandidatePlanner):
                                        np.arange(len(grasps)), centres, scores, pregrasp_joints=q_pre,
                                        grasp_joints=q_grasp, info={"contacts_m": contacts}))
         return Candidates.concatenate(variants)
+
+    def _sampled_on_part(self, scene: Scene, transfer, record: PlanRecord) -> Candidates | None:
+        """This model's poses (``_sampled``) seeded as its own are (``_seeds``: the most graspable points, spread
+        out), among the points the maps put on the template's part, ``seeds`` of them when given, else
+        ``TRANSFER_SEEDS``; None when there are none. Sites are numbered after the fitted hands'."""
+        import torch
+
+        points = transfer.points_workspace_m[transfer.on_part >= PART_VOTE].astype(np.float32)
+        if self.region is not None:
+            points = points[np.linalg.norm(points - self.region[:3], axis=1) <= self.region[3]]
+        if len(points) == 0:
+            return None
+        with torch.inference_mode():
+            planes = self.model.encode(float_tensor(scene.tsdf_grid, self.device)[None])
+            seeds, features, objectness, graspness = self._seeds(planes, points, self.transfer_seeds)
+        if len(seeds) == 0:
+            return None
+        sampled = self._sampled(points, seeds, features, objectness, graspness, record)
+        n = len(sampled)
+        return Candidates(sampled.R, sampled.t, sampled.site + len(transfer.grasps), sampled.site_m,
+                          {"contact_error_m": np.full(n, np.nan)}, pregrasp_joints=sampled.pregrasp_joints,
+                          grasp_joints=sampled.grasp_joints,
+                          info={"contacts_m": np.full((n, len(link_boxes()), 3), np.nan)})
+
+    def _part_share(self, candidates: Candidates, transfer) -> np.ndarray:
+        """Per candidate, the share of its closing fingertips (``grasp_joints``) on the template's part: the
+        observed point nearest the tip within ``PART_TIP_REACH_M`` is on the part (``PART_VOTE``)."""
+        from scipy.spatial import cKDTree
+
+        tips = self._world_digit_points(candidates.R, candidates.t, leap.tip_positions(candidates.grasp_joints))
+        distance, nearest = cKDTree(transfer.points_workspace_m).query(tips.reshape(-1, 3))
+        on_part = (distance <= PART_TIP_REACH_M) & (transfer.on_part[nearest] >= PART_VOTE)
+        return on_part.reshape(tips.shape[:2]).mean(axis=1)
 
     def _transfer_target(self, scene: Scene) -> np.ndarray:
         """The observed points of the object to transfer onto: the target's, or the scene's only object."""
@@ -272,8 +349,8 @@ class LeapPlanner(CandidatePlanner):
         return points
 
     def _at_target(self, grasp: Grasp, target) -> bool:
-        """A transferred grasp, planned backed off its contacts, is at the target when its contacts are."""
-        if "contacts_m" in grasp.info:
+        """A fitted transferred grasp, planned backed off its contacts, is at the target when its contacts are."""
+        if grasp.info.get("contacts_m"):
             return bool(target.contains(np.array(list(grasp.info["contacts_m"].values())), TARGET_REACH_M).all())
         return super()._at_target(grasp, target)
 
@@ -290,10 +367,11 @@ class LeapPlanner(CandidatePlanner):
             index = np.sort(np.random.default_rng(self.seed).choice(index, max_points, replace=False))
         return scene.points_m[index].astype(np.float32)
 
-    def _seeds(self, planes, points: np.ndarray) -> tuple[np.ndarray, torch.Tensor, np.ndarray, np.ndarray]:
+    def _seeds(self, planes, points: np.ndarray, count: int | None = None
+               ) -> tuple[np.ndarray, torch.Tensor, np.ndarray, np.ndarray]:
         """The seeds (indices of ``points``): of the points reaching ``min_objectness`` and ``min_graspness``,
-        the ``seed_candidates`` most graspable thinned to ``seeds`` by farthest-point sampling; with every
-        point's features, objectness and graspness."""
+        the ``seed_candidates`` most graspable thinned to ``count`` (default ``seeds``) by farthest-point
+        sampling; with every point's features, objectness and graspness."""
         import torch
 
         from .sampler import farthest_point_sampling
@@ -306,7 +384,7 @@ class LeapPlanner(CandidatePlanner):
         if len(usable) == 0:
             return usable, features, objectness, graspness
         top = usable[np.argsort(-graspness[usable], kind="stable")[:model.config.seed_candidates]]
-        seeds = top[farthest_point_sampling(points[top].astype(np.float64), self.seeds)]
+        seeds = top[farthest_point_sampling(points[top].astype(np.float64), count or self.seeds)]
         return seeds, features, objectness, graspness
 
     # -- filter -------------------------------------------------------------------------------------
@@ -318,6 +396,8 @@ class LeapPlanner(CandidatePlanner):
             angle = np.degrees(np.arccos(np.clip(sampled.R[:, :, 2] @ self.approach, -1.0, 1.0)))
             sampled = dataclasses.replace(sampled, info={**sampled.info, "approach_angle_deg": angle})
             record.narrow("approach_cone", aimed, angle <= self.max_angle_deg)
+        if self.transfer is not None and self.region is not None:  # the seed, or the fitted contacts' centre
+            record.narrow("in_region", aimed, np.linalg.norm(sampled.site_m - self.region[:3], axis=1) <= self.region[3])
         surface = ObservedSurface.of(scene)
         digits = leap.digit_points(sampled.pregrasp_joints), leap.digit_points(sampled.grasp_joints)
         ok = aimed.copy()
@@ -333,8 +413,9 @@ class LeapPlanner(CandidatePlanner):
         off_approach = (f" or point more than {self.max_angle_deg:.0f} deg off the approach"
                         if self.approach is not None else "")
         if self.transfer is not None:
-            raise NoGrasp(f"all {len(sampled)} transferred grasps collide or leave the workspace{off_approach} "
-                          "(removed by " + ", ".join(f"{name} {n}" for name, n in record.filtered.items() if n) + ")")
+            raise NoGrasp(f"all {len(sampled)} transferred grasps collide, leave the workspace{off_approach}"
+                          + (" or leave the region" if self.region is not None else "")
+                          + " (removed by " + ", ".join(f"{name} {n}" for name, n in record.filtered.items() if n) + ")")
         raise NoGrasp(f"all {len(sampled)} sampled grasps ({sampled.site_count} seeds x {self.rounds}) collide, "
                       f"leave the workspace{off_approach}" + (f", also backed off up to {self.max_retreat_m:.3f} m "
                                                                "from the table" if self.max_retreat_m > 0 else ""))
@@ -422,10 +503,11 @@ class LeapPlanner(CandidatePlanner):
         """Key: log-likelihood + η · graspness + γ · log P(held) (the evaluator's; γ = 0 without it). Score:
         exp((key - η) / (1 + γ)), a geometric mean over the terms in [0, 1] (ll, log P <= 0 and graspness
         <= 1). A given grasp has no likelihood or graspness: its key is log P(held), its score P(held)."""
-        if "contact_error_m" in scores:  # transferred: how well the pads meet the contacts, and P(held)
+        if "part_share" in scores:  # transferred: P(held), on the template's part, how well pads meet contacts
             gamma = self.evaluator_weight if "log_p_held" in scores else 0.0
-            key = gamma * scores.get("log_p_held", 0.0) - scores["contact_error_m"] / CONTACT_ERROR_SCALE_M
-            return key, np.clip(np.exp(key / (1.0 + gamma)), 0.0, 1.0)
+            key = (gamma * scores.get("log_p_held", 0.0) + np.log(np.maximum(scores["part_share"], MIN_PART_SHARE))
+                   - np.nan_to_num(scores["contact_error_m"]) / CONTACT_ERROR_SCALE_M)
+            return key, np.clip(np.exp(key / (2.0 + gamma)), 0.0, 1.0)
         if "log_likelihood" not in scores:
             return scores["log_p_held"], np.exp(scores["log_p_held"])
         key = scores["log_likelihood"] + self.eta * scores["graspness"]
@@ -449,9 +531,9 @@ class LeapPlanner(CandidatePlanner):
     @staticmethod
     def _grasp_info(ranked: Candidates, i: int) -> dict:
         scores = ranked.scores
-        names = ("contact_error_m", "on_template_part", "consistency") \
-            if "contact_error_m" in scores else ("graspness", "objectness", "log_likelihood")
-        info = {name: float(scores[name][i]) for name in names}
+        names = ("contact_error_m", "part_share") if "part_share" in scores \
+            else ("graspness", "objectness", "log_likelihood")
+        info = {name: float(scores[name][i]) for name in names if np.isfinite(scores[name][i])}
         info["seed_m"] = ranked.site_m[i].tolist()
         if "log_p_held" in scores:
             info["p_held"] = float(np.exp(scores["log_p_held"][i]))
@@ -470,9 +552,12 @@ class LeapPlanner(CandidatePlanner):
         asked = [a for a in asked if a]
         if self.transfer is not None:
             template = self.transfer.template
+            fitted = int(np.isfinite(sampled.scores["contact_error_m"]).sum())
             return (f"{len(grasps)} LEAP grasps transferred from a {template.category} template ({template.task}) "
-                    f"from {self.transfer.samples} sampled contact maps ({len(sampled)} fitted, {len(feasible)} "
-                    "feasible" + (", ranked by the grasp evaluator" if self.evaluator is not None else "") + ")")
+                    f"from {self.transfer.samples} sampled contact maps ({fitted} fitted and "
+                    f"{len(sampled) - fitted} sampled on the {template.part_names[template.main_contact_part]} hands, "
+                    f"{len(feasible)} feasible" + (", ranked by the grasp evaluator" if self.evaluator is not None
+                                                   else "") + ")")
         return (f"{len(grasps)} LEAP grasps from {sampled.site_count} seeds x {self.rounds} poses ({len(feasible)} "
                 f"feasible, {self.denoising_steps} denoising steps" + (f", guided by {', '.join(asked)} at scale "
                                                                        f"{self.guidance.scale}" if asked else "")

@@ -10,7 +10,8 @@
 4. ``fit``: from the template's grasp turned about z and moved so that its links' contacts land on the selected
    ones (``align_about_z``, least squares; objects stand upright, so only the turn about z and the shift are
    free), ``optimise.fit_hands`` (the palm pose and 16 joints through the LEAP kinematics, all draws at once).
-The grasps come back in the workspace frame, each with how well it realises the maps.
+The grasps come back in the workspace frame, each with how well it realises the maps, together with the maps'
+verdict on every observed point: how many draws put it on the template's main contact part.
 """
 from __future__ import annotations
 
@@ -54,8 +55,16 @@ class TransferredGrasp:
     contacts_workspace_m: np.ndarray  # (F, 3) where each touches
     contact_error_m: float  # mean link-to-contact distance after the fit
     penetration_m: float  # deepest observed point inside a link box
-    on_template_part: float  # share of the selected contacts the maps put on the template's main contact part
-    consistency: float  # the mapping's mean cycle consistency on the object (how template-like it looks)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """What one transfer found on a target: the fitted grasps and the maps' verdict on the target's points."""
+
+    grasps: list[TransferredGrasp]  # best contact error first; empty when no draw gave a fit (``reasons``)
+    points_workspace_m: np.ndarray  # (N, 3) the target's points the maps were sampled on
+    on_part: np.ndarray  # (N,) share of the draws that put a point on the template's main part
+    reasons: list[str]  # why draws gave no grasp
 
 
 class TemplateTransfer:
@@ -83,28 +92,25 @@ class TemplateTransfer:
         """``template``: a template file, or the name of a shipped one (``mug_handle``)."""
         return cls(load_template(template_path(template)), weights, **options)
 
-    def transfer(self, points_workspace_m: np.ndarray, table_height_m: float,
-                 category: str | None = None) -> list[TransferredGrasp]:
-        """Grasps realising the template's contacts on the target's observed points (workspace frame), best
-        contact error first. ``category``: the target's, when known (a mismatch is refused)."""
+    def transfer(self, points_workspace_m: np.ndarray, table_height_m: float, category: str | None = None) -> Transfer:
+        """Grasps realising the template's contacts on the target's observed points (workspace frame), and the
+        maps' verdict on those points. ``category``: the target's, when known (a mismatch is refused)."""
         T_workspace_observed, picked = self.observe(points_workspace_m, table_height_m, category)
         maps = self.predict(picked)
         selected, reasons = self.select(picked, maps)
         grasps = []
-        fits = self.fit([t for t, _ in selected], picked) if selected else []
-        for (targets, drawn), fit in zip(selected, fits):
+        fits = self.fit(selected, picked) if selected else []
+        for targets, fit in zip(selected, fits):
             if isinstance(fit, ValueError):  # the fit ended outside the joint limits
                 reasons.append(str(fit))
                 continue
-            chosen = [int(np.argmin(np.linalg.norm(picked - p, axis=1))) for p in targets.points_object_m]
             grasps.append(TransferredGrasp(
                 T_workspace_observed @ fit.T_object_hand, fit.joints, targets.links,
                 targets.points_object_m + T_workspace_observed[:3, 3], float(fit.contact_errors_m.mean()),
-                fit.penetration_m, float(np.mean(drawn.parts[chosen] == self.template.main_contact_part)),
-                float(drawn.consistency.mean())))
-        if not grasps:
-            raise NoGrasp(f"no transferred grasp from {len(maps)} sampled maps: " + "; ".join(sorted(set(reasons))))
-        return sorted(grasps, key=lambda g: g.contact_error_m)
+                fit.penetration_m))
+        on_part = np.mean([m.parts == self.template.main_contact_part for m in maps], axis=0)
+        return Transfer(sorted(grasps, key=lambda g: g.contact_error_m), picked + T_workspace_observed[:3, 3],
+                        on_part, reasons)
 
     def observe(self, points_workspace_m: np.ndarray, table_height_m: float,
                 category: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -116,7 +122,7 @@ class TemplateTransfer:
         count = self.config.object_points
         return T_workspace_observed, observed[rng.choice(len(observed), count, replace=len(observed) < count)]
 
-    def select(self, observed_m: np.ndarray, maps: list[TransferredMaps]) -> tuple[list, list[str]]:
+    def select(self, observed_m: np.ndarray, maps: list[TransferredMaps]) -> tuple[list[ContactTargets], list[str]]:
         """Per draw of the maps its contacts (``select_contacts``), when they touch with two fingers or more; and
         why the other draws place none. Maps whose mapping finds nothing of the template on the object are refused."""
         consistency = float(np.mean([m.consistency.mean() for m in maps]))
@@ -129,7 +135,7 @@ class TemplateTransfer:
                 targets = select_contacts(observed_m, drawn, self.template)
                 if len(targets.fingers) < MIN_FINGERS:
                     raise ValueError(f"the maps put only the {', '.join(sorted(targets.fingers))} on the object")
-                selected.append((targets, drawn))
+                selected.append(targets)
             except ValueError as error:
                 reasons.append(str(error))
         return selected, reasons

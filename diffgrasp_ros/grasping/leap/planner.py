@@ -397,7 +397,8 @@ class LeapPlanner(CandidatePlanner):
             sampled = dataclasses.replace(sampled, info={**sampled.info, "approach_angle_deg": angle})
             record.narrow("approach_cone", aimed, angle <= self.max_angle_deg)
         if self.transfer is not None and self.region is not None:  # the seed, or the fitted contacts' centre
-            record.narrow("in_region", aimed, np.linalg.norm(sampled.site_m - self.region[:3], axis=1) <= self.region[3])
+            record.narrow("in_region", aimed,
+                          np.linalg.norm(sampled.site_m[aimed] - self.region[:3], axis=1) <= self.region[3])
         surface = ObservedSurface.of(scene)
         digits = leap.digit_points(sampled.pregrasp_joints), leap.digit_points(sampled.grasp_joints)
         ok = aimed.copy()

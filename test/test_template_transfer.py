@@ -153,6 +153,11 @@ def test_the_shipped_model_puts_a_held_out_hammers_grasp_on_its_handle(tmp_path)
                            "xarm_leap").plan(request)
     assert not outside.found and "approach_cone" in outside.message and "in_region" in outside.message, \
         outside.message
+    # Sampled hands only: none has a seed there, and the answer says so.
+    sampled = make_planner(f"leap:template=hammer_handle,transfer_hands=sampled,region={beside}",
+                           "xarm_leap").plan(request)
+    assert not sampled.found and "no point the maps put on the handle in the region" in sampled.message, \
+        sampled.message
 
 
 def test_the_grasp_server_reads_the_targets_category_from_its_object_type(tmp_path, tiny_weights, box_template):

@@ -269,14 +269,22 @@ class LeapPlanner(CandidatePlanner):
             hands.append(self._sampled_on_part(scene, transfer, record))
         hands = [h for h in hands if h is not None]
         if not hands:
-            part = self.transfer.template.part_names[self.transfer.template.main_contact_part]
-            raise NoGrasp(f"no transferred grasp: {len(transfer.reasons)} sampled maps gave no fit ("
-                          + "; ".join(sorted(set(transfer.reasons))) + ")" * bool(transfer.reasons)
-                          + ("" if self.transfer_hands == "fit" else
-                             f" and none puts a point on the {part}"))
+            raise NoGrasp("no transferred grasp: " + " and ".join(self._no_hands(transfer)))
         candidates = Candidates.concatenate(hands)
         candidates.scores["part_share"] = self._part_share(candidates, transfer)
         return candidates
+
+    def _no_hands(self, transfer) -> list[str]:
+        """Why each kind of hand asked for (``transfer_hands``) gave none."""
+        template, why = self.transfer.template, []
+        if self.transfer_hands != "sampled":
+            why.append(f"none of the {self.transfer.samples} draws of the maps gave a fit ("
+                       + "; ".join(sorted(set(transfer.reasons))) + ")")
+        if self.transfer_hands != "fit":
+            why.append(f"no point the maps put on the {template.part_names[template.main_contact_part]}"
+                       + (" in the region" if self.region is not None else "") + f" reaches objectness "
+                       f"{self.min_objectness} and graspness {self.min_graspness}")
+        return why
 
     def _fitted(self, transfer) -> Candidates:
         """The fitted hands, planned as the executor approaches: backed off their contacts and opened

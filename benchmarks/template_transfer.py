@@ -40,21 +40,17 @@ BOOTSTRAP_DRAWS = 10_000
 _planners: dict = {}
 
 
-def planner(spec: str, robot: str):
-    """A planner per spec, kept for the next trial unless a region (one per trial) is in the spec."""
+def planner(spec: str, robot: str, request: dict):
+    """The planner of ``spec`` with the trial's ``request`` (approach, region) as options; kept for the next trial
+    unless the request has a region (one per trial)."""
     from diffgrasp_ros import make_planner
 
-    if "region=" in spec:
-        return make_planner(spec, robot)
-    if spec not in _planners:
-        _planners[spec] = make_planner(spec, robot)
-    return _planners[spec]
-
-
-def with_request(spec: str, approach: str | None, region: np.ndarray | None) -> str:
-    request = ([f"approach={approach}"] if approach else []) + \
-              ([f"region={':'.join(f'{v:.4f}' for v in region)}"] if region is not None else [])
-    return ",".join([spec, *request]) if ":" in spec else spec + ":" + ",".join(request) if request else spec
+    if "region" in request:
+        return make_planner(spec, robot, **request)
+    key = (spec, request.get("approach"))
+    if key not in _planners:
+        _planners[key] = make_planner(spec, robot, **request)
+    return _planners[key]
 
 
 def run_trial(job: dict) -> list[dict]:
@@ -96,13 +92,14 @@ def run_trial(job: dict) -> list[dict]:
         region = None if job["region_top_m"] is None else np.array([*(lo[:2] + hi[:2]) / 2, hi[2], job["region_top_m"]])
         views = [(apply_depth_noise(world.camera.render(T).depth, "dex", np.random.default_rng(job["seed"])), T)
                  for T in view_poses("side")]
+        request = {**({"approach": job["approach"]} if job["approach"] else {}),
+                   **({"region": ":".join(f"{v:.4f}" for v in region)} if region is not None else {})}
         for spec in (job["untemplated"], job["templated"]):
-            request = with_request(spec, job["approach"], region)
             start = time.perf_counter()
             builder = SceneBuilder(world.workspace)
             for depth, T in views:
                 builder.integrate(depth, T)
-            plan = planner(request, job["robot"]).plan(dataclasses.replace(builder.scene(), target=target))
+            plan = planner(spec, job["robot"], request).plan(dataclasses.replace(builder.scene(), target=target))
             row = {"method": "template" if spec == job["templated"] else "leap", "template": job["name"],
                    "category": template.category, "part": template.part_names[part], "instance": instance.name,
                    "yaw_rad": job["yaw_rad"], "found": plan.found, "message": plan.message,

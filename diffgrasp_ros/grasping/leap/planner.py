@@ -201,6 +201,10 @@ class LeapPlanner(CandidatePlanner):
                                  None if self.region is None else self.region[:3],
                                  0.0 if self.region is None else float(self.region[3]), scale)
 
+    def _in_region(self, points: np.ndarray) -> np.ndarray:
+        """(n, 3) workspace points -> (n,) whether each is in the asked-for ``region`` sphere."""
+        return np.linalg.norm(points - self.region[:3], axis=1) <= self.region[3]
+
     @classmethod
     def from_pretrained(cls, path: str | Path, robot: str | Embodiment = "xarm_leap",
                         workspace: Workspace = STANDARD_WORKSPACE, **options) -> "LeapPlanner":
@@ -316,7 +320,7 @@ class LeapPlanner(CandidatePlanner):
 
         points = transfer.points_workspace_m[transfer.on_part >= PART_VOTE].astype(np.float32)
         if self.region is not None:
-            points = points[np.linalg.norm(points - self.region[:3], axis=1) <= self.region[3]]
+            points = points[self._in_region(points)]
         if len(points) == 0:
             return None
         with torch.inference_mode():
@@ -368,7 +372,7 @@ class LeapPlanner(CandidatePlanner):
         ws, max_points = self.workspace, self.model.config.max_points
         index = np.flatnonzero(scene.target_points_mask() & ws.inside(scene.points_m))
         if self.region is not None:
-            index = index[np.linalg.norm(scene.points_m[index] - self.region[:3], axis=1) <= self.region[3]]
+            index = index[self._in_region(scene.points_m[index])]
             if len(index) == 0:
                 raise NoGrasp(f"no observed object point within {self.region[3]:.3f} m of {self.region[:3].tolist()}")
         if len(index) > max_points:
@@ -405,8 +409,7 @@ class LeapPlanner(CandidatePlanner):
             sampled = dataclasses.replace(sampled, info={**sampled.info, "approach_angle_deg": angle})
             record.narrow("approach_cone", aimed, angle <= self.max_angle_deg)
         if self.transfer is not None and self.region is not None:  # the seed, or the fitted contacts' centre
-            record.narrow("in_region", aimed,
-                          np.linalg.norm(sampled.site_m[aimed] - self.region[:3], axis=1) <= self.region[3])
+            record.narrow("in_region", aimed, self._in_region(sampled.site_m[aimed]))
         surface = ObservedSurface.of(scene)
         digits = leap.digit_points(sampled.pregrasp_joints), leap.digit_points(sampled.grasp_joints)
         ok = aimed.copy()
@@ -438,7 +441,7 @@ class LeapPlanner(CandidatePlanner):
         ok = aimed.copy()
         record.narrow("table_retreat", ok, retreat_m[ok] > 0)
         if self.region is not None:  # backing off must not take the grasp out of the asked-for region
-            record.narrow("in_region", ok, np.linalg.norm(t[ok] - self.region[:3], axis=1) <= self.region[3])
+            record.narrow("in_region", ok, self._in_region(t[ok]))
         self._narrow_to_clear_hands(scene, surface, sampled.R, t, pre_palm, grasp_palm, ok, record)
         moved = dataclasses.replace(sampled, t=t, info={**sampled.info, "table_retreat_m": retreat_m})
         return moved.take(ok)

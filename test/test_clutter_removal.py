@@ -6,7 +6,7 @@ from scipy.spatial.transform import Rotation
 from conftest import top_down_grasp, write_box_urdf
 from diffgrasp_ros.cli.main import main
 from diffgrasp_ros.evaluation import BenchmarkSettings, MethodSummary, RoundResult, clear_table, run_benchmark
-from diffgrasp_ros.evaluation.clutter_removal import END_CLEAR, END_FAILURES, END_NO_GRASP
+from diffgrasp_ros.evaluation.clutter_removal import END_CLEAR, END_FAILURES, END_NO_GRASP, attempt_outcome
 from diffgrasp_ros.grasping import Grasp, GraspPlanner, PlanResult, make_planner
 from diffgrasp_ros.robots import get_robot
 from diffgrasp_ros.sim.object_set import default_objects
@@ -63,6 +63,23 @@ def test_a_round_ends_as_the_protocol_says(three_boxes, script, attempts, succes
     executed = [action for action in script if action != "none"]
     assert result.attempt_scores == [SCRIPTED_SCORES[a] for a in executed]
     assert result.attempt_successes == [a == "pick" for a in executed]
+    assert [o == "held" for o in result.attempt_outcomes] == result.attempt_successes
+
+
+def test_attempt_outcomes_count_together_without_their_figures():
+    from types import SimpleNamespace as Report
+
+    def failed(reason):
+        return Report(outcome=Report(reason=reason))
+
+    assert attempt_outcome(failed("object rose 0.034 m, less than half the 0.1 m lift")) == \
+        attempt_outcome(failed("object rose 0.002 m, less than half the 0.1 m lift")) == \
+        "object rose, less than half the lift"
+    assert attempt_outcome(failed("held by index, middle only, not thumb against a finger")) == \
+        "held without the thumb against a finger"
+    assert attempt_outcome(failed("nothing held after lift")) == "nothing held after lift"
+    assert attempt_outcome(Report(outcome=None, reachable=0)) == "no grasp reachable"
+    assert attempt_outcome(Report(outcome=None, reachable=3)) == "no pick planned"
 
 
 def test_a_threshold_sweep_stops_each_round_at_its_first_attempt_below_it():
@@ -217,8 +234,11 @@ def test_bench_command_writes_json_and_markdown(box_folder, tmp_path, capsys):
     calls = [t for r in result["rounds"]["baseline"] for t in r["stage_s"]]
     assert len(calls) == sum(len(r["planning_s"]) for r in result["rounds"]["baseline"])
     assert summary["stage_p50_s"]["fusion"] == pytest.approx(float(np.median([t["fusion"] for t in calls])))
+    assert sum(summary["outcomes"].values()) == summary["attempts"]
+    assert summary["outcomes"].get("held", 0) == summary["successes"]
     markdown = (tmp_path / "r.md").read_text()
     assert "| baseline |" in markdown and report["command"] in markdown
+    assert "Attempts by outcome" in markdown
     assert "| fusion |" in markdown.split("Median time per planner stage")[1]
     out = capsys.readouterr().out
     assert "round 1/2" in out and "round 2/2" in out

@@ -27,7 +27,9 @@ result counts the rounds re-run and marked.
 """
 from __future__ import annotations
 
+import re
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -119,6 +121,7 @@ class RoundResult:
     # gives every threshold's rates (``threshold_sweep``).
     attempt_scores: tuple[float, ...] = ()
     attempt_successes: tuple[bool, ...] = ()
+    attempt_outcomes: tuple[str, ...] = ()  # per attempt, ``attempt_outcome``: "held" or why it failed
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,7 @@ class MethodSummary:
     arm_planning_p50_s: float | None = None
     reachable_fraction: float | None = None
     rounds_failed: int = 0  # marked END_WORKER_FAILED, in none of the figures above
+    outcomes: dict[str, int] = field(default_factory=dict)  # attempts by ``attempt_outcome``, most first
 
     @classmethod
     def from_rounds(cls, method: str, rounds: Sequence[RoundResult]) -> "MethodSummary":
@@ -169,7 +173,8 @@ class MethodSummary:
                    p50, p95, float(np.mean([r.duration_s for r in rounds])) if rounds else 0.0,
                    {stage: float(np.median(values)) for stage, values in stages.items()},
                    median(ik), median(motion), median(ik + motion),
-                   sum(n for r in rounds for n in r.grasps_reachable) / ranked if ranked else None, failed)
+                   sum(n for r in rounds for n in r.grasps_reachable) / ranked if ranked else None, failed,
+                   dict(Counter(o for r in rounds for o in r.attempt_outcomes).most_common()))
 
 
 @dataclass
@@ -230,6 +235,18 @@ class Clearing:
     grasps_reachable: list[int] = field(default_factory=list)
     attempt_scores: list[float] = field(default_factory=list)
     attempt_successes: list[bool] = field(default_factory=list)
+    attempt_outcomes: list[str] = field(default_factory=list)
+
+
+def attempt_outcome(report) -> str:
+    """An executor's report as a kind of outcome: "held", the executor's reason with its measured figures left
+    out (so reasons count together), or for the arm "no pick planned" (grasps reached, no pick planned for the
+    best of them) or "no grasp reachable"."""
+    if report.outcome is not None:
+        reason = report.outcome.reason
+        return ("held without the thumb against a finger" if reason.endswith("not thumb against a finger")
+                else re.sub(r" \d+(\.\d+)? m\b", "", reason))
+    return "no grasp reachable" if getattr(report, "reachable", 1) == 0 else "no pick planned"
 
 
 def draw_materials(world: ClutterWorld, mix: str, rng: np.random.Generator) -> dict[int, str]:
@@ -285,6 +302,7 @@ def clear_table(world: ClutterWorld, planner: GraspPlanner, settings: BenchmarkS
         clearing.successes += report.success
         clearing.attempt_scores.append(float(plan.best.score))
         clearing.attempt_successes.append(bool(report.success))
+        clearing.attempt_outcomes.append(attempt_outcome(report))
         failures = 0 if report.success else failures + 1
         if settings.executor == "arm":
             clearing.ik_s.append(report.reachability_time_s)
@@ -308,7 +326,8 @@ def run_round(objects: Sequence[ObjectModel], planner: GraspPlanner, settings: B
                        tuple(clearing.planning_s), time.perf_counter() - start, tuple(clearing.stage_s),
                        clearing.end_message, tuple(clearing.ik_s), tuple(clearing.motion_planning_s),
                        tuple(clearing.grasps_ranked), tuple(clearing.grasps_reachable),
-                       tuple(clearing.attempt_scores), tuple(clearing.attempt_successes))
+                       tuple(clearing.attempt_scores), tuple(clearing.attempt_successes),
+                       tuple(clearing.attempt_outcomes))
 
 
 def run_benchmark(planners: Mapping[str, GraspPlanner], objects: Sequence[ObjectModel],

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from .clutter_removal import BenchmarkResult, MethodSummary
 from .provenance import provenance_markdown, run_context
 
-__all__ = ["arm_table", "run_context", "stage_table", "summary_table", "to_json", "to_markdown"]
+__all__ = ["arm_table", "outcome_table", "run_context", "stage_table", "summary_table", "to_json", "to_markdown"]
 
 
 def _pct(x: float | None) -> str:
@@ -38,6 +38,17 @@ def arm_table(summaries: Sequence[MethodSummary]) -> str:
     return "\n".join(lines)
 
 
+def outcome_table(summaries: Sequence[MethodSummary]) -> str:
+    """Attempts by outcome (``clutter_removal.attempt_outcome``): count and share of the method's attempts."""
+    kinds = list(dict.fromkeys(["held", *(kind for s in summaries for kind in s.outcomes)]))
+    lines = ["| method | " + " | ".join(kinds) + " |", "| --- |" + " --- |" * len(kinds)]
+    for s in summaries:
+        lines.append(f"| {s.method} | " + " | ".join(
+            f"{s.outcomes.get(kind, 0)} ({_pct(s.outcomes.get(kind, 0) / s.attempts if s.attempts else None)})"
+            for kind in kinds) + " |")
+    return "\n".join(lines)
+
+
 def stage_table(summaries: Sequence[MethodSummary]) -> str:
     """Median planner timings per stage (each method reports its own stages), in milliseconds."""
     stages = list(dict.fromkeys(stage for s in summaries for stage in s.stage_p50_s))
@@ -66,6 +77,8 @@ def to_markdown(results: Sequence[BenchmarkResult], context: dict) -> str:
             lines += ["Arm execution (per execution: batched grasp + pre-grasp IK of every ranked grasp, then "
                       "pick planning of the reachable ones in rank order until one plans; a ranked list "
                       "with none counts as a failed attempt):", "", arm_table(summaries), ""]
+        if any(s.outcomes for s in summaries):
+            lines += ["Attempts by outcome (the executor's reason a grasp failed):", "", outcome_table(summaries), ""]
         lines += ["Median time per planner stage [ms] (`plan` is the planner's total after fusion):", "",
                   stage_table(summaries)]
     return "\n".join(lines) + "\n"
